@@ -1,0 +1,101 @@
+using System.Buffers.Binary;
+
+namespace TunTcp.Wire;
+
+/// <summary>ICMPv4 message types (RFC 792) that TunTcp names.</summary>
+public enum Icmpv4Type : byte
+{
+    EchoReply = 0,
+    DestinationUnreachable = 3,
+    Redirect = 5,
+    EchoRequest = 8,
+    TimeExceeded = 11,
+    ParameterProblem = 12,
+}
+
+/// <summary>Destination-unreachable codes (RFC 792, RFC 1191).</summary>
+public enum Icmpv4UnreachableCode : byte
+{
+    NetUnreachable = 0,
+    HostUnreachable = 1,
+    ProtocolUnreachable = 2,
+    PortUnreachable = 3,
+    FragmentationNeeded = 4,
+}
+
+/// <summary>A checked, read-only view of an ICMPv4 message (RFC 792).</summary>
+public readonly ref struct Icmpv4Message
+{
+    public const int HeaderLength = 8;
+
+    private readonly ReadOnlySpan<byte> _message;
+
+    private Icmpv4Message(ReadOnlySpan<byte> message) => _message = message;
+
+    public static bool TryParse(ReadOnlySpan<byte> buffer, out Icmpv4Message message, out ParseError error)
+    {
+        message = default;
+        if (buffer.Length < HeaderLength) { error = ParseError.Truncated; return false; }
+        if (buffer.Length > Ipv4Packet.MaxPacketLength) { error = ParseError.Oversized; return false; }
+        message = new Icmpv4Message(buffer);
+        error = ParseError.None;
+        return true;
+    }
+
+    public Icmpv4Type Type => (Icmpv4Type)_message[0];
+    public byte Code => _message[1];
+    public ushort Checksum => BinaryPrimitives.ReadUInt16BigEndian(_message[2..]);
+    /// <summary>Echo identifier (bytes 4-5).</summary>
+    public ushort Identifier => BinaryPrimitives.ReadUInt16BigEndian(_message[4..]);
+    /// <summary>Echo sequence number (bytes 6-7).</summary>
+    public ushort SequenceNumber => BinaryPrimitives.ReadUInt16BigEndian(_message[6..]);
+    /// <summary>Bytes 4-7, whose meaning depends on the type (e.g. next-hop MTU for code 4).</summary>
+    public uint RestOfHeader => BinaryPrimitives.ReadUInt32BigEndian(_message[4..]);
+    /// <summary>Echo data, or the invoking packet's header and first bytes for error messages.</summary>
+    public ReadOnlySpan<byte> Data => _message[HeaderLength..];
+    public ReadOnlySpan<byte> Bytes => _message;
+    public bool IsChecksumValid => Wire.Checksum.Compute(_message) == 0;
+}
+
+/// <summary>Writers for the ICMPv4 messages TunTcp sends.</summary>
+public static class Icmpv4Writer
+{
+    /// <summary>
+    /// RFC 1812 4.3.2.3: an ICMP error carries as much of the invoking packet as fits without the
+    /// whole datagram exceeding 576 bytes (20 IP + 8 ICMP + 548).
+    /// </summary>
+    public const int MaxInvokingBytes = 576 - Ipv4Header.Length - Icmpv4Message.HeaderLength;
+
+    /// <summary>Writes an echo request or reply; returns the message length.</summary>
+    public static int WriteEcho(Span<byte> destination, Icmpv4Type type, ushort identifier, ushort sequence, ReadOnlySpan<byte> data)
+    {
+        destination[0] = (byte)type;
+        destination[1] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(destination[4..], identifier);
+        BinaryPrimitives.WriteUInt16BigEndian(destination[6..], sequence);
+        data.CopyTo(destination[Icmpv4Message.HeaderLength..]);
+        return Finish(destination, Icmpv4Message.HeaderLength + data.Length);
+    }
+
+    /// <summary>
+    /// Writes a destination-unreachable message quoting <paramref name="invokingPacket"/> (whole IP
+    /// packet), truncated to <see cref="MaxInvokingBytes"/>; returns the message length.
+    /// </summary>
+    public static int WriteDestinationUnreachable(Span<byte> destination, Icmpv4UnreachableCode code, ReadOnlySpan<byte> invokingPacket, ushort nextHopMtu = 0)
+    {
+        var quoted = invokingPacket[..Math.Min(invokingPacket.Length, MaxInvokingBytes)];
+        destination[0] = (byte)Icmpv4Type.DestinationUnreachable;
+        destination[1] = (byte)code;
+        BinaryPrimitives.WriteUInt16BigEndian(destination[4..], 0);
+        BinaryPrimitives.WriteUInt16BigEndian(destination[6..], nextHopMtu);
+        quoted.CopyTo(destination[Icmpv4Message.HeaderLength..]);
+        return Finish(destination, Icmpv4Message.HeaderLength + quoted.Length);
+    }
+
+    private static int Finish(Span<byte> destination, int length)
+    {
+        destination[2] = 0; destination[3] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], Checksum.Compute(destination[..length]));
+        return length;
+    }
+}

@@ -1,0 +1,68 @@
+using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
+using System.Net;
+using System.Net.Sockets;
+
+namespace TunTcp.Wire;
+
+/// <summary>An IPv4 address held as a 32-bit number in host order (no allocation, cheap to hash).</summary>
+public readonly record struct Ipv4Address(uint Value)
+{
+    public static readonly Ipv4Address Any = new(0);
+    public static readonly Ipv4Address Broadcast = new(0xFFFF_FFFF);
+
+    public static Ipv4Address Read(ReadOnlySpan<byte> fourBytes) => new(BinaryPrimitives.ReadUInt32BigEndian(fourBytes));
+
+    public void Write(Span<byte> fourBytes) => BinaryPrimitives.WriteUInt32BigEndian(fourBytes, Value);
+
+    public bool IsAny => Value == 0;
+
+    /// <summary>True for 224.0.0.0/4 (multicast) and the limited broadcast address.</summary>
+    public bool IsMulticastOrBroadcast => (Value >> 28) == 0xE || Value == 0xFFFF_FFFF;
+
+    public bool IsInSubnet(Ipv4Address network, int prefixLength)
+    {
+        uint mask = prefixLength == 0 ? 0 : uint.MaxValue << (32 - prefixLength);
+        return (Value & mask) == (network.Value & mask);
+    }
+
+    public static Ipv4Address FromIPAddress(IPAddress address)
+    {
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+        {
+            if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+            else throw new ArgumentException($"'{address}' is not an IPv4 address.", nameof(address));
+        }
+        Span<byte> b = stackalloc byte[4];
+        address.TryWriteBytes(b, out _);
+        return Read(b);
+    }
+
+    public IPAddress ToIPAddress()
+    {
+        Span<byte> b = stackalloc byte[4];
+        Write(b);
+        return new IPAddress(b);
+    }
+
+    public static bool TryParse(string? text, out Ipv4Address address)
+    {
+        address = default;
+        if (text is null || !IPAddress.TryParse(text, out var ip) || ip.AddressFamily != AddressFamily.InterNetwork
+            || text.Count(c => c == '.') != 3)
+            return false;
+        address = FromIPAddress(ip);
+        return true;
+    }
+
+    public static Ipv4Address Parse(string text) =>
+        TryParse(text, out var a) ? a : throw new FormatException($"'{text}' is not a dotted-quad IPv4 address.");
+
+    public override string ToString() =>
+        $"{Value >> 24}.{(Value >> 16) & 0xFF}.{(Value >> 8) & 0xFF}.{Value & 0xFF}";
+
+    /// <summary>Formats without allocating, for tracers.</summary>
+    public bool TryFormat(Span<char> destination, out int written) =>
+        destination.TryWrite(System.Globalization.CultureInfo.InvariantCulture,
+            $"{Value >> 24}.{(Value >> 16) & 0xFF}.{(Value >> 8) & 0xFF}.{Value & 0xFF}", out written);
+}
