@@ -82,29 +82,36 @@ public sealed class ReceiveAssembler
     }
 
     /// <summary>
-    /// RCV.NXT advanced by <paramref name="advance"/> bytes: rebase every offset and return how
-    /// many further bytes are now contiguous from the new RCV.NXT (a range that started there).
+    /// In-order data moved RCV.NXT by <paramref name="advance"/> bytes. A held range that now
+    /// starts at or before RCV.NXT joins the in-order data: returns how many bytes past
+    /// <paramref name="advance"/> it adds. The remaining ranges are rebased onto the final
+    /// RCV.NXT (old + advance + returned value).
     /// </summary>
     public int Advance(int advance)
     {
-        int contiguous = 0;
-        int drop = 0;
+        int extra = 0;
+        // Ranges are sorted and never adjacent, so at most one range can join.
         for (int i = 0; i < _count; i++)
         {
             int s = _ranges[i].Start - advance, e = _ranges[i].End - advance;
-            if (e <= 0) { drop++; ForgetRecent(_ranges[i].Start); continue; }
-            if (s <= 0)
+            if (s > 0) break;
+            if (e > extra) extra = e;
+        }
+        int total = advance + extra;
+        int drop = 0;
+        for (int i = 0; i < _count; i++)
+        {
+            if (_ranges[i].End <= total)
             {
-                contiguous = e;
-                drop++;
                 ForgetRecent(_ranges[i].Start);
+                drop++;
                 continue;
             }
-            _ranges[i - drop] = (s, e);
+            _ranges[i - drop] = (_ranges[i].Start - total, _ranges[i].End - total);
         }
         _count -= drop;
-        for (int r = 0; r < _recentCount; r++) _recentStarts[r] -= advance;
-        return contiguous;
+        for (int r = 0; r < _recentCount; r++) _recentStarts[r] -= total;
+        return extra;
     }
 
     public void Clear()

@@ -40,7 +40,7 @@ public sealed partial class TcpConnection
             {
                 ReceiveBuffer.WriteAt(0, payload);
                 bool filledGap = !_assembler.IsEmpty;
-                int contiguous = Math.Max(payload.Length, _assembler.Advance(payload.Length));
+                int contiguous = payload.Length + _assembler.Advance(payload.Length);
                 ReceiveBuffer.Commit(contiguous);
                 _rcvNxt += contiguous;
                 BytesReceived += contiguous;
