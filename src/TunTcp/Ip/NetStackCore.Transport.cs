@@ -26,6 +26,12 @@ public enum PendingWork
     None = 0,
     SendBufferWritten = 1,
     ReceiveBufferRead = 2,
+    /// <summary>Half-close after the queued data (deferred so observers never re-enter the engine).</summary>
+    ShutdownSend = 4,
+    /// <summary>Full close.</summary>
+    Close = 8,
+    /// <summary>Reset.</summary>
+    Abort = 16,
 }
 
 public sealed partial class NetStackCore
@@ -75,9 +81,13 @@ public sealed partial class NetStackCore
         }
     }
 
+    /// <summary>The instant of the latest <see cref="Receive"/> or <see cref="Poll"/> (for handlers on the stack thread).</summary>
+    public Instant Now { get; private set; }
+
     /// <summary>Runs application work and due timers, sending whatever became due.</summary>
     public void Poll(Instant now)
     {
+        Now = now;
         while (_ready.TryDequeue(out var entry))
         {
             var work = (PendingWork)Interlocked.Exchange(ref entry.Pending, 0);
@@ -85,6 +95,9 @@ public sealed partial class NetStackCore
             var c = entry.Connection;
             if ((work & PendingWork.SendBufferWritten) != 0) c.OnSendBufferWritten(now, this);
             if ((work & PendingWork.ReceiveBufferRead) != 0 && c.State != TcpState.Closed) c.OnReceiveBufferRead(now, this);
+            if ((work & PendingWork.Abort) != 0 && c.State != TcpState.Closed) c.Abort(now, this);
+            if ((work & PendingWork.Close) != 0 && c.State != TcpState.Closed) c.Close(now, this);
+            if ((work & PendingWork.ShutdownSend) != 0 && c.State != TcpState.Closed) c.ShutdownSend(now, this);
             AfterTouch(entry);
         }
         while (_timers.TryPeek(out var e, out long at) && at <= now.Microseconds)

@@ -46,6 +46,7 @@ public sealed partial class NetStackCore : ITcpOutput
     /// <summary>Processes one arriving packet (any bytes: malformed input is counted and dropped).</summary>
     public void Receive(ReadOnlySpan<byte> packet, Instant now)
     {
+        Now = now;
         var stats = Statistics;
         if (packet.IsEmpty || (packet[0] >> 4) is not (4 or 6)) { stats.nonIpDropped++; return; }
         if (packet[0] >> 4 == 6) { stats.ipv6Ignored++; return; }
