@@ -1,0 +1,28 @@
+using TunTcp.Wire;
+
+namespace TunTcp.Ip;
+
+/// <summary>Settings of one stack instance.</summary>
+public sealed class NetStackOptions
+{
+    /// <summary>The stack's own IPv4 address (the tutorial's 192.168.0.2).</summary>
+    public required Ipv4Address Address { get; init; }
+
+    /// <summary>Largest IP packet the stack sends; normally the link's MTU.</summary>
+    public int Mtu { get; init; } = 1500;
+
+    /// <summary>TTL of packets the stack originates (Linux default 64).</summary>
+    public byte TimeToLive { get; init; } = 64;
+
+    /// <summary>
+    /// ICMP error messages per second the stack may send (token bucket), like Linux's
+    /// icmp_ratelimit; echo replies and TCP resets are not limited.
+    /// </summary>
+    public int IcmpErrorsPerSecond { get; init; } = 1000;
+
+    /// <summary>Burst allowance of the ICMP error token bucket (Linux: icmp_msgs_burst = 50).</summary>
+    public int IcmpErrorBurst { get; init; } = 50;
+
+    /// <summary>How many packets the stack thread reads per batch before running timers and writes.</summary>
+    public int ReceiveBatch { get; init; } = 64;
+}
