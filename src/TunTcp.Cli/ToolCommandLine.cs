@@ -150,7 +150,7 @@ internal sealed class ToolCommandLine
     {
         _tun.Validators.Add(r =>
         {
-            if (!NetDeviceControl.IsValidName(r.GetValueOrDefault<string>(), out var e)) r.AddError($"--tun: {e}");
+            if (!TunDevice.IsValidName(r.GetValueOrDefault<string>(), out var e)) r.AddError($"--tun: {e}");
         });
         _addr.Validators.Add(r =>
         {
@@ -164,6 +164,9 @@ internal sealed class ToolCommandLine
         });
         _mtu.Validators.Add(r =>
         {
+            // A token that is not a number has its conversion error reported already, and
+            // asking for the value would throw.
+            if (r.Tokens.Count > 0 && !int.TryParse(r.Tokens[^1].Value, out _)) return;
             int mtu = r.GetValueOrDefault<int>();
             if (mtu is < TunInterfaceOptions.MinimumMtu or > TunInterfaceOptions.MaximumMtu)
                 r.AddError($"--mtu: {mtu} is out of range; an IPv4 link MTU is from {TunInterfaceOptions.MinimumMtu} (RFC 791) to {TunInterfaceOptions.MaximumMtu} bytes");
@@ -189,8 +192,10 @@ internal sealed class ToolCommandLine
         {
             if (r.GetValue(_noNetns) && r.GetResult(_netns) is { Implicit: false })
                 r.AddError("--netns and --no-netns contradict each other; give one of them");
-            if (Ipv4Address.TryParse(r.GetValue(_addr), out var stack)
-                && InterfaceAddress.TryParse(r.GetValue(_hostAddr), out var host, out _))
+            // Command validators run before defaults are filled in: an option not given reads null.
+            if (Ipv4Address.TryParse(r.GetValue(_addr) ?? DefaultStackAddress.ToString(), out var stack)
+                && InterfaceAddress.IsAssignable(stack, out _)
+                && InterfaceAddress.TryParse(r.GetValue(_hostAddr) ?? TunInterfaceOptions.DefaultHostAddress.ToString(), out var host, out _))
             {
                 if (stack == host.Address)
                     r.AddError($"--addr {stack} is the same as the host side's address (--host-addr {host}); the stack needs an address of its own, e.g. {Suggest(host)}");

@@ -83,6 +83,12 @@ public sealed unsafe class TunDevice : ILinkDevice
     public LinkStatistics Statistics => _statistics;
 
     /// <summary>
+    /// True if <paramref name="name"/> is a name Linux accepts for a device (dev_valid_name):
+    /// 1..15 bytes, not "." or "..", no '/', ':' or whitespace; otherwise <paramref name="error"/> says why.
+    /// </summary>
+    public static bool IsValidName(string? name, out string error) => NetDeviceControl.IsValidName(name, out error);
+
+    /// <summary>
     /// Opens (creating or attaching to) the TUN device <paramref name="name"/> in the calling thread's
     /// network namespace.
     /// </summary>
