@@ -18,6 +18,7 @@ internal sealed class ShutdownSignals : IDisposable
 
     public ShutdownSignals()
     {
+        HonourIgnoredSigint();
         _registrations =
         [
             PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal),
@@ -41,6 +42,30 @@ internal sealed class ShutdownSignals : IDisposable
         Wake.Dispose();
         _cancellation.Dispose();
     }
+
+    /// <summary>
+    /// A non-interactive shell starts background commands (<c>tuntcp serve &amp;</c>) with SIGINT
+    /// ignored, and the .NET runtime then leaves it ignored, so <c>kill -INT</c> would do nothing
+    /// and the device and namespace would stay until SIGTERM. SIGINT is this tool's documented
+    /// stop signal and leads to an orderly clean-up, so an inherited "ignore" is reset to the
+    /// default before registering (only then: a handler the runtime installed is left alone).
+    /// </summary>
+    private static unsafe void HonourIgnoredSigint()
+    {
+        const int SIGINT = 2;
+        nint SIG_DFL = 0, SIG_IGN = 1;
+        // struct sigaction (glibc, x86-64 and arm64): the handler is the first field; 152 bytes in all.
+        byte* current = stackalloc byte[256];
+        if (sigaction(SIGINT, null, current) != 0) return;
+        if (*(nint*)current != SIG_IGN) return;
+        byte* reset = stackalloc byte[256];
+        new Span<byte>(reset, 256).Clear();
+        *(nint*)reset = SIG_DFL;
+        _ = sigaction(SIGINT, reset, null);
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern unsafe int sigaction(int signal, byte* action, byte* oldAction);
 
     private void OnSignal(PosixSignalContext context)
     {
