@@ -6,7 +6,7 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
-        var console = new ToolConsole(Console.Out, Console.Error, ToolLogFormatter.CreateFactory(LogLevel.Information), TimeProvider.System);
+        var console = new ToolConsole(Console.Out, Console.Error, ToolLoggerProvider.CreateFactory(Console.Error, LogLevel.Information), TimeProvider.System);
         try
         {
             var commandLine = ToolCommandLine.Build(
@@ -21,7 +21,6 @@ internal static class Program
         }
         finally
         {
-            // The console logger writes on a background thread; disposing flushes it.
             console.LoggerFactory.Dispose();
         }
     }
