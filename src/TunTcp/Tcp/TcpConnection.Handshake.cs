@@ -1,0 +1,184 @@
+using TunTcp.Wire;
+
+namespace TunTcp.Tcp;
+
+public sealed partial class TcpConnection
+{
+    private int _synTransmissions;
+    private bool _synRetransmitted;
+    /// <summary>SYN-RECEIVED must (re)send its SYN-ACK on the next transmit.</summary>
+    private bool _synAckDue;
+
+    /// <summary>
+    /// Passive open (RFC 9293 3.10.7.2, LISTEN state, third check): a SYN arrived for a
+    /// listener. The new connection is in SYN-RECEIVED with IRS = SEG.SEQ, RCV.NXT = SEG.SEQ + 1,
+    /// and sends &lt;SEQ=ISS&gt;&lt;ACK=RCV.NXT&gt;&lt;CTL=SYN,ACK&gt;.
+    /// </summary>
+    /// <remarks>Data on the SYN is not kept (Linux does the same without TCP Fast Open); the peer resends it.</remarks>
+    internal static TcpConnection AcceptSyn(TcpTuple tuple, in TcpSegment syn, TcpSettings settings, TcpEnvironment env, int mtu, TcpListenQueue listener, Instant now, ITcpOutput output)
+    {
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { Listener = listener, State = TcpState.SynReceived };
+        env.Statistics.PassiveOpens++;
+        c._now = now;
+        c._out = output;
+        c.SegmentsReceived++;
+        c.NegotiateOptions(syn.Options, isSynAck: false);
+        c._irs = syn.Sequence;
+        c._rcvNxt = syn.Sequence + 1;
+        c._rcvAdvertisedEdge = c._rcvNxt;
+        // RFC 7323 2.2: the window field of a SYN is never scaled.
+        c._sndWnd = syn.Window;
+        c._maxSndWnd = c._sndWnd;
+        c._sndWl1 = syn.Sequence;
+        c._synAckDue = true;
+        try
+        {
+            c.Transmit();
+        }
+        finally
+        {
+            c.Finish();
+        }
+        return c;
+    }
+
+    private void ArmFirstSyn(Instant now) => _synAckDue = false;
+
+    /// <summary>
+    /// Reads the options of the peer's SYN (or SYN-ACK) and settles what this connection uses.
+    /// RFC 7323 2.2/3.2 and RFC 2018 2: window scaling, timestamps and SACK are used only when
+    /// both SYNs carry them; for a passive open our SYN-ACK offers only what the SYN offered.
+    /// </summary>
+    private void NegotiateOptions(in TcpOptions options, bool isSynAck)
+    {
+        if (options.MaxSegmentSize is ushort mss && mss > 0) _peerMss = mss;
+        _wsOk = _settings.WindowScaling && options.WindowScale.HasValue;
+        // RFC 7323 2.3: a shift above 14 is used as 14 (and should be logged).
+        _sndShift = _wsOk ? Math.Min((int)options.WindowScale!.Value, 14) : 0;
+        _rcvShift = _wsOk ? _offeredRcvShift : 0;
+        _tsOk = _settings.Timestamps && options.HasTimestamps;
+        if (_tsOk)
+        {
+            _tsRecent = options.TimestampValue;
+            _tsRecentAt = _now;
+        }
+        _sackOk = _settings.Sack && options.SackPermitted;
+        _smss = SegmentPayloadLimit(_tsOk ? 12 : 0);
+    }
+
+    /// <summary>
+    /// RFC 9293 3.7.1: Eff.snd.MSS = min(SendMSS + 20, MMS_S) - TCPhdrsize - IPoptionsize, where
+    /// TCPhdrsize counts the options actually carried. MMS_S is the MTU minus the IPv4 header.
+    /// </summary>
+    private int SegmentPayloadLimit(int optionBytes) =>
+        Math.Max(1, Math.Min(_peerMss + TcpPacket.MinHeaderLength, _mtu - Ipv4Header.Length) - TcpPacket.MinHeaderLength - optionBytes);
+
+    /// <summary>The MSS we announce: our MTU minus the IPv4 and TCP headers.</summary>
+    private ushort OwnMss => (ushort)Math.Min(65535, _mtu - Ipv4Header.Length - TcpPacket.MinHeaderLength);
+
+    /// <summary>RFC 9293 3.10.7.3: a segment arrives in SYN-SENT.</summary>
+    private void ProcessSynSent(in TcpSegment seg)
+    {
+        bool ackAcceptable = false;
+        // First, check the ACK bit.
+        if (seg.Ack)
+        {
+            // If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is set) and drop.
+            if (seg.Acknowledgment <= _iss || seg.Acknowledgment > _sndNxt)
+            {
+                if (!seg.Rst) SendReset(seg.Acknowledgment);
+                return;
+            }
+            ackAcceptable = _sndUna < seg.Acknowledgment && seg.Acknowledgment <= _sndNxt;
+        }
+        // Second, check the RST bit: with an acceptable ACK the connection is refused; without an ACK, drop.
+        if (seg.Rst)
+        {
+            if (ackAcceptable)
+            {
+                _env.Statistics.ResetsReceived++;
+                Terminate(TcpError.ConnectionRefused);
+            }
+            return;
+        }
+        // Fourth, check the SYN bit.
+        if (!seg.Syn) return;
+        NegotiateOptions(seg.Options, isSynAck: seg.Ack);
+        _irs = seg.Sequence;
+        _rcvNxt = seg.Sequence + 1;
+        _rcvAdvertisedEdge = _rcvNxt;
+        _sndWnd = seg.Window; // unscaled in a SYN (RFC 7323 2.2)
+        _maxSndWnd = _sndWnd;
+        _sndWl1 = seg.Sequence;
+        _sndWl2 = seg.Acknowledgment;
+        if (seg.Ack)
+        {
+            AcknowledgeUpTo(seg.Acknowledgment, in seg);
+        }
+        if (_sndUna > _iss)
+        {
+            // Our SYN has been ACKed: ESTABLISHED, and acknowledge their SYN.
+            EnterEstablished();
+            _ackNow = true;
+            // Data or FIN riding on the SYN-ACK is processed as in the synchronized states.
+            if (seg.Payload.Length > 0 || seg.Fin) ProcessText(seg.Sequence + 1, seg.Payload, seg.Fin);
+            return;
+        }
+        // Simultaneous open: SYN-RECEIVED, send <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
+        SetState(TcpState.SynReceived);
+        _synAckDue = true;
+    }
+
+    /// <summary>The handshake completed (either side).</summary>
+    private void EnterEstablished()
+    {
+        SetState(TcpState.Established);
+        if (_synRetransmitted) _rtt.ReinitializeAfterSynTimeout();
+        _rtt.ResetBackoff();
+        _cc.Initialize(_smss, _settings.InitialWindowSegments, _now);
+        _lastSendAt = _now;
+    }
+
+    /// <summary>Builds the options of our SYN or SYN-ACK.</summary>
+    private TcpOptions SynOptions(bool synAck)
+    {
+        var o = new TcpOptions { MaxSegmentSize = OwnMss };
+        // In a SYN we offer what is enabled; in a SYN-ACK only what the SYN offered (negotiated flags).
+        bool ws = synAck ? _wsOk : _settings.WindowScaling;
+        bool ts = synAck ? _tsOk : _settings.Timestamps;
+        bool sack = synAck ? _sackOk : _settings.Sack;
+        if (ws) o.WindowScale = (byte)_offeredRcvShift;
+        if (ts) o.SetTimestamps(TsNow, synAck ? _tsRecent : 0);
+        o.SackPermitted = sack;
+        return o;
+    }
+
+    /// <summary>Sends (or resends) our SYN or SYN-ACK; it occupies ISS.</summary>
+    private void SendSyn(bool synAck)
+    {
+        var options = SynOptions(synAck);
+        // RFC 7323 2.2: the window in a SYN or SYN-ACK is never scaled.
+        ushort window = (ushort)Math.Min(65535, ReceiveBuffer.Free);
+        if (synAck) _rcvAdvertisedEdge = SeqNumber.Max(_rcvAdvertisedEdge, _rcvNxt + window);
+        var flags = synAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn;
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _iss, synAck ? _rcvNxt : default, flags, window);
+        Emit(header, options, 0, 0);
+        if (_sent.Count == 0)
+        {
+            _sent.Add(new SentSegment { Start = _iss, End = _iss + 1, SentAt = _now, Flags = SentFlags.Syn | SentFlags.InPipe, Transmissions = 1 });
+            _pipe += 1;
+            _sndNxt = _iss + 1;
+        }
+        else
+        {
+            ref var rec = ref _sent.First;
+            rec.SentAt = _now;
+            rec.Transmissions++;
+            rec.Flags |= SentFlags.Retransmitted;
+        }
+        _synTransmissions++;
+        if (_synTransmissions > 1) { _synRetransmitted = true; Retransmissions++; _env.Statistics.SegmentsRetransmitted++; }
+        _rtoDeadline = _now + _rtt.Rto;
+        _synAckDue = false;
+    }
+}

@@ -1,0 +1,159 @@
+using TunTcp.Wire;
+
+namespace TunTcp.Tcp;
+
+public sealed partial class TcpConnection
+{
+    /// <summary>An ACK must go out at the next transmit (out-of-order data, FIN, window update, challenge).</summary>
+    private bool _ackNow;
+    /// <summary>Bytes received in order since our last ACK (RFC 9293 3.8.6.3: ACK every second full segment).</summary>
+    private int _bytesSinceAck;
+    private Instant _delayedAckDeadline = Instant.Never;
+    /// <summary>A D-SACK block (RFC 2883) to report first in the next ACK, if any.</summary>
+    private SackBlock? _dsack;
+
+    /// <summary>
+    /// RFC 9293 3.10.7.4 seventh and eighth steps: data in [start, start + payload.Length),
+    /// already trimmed to the window with start &gt;= RCV.NXT, and possibly a FIN right after it.
+    /// </summary>
+    private void ProcessText(SeqNumber start, ReadOnlySpan<byte> payload, bool fin)
+    {
+        // Text is only processed in ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2; after the peer's FIN
+        // (CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT) it "should not occur" and is ignored.
+        if (State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2))
+        {
+            if (payload.Length > 0 || fin) _ackNow = true;
+            return;
+        }
+        if (payload.Length > 0 && _receiveClosed)
+        {
+            // RFC 1122 4.2.2.13 (and Linux): the application closed and will never read this;
+            // reset to show the peer that data was lost.
+            AbortWithReset(TcpError.Aborted);
+            return;
+        }
+
+        int offset = start - _rcvNxt;
+        if (payload.Length > 0)
+        {
+            if (offset == 0)
+            {
+                ReceiveBuffer.WriteAt(0, payload);
+                bool filledGap = !_assembler.IsEmpty;
+                int contiguous = payload.Length + _assembler.Advance(payload.Length);
+                ReceiveBuffer.Commit(contiguous);
+                _rcvNxt += contiguous;
+                BytesReceived += contiguous;
+                Raise(TcpConnectionEvents.Readable);
+                _bytesSinceAck += payload.Length;
+                // RFC 5681 4.2: an ACK SHOULD be sent at once when a segment fills (part of) a gap.
+                if (filledGap) _ackNow = true;
+                // RFC 9293 3.8.6.3: acknowledge at least every second full-sized segment.
+                else if (_bytesSinceAck >= 2 * OwnMss || _settings.DelayedAckTimeout == TimeSpan.Zero) _ackNow = true;
+                else if (_delayedAckDeadline.IsNever) _delayedAckDeadline = _now + _settings.DelayedAckTimeout;
+            }
+            else
+            {
+                // Out of order: keep it in the ring's free space past RCV.NXT (bounded by the window).
+                if (!_assembler.Add(offset, offset + payload.Length, out int duplicate))
+                {
+                    _env.Statistics.OutOfOrderDrops++;
+                }
+                else
+                {
+                    ReceiveBuffer.WriteAt(offset, payload);
+                    _env.Statistics.OutOfOrderSegments++;
+                    if (duplicate > 0 && _sackOk) SetDsack(start, start + payload.Length);
+                }
+                // RFC 5681 4.2 / RFC 9293 3.8.6.3: an out-of-order segment is ACKed at once (duplicate ACK with SACK).
+                _ackNow = true;
+            }
+        }
+
+        if (fin)
+        {
+            var finSeq = start + payload.Length;
+            if (finSeq == _rcvNxt) ProcessFin();
+            else if (finSeq > _rcvNxt) { _pendingFinSeq = finSeq; _ackNow = true; }
+        }
+        else if (_pendingFinSeq is SeqNumber pending && pending == _rcvNxt)
+        {
+            // The gap before an out-of-order FIN is filled now.
+            ProcessFin();
+        }
+    }
+
+    /// <summary>RFC 9293 3.10.7.4, eighth step: the FIN is in sequence.</summary>
+    private void ProcessFin()
+    {
+        _pendingFinSeq = null;
+        _rcvNxt += 1;
+        _ackNow = true;
+        PeerFinReceived = true;
+        Raise(TcpConnectionEvents.Readable);
+        switch (State)
+        {
+            case TcpState.SynReceived:
+            case TcpState.Established:
+                SetState(TcpState.CloseWait);
+                break;
+            case TcpState.FinWait1:
+                // If our FIN has been ACKed, TIME-WAIT; otherwise CLOSING (simultaneous close).
+                if (FinAcknowledged) EnterTimeWait();
+                else SetState(TcpState.Closing);
+                break;
+            case TcpState.FinWait2:
+                EnterTimeWait();
+                break;
+            case TcpState.TimeWait:
+                _timeWaitDeadline = _now + 2 * _settings.Msl;
+                break;
+        }
+    }
+
+    private void EnterTimeWait()
+    {
+        SetState(TcpState.TimeWait);
+        // RFC 9293: start the time-wait timer (2 MSL), turn off the other timers.
+        _timeWaitDeadline = _now + 2 * _settings.Msl;
+        _rtoDeadline = _persistDeadline = _keepaliveDeadline = _finWait2Deadline = _lossProbeDeadline = Instant.Never;
+    }
+
+    private void SetDsack(SeqNumber left, SeqNumber right)
+    {
+        if (_sackOk) _dsack = new SackBlock(left, right);
+    }
+
+    /// <summary>
+    /// The window we advertise, after receiver silly-window avoidance (RFC 9293 3.8.6.2.2, RFC
+    /// 1122 4.2.3.3): the right edge moves right only by at least min(buffer / 2, MSS), and
+    /// never moves left (RFC 7323 2.4: shrinking is not done). Returns the unscaled window.
+    /// </summary>
+    private long UpdateAdvertisedWindow()
+    {
+        long free = ReceiveBuffer.Free;
+        long maxWindow = (long)65535 << _rcvShift;
+        long candidate = Math.Min(free, maxWindow);
+        // Round down to what the scaled field can express, so the edge we announce is exact.
+        candidate = candidate >> _rcvShift << _rcvShift;
+        var candidateEdge = _rcvNxt + (int)candidate;
+        int threshold = Math.Min(ReceiveBuffer.Capacity / 2, OwnMss);
+        if (candidateEdge - _rcvAdvertisedEdge >= threshold) _rcvAdvertisedEdge = candidateEdge;
+        if (_rcvAdvertisedEdge < _rcvNxt) _rcvAdvertisedEdge = _rcvNxt;
+        return _rcvAdvertisedEdge - _rcvNxt;
+    }
+
+    /// <summary>
+    /// After the application read: send a window update when the window it opens is worth it,
+    /// the way Linux does (the new window at least doubles the one the peer knows, and grows by
+    /// the SWS threshold), which also reopens a zero or small window promptly.
+    /// </summary>
+    private void MaybeSendWindowUpdate()
+    {
+        if (!IsSynchronized || State is TcpState.TimeWait or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck) return;
+        long current = Math.Max(0, _rcvAdvertisedEdge - _rcvNxt);
+        long possible = Math.Min(ReceiveBuffer.Free, (long)65535 << _rcvShift) >> _rcvShift << _rcvShift;
+        int threshold = Math.Min(ReceiveBuffer.Capacity / 2, OwnMss);
+        if (possible - current >= threshold && possible >= 2 * current) _ackNow = true;
+    }
+}

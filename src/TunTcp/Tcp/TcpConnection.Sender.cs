@@ -1,0 +1,424 @@
+using TunTcp.Wire;
+
+namespace TunTcp.Tcp;
+
+public sealed partial class TcpConnection
+{
+    /// <summary>RFC 6675 "pipe": bytes (and SYN/FIN) believed to be in the network.</summary>
+    private int _pipe;
+    /// <summary>Records marked lost and not yet retransmitted.</summary>
+    private int _lostCount;
+    private Instant _lastSendAt;
+    private bool _ccInitialized;
+    /// <summary>Send what the window allows at the next transmit even if SWS avoidance would wait (override timer fired).</summary>
+    private bool _forceSend;
+    /// <summary>When SND.UNA last advanced (or data was first sent into an empty pipe): user-timeout base.</summary>
+    private Instant _progressAt;
+
+    private bool FinAcknowledged => _finSent && _sndUna == _finSeq + 1;
+
+    private SeqNumber DataEnd => _sendBufferStart + SendBuffer.Count;
+
+    private bool CanSendData => State is TcpState.Established or TcpState.CloseWait
+        or TcpState.FinWait1 or TcpState.LastAck or TcpState.Closing;
+
+    /// <summary>Sends everything that is due now: handshake segments, data, FIN, ACKs.</summary>
+    private void Transmit()
+    {
+        switch (State)
+        {
+            case TcpState.Closed:
+            case TcpState.Listen:
+                return;
+            case TcpState.SynSent:
+                if (_sent.Count == 0) SendSyn(synAck: false);
+                return;
+            case TcpState.SynReceived:
+                if (_synAckDue) SendSyn(synAck: true);
+                else if (_ackNow) SendAck();
+                return;
+        }
+        if (CanSendData) SendQueued();
+        if (_ackNow || _delayedAckDeadline <= _now) SendAck();
+    }
+
+    /// <summary>Retransmits lost segments, then new data and the FIN, as far as the windows allow.</summary>
+    private void SendQueued()
+    {
+        for (int guard = 0; guard < 1 << 20; guard++)
+        {
+            int cwndRoom = _cc.CongestionWindow - _pipe;
+            if (_lostCount > 0 && _recovery != RecoveryState.Open)
+            {
+                // RFC 6675 NextSeg (1) and RFC 5681 after an RTO: lost segments first, within cwnd.
+                if (cwndRoom < Math.Min(_smss, FirstLostLength())) return;
+                RetransmitFirstLost();
+                continue;
+            }
+
+            int unsent = Math.Max(0, DataEnd - _sndNxt);
+            bool finPending = _finQueued && !_finSent;
+            if (unsent == 0)
+            {
+                if (!finPending) return;
+                // Only the FIN remains; it carries no data and needs no window.
+                SendNewSegment(0, fin: true);
+                continue;
+            }
+
+            long peerRoom = _sndWnd - (_sndNxt - _sndUna);
+            int len = (int)Math.Min(Math.Min(unsent, _smss), Math.Max(0, Math.Min(peerRoom, cwndRoom)));
+            if (len <= 0)
+            {
+                // Window-limited. With nothing in flight no ACK will come to reopen it: persist.
+                if (peerRoom <= 0 && _sent.Count == 0) ArmPersist();
+                return;
+            }
+            if (len < _smss && !_forceSend)
+            {
+                bool all = len == unsent;
+                if (!all)
+                {
+                    // RFC 9293 3.8.6.2.1 sender SWS avoidance: send less than a full segment only
+                    // if it is all we have, or at least half the largest window the peer offered;
+                    // otherwise wait, with the override (persist) timer armed if nothing is in flight.
+                    if (len < _maxSndWnd / 2)
+                    {
+                        if (_sent.Count == 0) ArmPersist();
+                        return;
+                    }
+                }
+                else if (!NoDelay && _sndNxt > _sndUna && !finPending)
+                {
+                    // RFC 896 / RFC 9293 3.7.4 Nagle: no new small segment while data is unacknowledged.
+                    return;
+                }
+            }
+            _forceSend = false;
+            SendNewSegment(len, fin: finPending && len == unsent);
+        }
+    }
+
+    /// <summary>Sends <paramref name="length"/> new bytes at SND.NXT (and the FIN if asked) as one segment.</summary>
+    private void SendNewSegment(int length, bool fin, bool probe = false)
+    {
+        // RFC 5681 4.1: after an idle period longer than the RTO, restart from the restart window.
+        if (_ccInitialized && _sent.Count == 0 && _now - _lastSendAt > _rtt.Rto)
+            _cc.OnIdleRestart(_smss, _settings.InitialWindowSegments, _now);
+        var options = DataOptions();
+        int limit = SegmentPayloadLimit(options.EncodedLength);
+        if (length > limit)
+        {
+            length = limit;
+            fin = false;
+        }
+        var start = _sndNxt;
+        int offset = start - _sendBufferStart;
+        bool last = start + length == DataEnd;
+        var flags = TcpFlags.Ack;
+        if (length > 0 && last) flags |= TcpFlags.Psh; // the last segment of what the application queued
+        if (fin) flags |= TcpFlags.Fin;
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, start, _rcvNxt, flags, WindowField());
+        Emit(header, options, offset, length);
+        int seqLength = length + (fin ? 1 : 0);
+        var recordFlags = (fin ? SentFlags.Fin : SentFlags.None) | (probe ? SentFlags.Probe : SentFlags.InPipe);
+        if (_sent.Count == 0) _progressAt = _now;
+        _sent.Add(new SentSegment { Start = start, End = start + seqLength, SentAt = _now, Flags = recordFlags, Transmissions = 1 });
+        if (!probe) _pipe += seqLength;
+        _sndNxt = start + seqLength;
+        if (fin) _finSent = true;
+        BytesSent += length;
+        // RFC 6298 5.1: start the timer when sending data and it is not running.
+        if (_rtoDeadline.IsNever && !probe) _rtoDeadline = _now + _rtt.Rto;
+        OnDataSent();
+    }
+
+    private int FirstLostLength()
+    {
+        for (int i = 0; i < _sent.Count; i++)
+            if (_sent[i].Has(SentFlags.Lost)) return _sent[i].Length;
+        return 0;
+    }
+
+    /// <summary>Retransmits the oldest record marked lost.</summary>
+    private void RetransmitFirstLost()
+    {
+        for (int i = 0; i < _sent.Count; i++)
+        {
+            ref var rec = ref _sent[i];
+            if (!rec.Has(SentFlags.Lost)) continue;
+            Retransmit(ref rec);
+            return;
+        }
+        _lostCount = 0;
+    }
+
+    /// <summary>Sends one record again, byte for byte from the send ring.</summary>
+    private void Retransmit(ref SentSegment rec)
+    {
+        if (rec.Has(SentFlags.Lost)) { rec.Flags &= ~SentFlags.Lost; _lostCount--; }
+        var options = DataOptions();
+        int dataLength = rec.DataLength;
+        int limit = SegmentPayloadLimit(options.EncodedLength);
+        if (dataLength > limit)
+        {
+            // Options grew (SACK blocks): split the record so the segment fits the MSS.
+            SplitRecord(ref rec, limit);
+            dataLength = rec.DataLength;
+        }
+        bool fin = rec.Has(SentFlags.Fin);
+        var flags = TcpFlags.Ack | (fin ? TcpFlags.Fin : TcpFlags.None);
+        if (dataLength > 0 && rec.Start + dataLength == DataEnd) flags |= TcpFlags.Psh;
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, rec.Start, _rcvNxt, flags, WindowField());
+        Emit(header, options, rec.Start - _sendBufferStart, dataLength);
+        rec.SentAt = _now;
+        rec.Transmissions++;
+        rec.Flags |= SentFlags.Retransmitted;
+        if (!rec.Has(SentFlags.InPipe))
+        {
+            rec.Flags |= SentFlags.InPipe;
+            _pipe += rec.Length;
+        }
+        Retransmissions++;
+        _env.Statistics.SegmentsRetransmitted++;
+        if (_rtoDeadline.IsNever) _rtoDeadline = _now + _rtt.Rto;
+    }
+
+    /// <summary>Splits a record after <paramref name="dataLength"/> bytes (both halves keep its state).</summary>
+    private void SplitRecord(ref SentSegment rec, int dataLength)
+    {
+        // Records are kept in order, so the tail half is inserted by rebuilding behind this one.
+        var tail = rec;
+        tail.Start = rec.Start + dataLength;
+        rec.End = tail.Start;
+        rec.Flags &= ~SentFlags.Fin;
+        tail.Flags &= ~SentFlags.Syn;
+        if (tail.Has(SentFlags.Lost)) _lostCount++;
+        InsertAfter(rec.Start, tail);
+    }
+
+    private void InsertAfter(SeqNumber start, in SentSegment record)
+    {
+        _sent.Add(record);
+        // Bubble the new record back to its place right after the record starting at `start`.
+        for (int i = _sent.Count - 1; i > 0; i--)
+        {
+            ref var prev = ref _sent[i - 1];
+            if (prev.Start == start) break;
+            (prev, _sent[i]) = (_sent[i], prev);
+        }
+    }
+
+    /// <summary>A pure ACK: &lt;SEQ=SND.NXT&gt;&lt;ACK=RCV.NXT&gt;&lt;CTL=ACK&gt;, with timestamps and SACK blocks.</summary>
+    private void SendAck()
+    {
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndNxt, _rcvNxt, TcpFlags.Ack, WindowField());
+        Emit(header, DataOptions(), 0, 0);
+    }
+
+    /// <summary>A reset with the given sequence number and no ACK (RFC 9293 3.5.2).</summary>
+    private void SendReset(SeqNumber seq)
+    {
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, seq, default, TcpFlags.Rst, 0);
+        _out!.Send(Tuple, header, default, default, default);
+        SegmentsSent++;
+        _env.Statistics.ResetsSent++;
+    }
+
+    /// <summary>Options of a non-SYN segment: timestamps (RFC 7323 3.2), then D-SACK and SACK blocks (RFC 2018 4, RFC 2883 4).</summary>
+    private TcpOptions DataOptions()
+    {
+        var o = new TcpOptions();
+        if (_tsOk) o.SetTimestamps(TsNow, _tsRecent);
+        if (_sackOk && (_dsack is not null || !_assembler.IsEmpty))
+        {
+            int max = _tsOk ? 3 : 4;
+            if (_dsack is SackBlock d) o.AddSackBlock(d);
+            _assembler.WriteSackBlocks(ref o, _rcvNxt, max);
+        }
+        return o;
+    }
+
+    /// <summary>The window field of a non-SYN segment, scaled (RFC 7323 2.3).</summary>
+    private ushort WindowField() => (ushort)Math.Min(65535, UpdateAdvertisedWindow() >> _rcvShift);
+
+    /// <summary>Puts one segment on the wire; every segment we send carries what an ACK would.</summary>
+    private void Emit(in TcpHeader header, in TcpOptions options, int dataOffset, int dataLength)
+    {
+        ReadOnlySpan<byte> first = default, second = default;
+        if (dataLength > 0) SendBuffer.Peek(dataOffset, dataLength, out first, out second);
+        _out!.Send(Tuple, header, options, first, second);
+        SegmentsSent++;
+        _lastSendAt = _now;
+        if ((header.Flags & TcpFlags.Ack) != 0)
+        {
+            _lastAckSent = header.AcknowledgmentNumber;
+            _ackNow = false;
+            _bytesSinceAck = 0;
+            _delayedAckDeadline = Instant.Never;
+            _dsack = null;
+        }
+    }
+
+    /// <summary>
+    /// RFC 9293 3.10.7.4 fifth step for synchronized states, with RFC 5961 5.2. Returns false
+    /// when the segment must be dropped.
+    /// </summary>
+    private bool ProcessAck(in TcpSegment seg)
+    {
+        var ack = seg.Acknowledgment;
+        // RFC 5961 5.2: acceptable only if (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT;
+        // otherwise (including "acks something not yet sent") an ACK is sent and the segment dropped.
+        if (ack > _sndNxt || ack < _sndUna - (int)Math.Min(_maxSndWnd, int.MaxValue))
+        {
+            SendChallengeAck();
+            return false;
+        }
+        long windowBefore = _sndWnd;
+        long newWindow = (long)seg.Window << _sndShift;
+        bool duplicateCandidate = ack == _sndUna && seg.Payload.Length == 0 && !seg.Fin && !seg.Syn
+            && _sent.Count > 0 && newWindow == windowBefore;
+        int flightBefore = _pipe;
+
+        int newlySacked = 0;
+        bool dsack = false;
+        if (_sackOk && seg.Options.SackCount > 0) newlySacked = ProcessSackBlocks(seg.Options, ack, out dsack);
+
+        bool advanced = ack > _sndUna;
+        if (advanced) AcknowledgeUpTo(ack, seg);
+
+        // RFC 9293: if SND.UNA =< SEG.ACK =< SND.NXT, update the send window when the segment is
+        // newer (SND.WL1 < SEG.SEQ, or same SEQ and SND.WL2 =< SEG.ACK) - the WL1/WL2 rule
+        // that keeps old segments from moving the window back.
+        if (_sndWl1 < seg.Sequence || (_sndWl1 == seg.Sequence && _sndWl2 <= ack))
+        {
+            _sndWnd = newWindow;
+            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
+            _sndWl1 = seg.Sequence;
+            _sndWl2 = ack;
+            if (_sndWnd > 0) OnWindowOpened();
+        }
+        if (_sent.Count > 0 && _sent.First.Has(SentFlags.Probe) && !advanced) _probesUnanswered = 0; // peer alive, window still closed
+
+        OnAckProcessed(advanced, duplicateCandidate, newlySacked, dsack, flightBefore, seg);
+
+        switch (State)
+        {
+            case TcpState.FinWait1:
+                if (FinAcknowledged)
+                {
+                    SetState(TcpState.FinWait2);
+                    // Linux tcp_fin_timeout: a fully closed connection does not wait in FIN-WAIT-2 forever.
+                    if (_receiveClosed) _finWait2Deadline = _now + 2 * _settings.Msl;
+                }
+                break;
+            case TcpState.Closing:
+                if (FinAcknowledged) EnterTimeWait();
+                break;
+            case TcpState.LastAck:
+                if (FinAcknowledged) { Terminate(TcpError.None); return false; }
+                break;
+        }
+        return true;
+    }
+
+    /// <summary>SND.UNA advances to <paramref name="ack"/>: free acknowledged data, sample the RTT, grow cwnd.</summary>
+    private void AcknowledgeUpTo(SeqNumber ack, in TcpSegment seg)
+    {
+        int ackedBytes = ack - _sndUna;
+        int flightBefore = _pipe;
+        Instant newestClean = Instant.Never;
+        bool anyRetransmitted = false;
+        while (_sent.Count > 0)
+        {
+            ref var rec = ref _sent.First;
+            if (rec.End <= ack)
+            {
+                if (rec.Has(SentFlags.InPipe)) _pipe -= rec.Length;
+                if (rec.Has(SentFlags.Lost)) _lostCount--;
+                if (rec.Has(SentFlags.Retransmitted)) anyRetransmitted = true;
+                else if (newestClean.IsNever || rec.SentAt > newestClean) newestClean = rec.SentAt;
+                OnRecordAcknowledged(rec);
+                _sent.RemoveFirst();
+                continue;
+            }
+            if (rec.Start < ack)
+            {
+                int part = ack - rec.Start;
+                if (rec.Has(SentFlags.InPipe)) _pipe -= part;
+                rec.Start = ack;
+                if (rec.Has(SentFlags.Syn)) rec.Flags &= ~SentFlags.Syn;
+            }
+            break;
+        }
+        int consume = SeqNumber.Min(ack, DataEnd) - _sendBufferStart;
+        if (consume > 0)
+        {
+            SendBuffer.Consume(consume);
+            _sendBufferStart += consume;
+            Raise(TcpConnectionEvents.Writable);
+        }
+        _sndUna = ack;
+        _scoreboard.AdvanceTo(ack);
+        _progressAt = _now;
+
+        // RTT: from the newest never-retransmitted segment this ACK covers (Karn's rule, RFC 6298 3),
+        // else from the timestamp echo (RFC 7323 4.1), which is unambiguous even for retransmissions.
+        long rttUs = -1;
+        if (!newestClean.IsNever) rttUs = (_now - newestClean).Ticks / TimeSpan.TicksPerMicrosecond;
+        else if (_tsOk && seg.Options.HasTimestamps && seg.Options.TimestampEcho != 0)
+        {
+            long ms = unchecked((int)(TsNow - seg.Options.TimestampEcho));
+            if (ms >= 0 && ms < 3_600_000) rttUs = ms * 1000;
+        }
+        if (rttUs >= 0) _rtt.AddSample(rttUs);
+        if (rttUs >= 0 || !anyRetransmitted) _rtt.ResetBackoff();
+        _consecutiveRtos = 0;
+        _probesUnanswered = 0;
+        _persistBackoff = 0;
+
+        if (IsSynchronized && !_ccInitialized) _ccInitialized = true;
+        if (_ccInitialized && _recovery != RecoveryState.FastRecovery)
+        {
+            bool appLimited = DataEnd - _sndNxt <= 0 && flightBefore < _cc.CongestionWindow;
+            _cc.OnAck(new AckEvent(ackedBytes, flightBefore, _smss, _now, rttUs, _rtt.HasSample ? _rtt.MinUs : -1, appLimited));
+        }
+        RearmRetransmissionTimer();
+    }
+
+    /// <summary>RFC 6298 5.2 and 5.3: stop the timer when nothing is outstanding, else restart it.</summary>
+    private void RearmRetransmissionTimer()
+    {
+        if (_sent.Count == 0) { _rtoDeadline = Instant.Never; return; }
+        if (_sent.First.Has(SentFlags.Probe) && _sndWnd == 0)
+        {
+            // Only a zero-window probe is out: the persist timer owns it.
+            _rtoDeadline = Instant.Never;
+            ArmPersist();
+            return;
+        }
+        _rtoDeadline = _now + _rtt.Rto;
+    }
+
+    /// <summary>The peer's window opened: end persist mode; an outstanding probe becomes ordinary data.</summary>
+    private void OnWindowOpened()
+    {
+        _persistDeadline = Instant.Never;
+        _persistBackoff = 0;
+        for (int i = 0; i < _sent.Count; i++)
+        {
+            ref var rec = ref _sent[i];
+            if (!rec.Has(SentFlags.Probe)) continue;
+            rec.Flags = (rec.Flags & ~SentFlags.Probe) | SentFlags.InPipe;
+            _pipe += rec.Length;
+        }
+        if (_sent.Count > 0 && _rtoDeadline.IsNever) _rtoDeadline = _now + _rtt.Rto;
+    }
+
+    private void ArmPersist()
+    {
+        if (!_persistDeadline.IsNever) return;
+        long us = Math.Min(_rtt.BaseRtoUs << Math.Min(_persistBackoff, 20), _settings.MaxPersistInterval.Ticks / TimeSpan.TicksPerMicrosecond);
+        _persistDeadline = _now + TimeSpan.FromMicroseconds(us);
+    }
+}

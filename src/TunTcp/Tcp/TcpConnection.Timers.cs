@@ -1,0 +1,170 @@
+namespace TunTcp.Tcp;
+
+public sealed partial class TcpConnection
+{
+    private Instant _rtoDeadline = Instant.Never;
+    private Instant _persistDeadline = Instant.Never;
+    private Instant _timeWaitDeadline = Instant.Never;
+    private Instant _keepaliveDeadline = Instant.Never;
+    private Instant _finWait2Deadline = Instant.Never;
+    private Instant _lossProbeDeadline = Instant.Never;
+    private Instant _lastReceivedAt;
+    /// <summary>Retransmission timeouts in a row without forward progress.</summary>
+    private int _consecutiveRtos;
+    private int _persistBackoff;
+    /// <summary>Zero-window probes sent with no ACK at all in reply.</summary>
+    private int _probesUnanswered;
+    private int _keepaliveProbesSent;
+
+    /// <summary>The earliest instant at which <see cref="Poll"/> has work, or <see cref="Instant.Never"/>.</summary>
+    public Instant NextDeadline
+    {
+        get
+        {
+            var d = Instant.Min(_rtoDeadline, _persistDeadline);
+            d = Instant.Min(d, _delayedAckDeadline);
+            d = Instant.Min(d, _timeWaitDeadline);
+            d = Instant.Min(d, _keepaliveDeadline);
+            d = Instant.Min(d, _finWait2Deadline);
+            return Instant.Min(d, _lossProbeDeadline);
+        }
+    }
+
+    private void RunTimers()
+    {
+        if (_timeWaitDeadline <= _now)
+        {
+            // RFC 9293: when the time-wait timeout expires, delete the TCB.
+            Terminate(TcpError.None);
+            return;
+        }
+        if (_finWait2Deadline <= _now)
+        {
+            Terminate(TcpError.None);
+            return;
+        }
+        if (_rtoDeadline <= _now) OnRetransmissionTimeout();
+        if (State == TcpState.Closed) return;
+        if (_lossProbeDeadline <= _now) OnLossProbeTimeout();
+        if (_persistDeadline <= _now) OnPersistTimeout();
+        if (State == TcpState.Closed) return;
+        if (_delayedAckDeadline <= _now)
+        {
+            // RFC 9293 3.8.6.3: the delayed ACK is due.
+            _delayedAckDeadline = Instant.Never;
+            _ackNow = true;
+        }
+        if (_keepaliveDeadline <= _now) OnKeepaliveTimeout();
+    }
+
+    /// <summary>RFC 6298 5.4-5.7: the retransmission timer expired.</summary>
+    private void OnRetransmissionTimeout()
+    {
+        _rtoDeadline = Instant.Never;
+        if (State is TcpState.SynSent or TcpState.SynReceived)
+        {
+            if (_synTransmissions > _settings.MaxSynRetransmissions)
+            {
+                Terminate(TcpError.TimedOut);
+                return;
+            }
+            RetransmissionTimeouts++;
+            _env.Statistics.RetransmissionTimeouts++;
+            _rtt.BackOff();
+            SendSyn(synAck: State == TcpState.SynReceived);
+            return;
+        }
+        if (_sent.Count == 0) return;
+
+        _consecutiveRtos++;
+        bool userTimeout = _settings.UserTimeout is TimeSpan limit && _now - _progressAt >= limit;
+        if (_consecutiveRtos > _settings.MaxRetransmissions || userTimeout)
+        {
+            // RFC 9293 3.8.3 R2 / RFC 5482: give up and report the timeout.
+            Terminate(TcpError.TimedOut);
+            return;
+        }
+        RetransmissionTimeouts++;
+        _env.Statistics.RetransmissionTimeouts++;
+        OnRetransmissionTimeoutRecovery();
+        // 5.5: back off the timer; 5.6: start it again.
+        _rtt.BackOff();
+        _rtoDeadline = _now + _rtt.Rto;
+        // 5.4: retransmit the earliest segment not yet acknowledged (Transmit sends lost records first).
+    }
+
+    /// <summary>
+    /// RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: the peer's window is zero and we have data: send a
+    /// probe of one new byte (never more past a zero window), then back off. Probing goes on as
+    /// long as the peer answers; it gives up only after as many unanswered probes as data
+    /// retransmissions. Also the SWS override timer (RFC 9293 3.8.6.2.1 (4)).
+    /// </summary>
+    private void OnPersistTimeout()
+    {
+        _persistDeadline = Instant.Never;
+        if (!CanSendData) return;
+        long peerRoom = _sndWnd - (_sndNxt - _sndUna);
+        int unsent = Math.Max(0, DataEnd - _sndNxt);
+        if (peerRoom > 0)
+        {
+            // The window is open but too small for SWS avoidance: the override timer fired.
+            if (unsent > 0) _forceSend = true;
+            return;
+        }
+        if (_probesUnanswered >= _settings.MaxRetransmissions)
+        {
+            Terminate(TcpError.TimedOut);
+            return;
+        }
+        if (_sent.Count > 0 && _sent.Last.Has(SentFlags.Probe))
+        {
+            Retransmit(ref _sent.Last);
+            // A probe is not congestion-controlled: undo the pipe accounting Retransmit did.
+            ref var rec = ref _sent.Last;
+            if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
+            _rtoDeadline = Instant.Never;
+        }
+        else if (unsent > 0 && _sent.Count == 0)
+        {
+            SendNewSegment(1, fin: false, probe: true);
+        }
+        else
+        {
+            return; // data in flight: its ACK (or RTO) will move things on
+        }
+        _probesUnanswered++;
+        _env.Statistics.ZeroWindowProbes++;
+        _persistBackoff++;
+        ArmPersist();
+    }
+
+    /// <summary>
+    /// RFC 1122 4.2.3.6: after an idle period, send a probe the peer must answer (an old
+    /// sequence number, no data, as Linux does); declare the connection dead after too many
+    /// unanswered probes.
+    /// </summary>
+    private void OnKeepaliveTimeout()
+    {
+        _keepaliveDeadline = Instant.Never;
+        if (_keepaliveProbesSent >= _settings.KeepaliveProbes)
+        {
+            Terminate(TcpError.TimedOut);
+            return;
+        }
+        var header = new Wire.TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndUna - 1, _rcvNxt, Wire.TcpFlags.Ack, WindowField());
+        Emit(header, DataOptions(), 0, 0);
+        _keepaliveProbesSent++;
+        _env.Statistics.KeepaliveProbes++;
+    }
+
+    /// <summary>Keepalive runs only on an idle synchronized connection (no data outstanding).</summary>
+    private void UpdateKeepaliveDeadline()
+    {
+        if (!KeepaliveEnabled || State is not (TcpState.Established or TcpState.CloseWait) || _sent.Count > 0)
+        {
+            _keepaliveDeadline = Instant.Never;
+            return;
+        }
+        _keepaliveDeadline = _lastReceivedAt + _settings.KeepaliveIdle + _keepaliveProbesSent * _settings.KeepaliveInterval;
+    }
+}

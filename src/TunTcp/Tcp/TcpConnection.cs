@@ -1,0 +1,384 @@
+using TunTcp.Wire;
+
+namespace TunTcp.Tcp;
+
+/// <summary>What changed on a connection, for the socket layer to wake its waiters.</summary>
+[Flags]
+public enum TcpConnectionEvents
+{
+    None = 0,
+    /// <summary>Data arrived in the receive buffer, or the peer's FIN (end of stream).</summary>
+    Readable = 1,
+    /// <summary>Space was freed in the send buffer.</summary>
+    Writable = 2,
+    /// <summary>The handshake completed.</summary>
+    Established = 4,
+    /// <summary>The connection reached CLOSED (see <see cref="TcpConnection.Error"/>).</summary>
+    Closed = 8,
+}
+
+/// <summary>Receives a connection's events on the stack thread.</summary>
+public interface ITcpConnectionObserver
+{
+    void OnEvents(TcpConnection connection, TcpConnectionEvents events);
+}
+
+/// <summary>
+/// One TCP connection: the transmission control block of RFC 9293 and the engine that drives
+/// it. Sans-IO: it is given each arriving segment and the current instant
+/// (<see cref="OnSegment"/>), woken at <see cref="NextDeadline"/> (<see cref="Poll"/>), and it
+/// emits segments through an <see cref="ITcpOutput"/>. It never reads a clock, blocks or
+/// allocates per segment. Only the stack thread may call its methods; the application talks
+/// to it through <see cref="SendBuffer"/> and <see cref="ReceiveBuffer"/>.
+/// </summary>
+/// <remarks>
+/// Read first: RFC 9293 (3.3 variables, 3.10 event processing), RFC 7323 (window scale,
+/// timestamps, PAWS), RFC 2018/2883 (SACK, D-SACK), RFC 6298 (RTO), RFC 5681 (congestion
+/// control), RFC 5961 (blind attacks), RFC 6528 (ISN). The class is split like gVisor's TCP:
+/// this file holds the TCB and the user calls, <c>.Handshake</c> the opening states,
+/// <c>.Input</c> segment arrival in synchronized states, <c>.Receiver</c> the receive side,
+/// <c>.Sender</c> the send side, <c>.Timers</c> the timers.
+/// </remarks>
+public sealed partial class TcpConnection
+{
+    private readonly TcpSettings _settings;
+    private readonly TcpEnvironment _env;
+    private readonly ICongestionControl _cc;
+    private readonly RttEstimator _rtt;
+    private readonly SentSegmentQueue _sent = new();
+    private readonly SackScoreboard _scoreboard = new();
+    private readonly ReceiveAssembler _assembler = new();
+    private readonly int _mtu;
+
+    // ---- RFC 9293 3.3.1 send sequence variables ----
+    /// <summary>ISS: initial send sequence number.</summary>
+    private SeqNumber _iss;
+    /// <summary>SND.UNA: oldest unacknowledged sequence number. Invariant: SND.UNA &lt;= SND.NXT.</summary>
+    private SeqNumber _sndUna;
+    /// <summary>SND.NXT: next new sequence number to send (retransmissions never move it back).</summary>
+    private SeqNumber _sndNxt;
+    /// <summary>SND.WND: the peer's receive window in bytes, already scaled.</summary>
+    private long _sndWnd;
+    /// <summary>MAX.SND.WND (RFC 5961 5.2): the largest window the peer has offered.</summary>
+    private long _maxSndWnd;
+    /// <summary>SND.WL1 / SND.WL2: SEG.SEQ and SEG.ACK of the segment last used to update SND.WND.</summary>
+    private SeqNumber _sndWl1, _sndWl2;
+    /// <summary>Sequence number of the first byte in <see cref="SendBuffer"/> (SND.UNA once the SYN is acknowledged).</summary>
+    private SeqNumber _sendBufferStart;
+
+    // ---- RFC 9293 3.3.1 receive sequence variables ----
+    /// <summary>IRS: initial receive sequence number.</summary>
+    private SeqNumber _irs;
+    /// <summary>RCV.NXT: next sequence number expected. Everything below it is in the receive buffer (or was the SYN/FIN).</summary>
+    private SeqNumber _rcvNxt;
+    /// <summary>RCV.NXT + RCV.WND as last advertised; never moves left (RFC 9293 3.8.6.2.2, RFC 7323 2.4).</summary>
+    private SeqNumber _rcvAdvertisedEdge;
+
+    // ---- options (RFC 7323, RFC 2018) ----
+    /// <summary>Snd.Wind.Shift: how far the peer's window field is shifted (0 without scaling).</summary>
+    private int _sndShift;
+    /// <summary>Rcv.Wind.Shift: how far we shift our window field (0 without scaling).</summary>
+    private int _rcvShift;
+    /// <summary>Shift we offer in our SYN (used only if the peer offers too).</summary>
+    private readonly int _offeredRcvShift;
+    /// <summary>MSS the peer announced (536 if it sent none, RFC 9293 3.7.1).</summary>
+    private int _peerMss = 536;
+    /// <summary>Payload bytes of a full segment we send (SMSS), after the timestamp option.</summary>
+    private int _smss;
+    private bool _wsOk, _tsOk, _sackOk;
+    /// <summary>TS.Recent (RFC 7323 4.3): the peer's TSval to echo.</summary>
+    private uint _tsRecent;
+    private Instant _tsRecentAt;
+    /// <summary>Last.ACK.sent (RFC 7323 4.3): RCV.NXT carried by our latest ACK.</summary>
+    private SeqNumber _lastAckSent;
+    private readonly uint _tsOffset;
+
+    // ---- closing ----
+    /// <summary>The application will send no more (CLOSE/shutdown); a FIN follows the queued data.</summary>
+    private bool _finQueued;
+    private bool _finSent;
+    /// <summary>Sequence number of our FIN, valid once <see cref="_finQueued"/>.</summary>
+    private SeqNumber _finSeq;
+    /// <summary>The application will read no more: new data gets a reset (RFC 1122 4.2.2.13).</summary>
+    private bool _receiveClosed;
+    /// <summary>Sequence number of an out-of-order FIN waiting for the gap before it to fill.</summary>
+    private SeqNumber? _pendingFinSeq;
+
+    private TcpConnectionEvents _pendingEvents;
+    private ITcpOutput? _out;
+    private Instant _now;
+
+    private TcpConnection(TcpTuple tuple, TcpSettings settings, TcpEnvironment env, int mtu, Instant now)
+    {
+        settings.Validate();
+        Tuple = tuple;
+        _settings = settings;
+        _env = env;
+        _mtu = mtu;
+        _cc = settings.CongestionControl();
+        _rtt = new RttEstimator(settings.InitialRto, settings.MinRto, settings.MaxRto);
+        SendBuffer = new ByteRing(settings.SendBufferSize);
+        ReceiveBuffer = new ByteRing(settings.ReceiveBufferSize);
+        NoDelay = settings.NoDelay;
+        KeepaliveEnabled = settings.Keepalive;
+        _iss = env.InitialSequenceNumber(tuple, now);
+        _tsOffset = env.TimestampOffset(tuple);
+        // RFC 7323 2.3: the smallest shift that lets the whole buffer be advertised, at most 14.
+        int shift = 0;
+        while (shift < 14 && (ReceiveBuffer.Capacity >> shift) > 65535) shift++;
+        _offeredRcvShift = shift;
+        _sndUna = _iss;
+        _sndNxt = _iss;
+        _sendBufferStart = _iss + 1;
+        _smss = SegmentPayloadLimit(0);
+        CreatedAt = now;
+        _lastReceivedAt = now;
+    }
+
+    /// <summary>Starts an active open (RFC 9293 3.10.1 OPEN, active): SYN-SENT, the SYN goes out on <see cref="Poll"/>.</summary>
+    public static TcpConnection Connect(TcpTuple tuple, TcpSettings settings, TcpEnvironment env, int mtu, Instant now)
+    {
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { State = TcpState.SynSent };
+        env.Statistics.ActiveOpens++;
+        c._ackNow = false;
+        c.ArmFirstSyn(now);
+        return c;
+    }
+
+    public TcpTuple Tuple { get; }
+
+    public TcpState State { get; private set; } = TcpState.Closed;
+
+    /// <summary>Why the connection failed, or <see cref="TcpError.None"/>.</summary>
+    public TcpError Error { get; private set; }
+
+    /// <summary>The listener that created this connection (passive open), until it is accepted or dies.</summary>
+    public TcpListenQueue? Listener { get; internal set; }
+
+    public ITcpConnectionObserver? Observer { get; set; }
+
+    /// <summary>Application data waiting to be sent or acknowledged. The application produces, the stack consumes.</summary>
+    public ByteRing SendBuffer { get; }
+
+    /// <summary>Data received in order. The stack produces, the application consumes.</summary>
+    public ByteRing ReceiveBuffer { get; }
+
+    /// <summary>Nagle's algorithm (RFC 896) is off when true.</summary>
+    public bool NoDelay { get; set; }
+
+    /// <summary>RFC 1122 4.2.3.6 keepalives; takes effect at the next received segment or poll.</summary>
+    public bool KeepaliveEnabled { get; set; }
+
+    public Instant CreatedAt { get; }
+
+    /// <summary>The peer's FIN has been received: after the buffered data, the stream ends.</summary>
+    public bool PeerFinReceived { get; private set; }
+
+    /// <summary>True once the application may no longer send (FIN queued, reset or closed).</summary>
+    public bool SendClosed => _finQueued || State == TcpState.Closed;
+
+    /// <summary>The congestion controller's name.</summary>
+    public string CongestionControlName => _cc.Name;
+
+    public bool IsSynchronized => State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2
+        or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck or TcpState.TimeWait;
+
+    /// <summary>A snapshot of live statistics.</summary>
+    public TcpConnectionStatistics GetStatistics() => new(
+        State, Error, TimeSpan.FromMicroseconds(_rtt.SmoothedUs), TimeSpan.FromMicroseconds(_rtt.VariationUs),
+        _rtt.Rto, _cc.CongestionWindow, _cc.SlowStartThreshold, (int)Math.Min(_sndWnd, int.MaxValue),
+        _rcvAdvertisedEdge - _rcvNxt, _pipe, _smss, BytesSent, BytesReceived, SegmentsSent, SegmentsReceived,
+        Retransmissions, RetransmissionTimeouts, FastRetransmits, _cc.Name, _wsOk, _tsOk, _sackOk);
+
+    public long BytesSent { get; private set; }
+    public long BytesReceived { get; private set; }
+    public long SegmentsSent { get; private set; }
+    public long SegmentsReceived { get; private set; }
+    public long Retransmissions { get; private set; }
+    public long RetransmissionTimeouts { get; private set; }
+    public long FastRetransmits { get; private set; }
+
+    // ---- user calls (RFC 9293 3.10.2-3.10.5), on the stack thread ----
+
+    /// <summary>
+    /// The application queued data in <see cref="SendBuffer"/>: send what the windows allow.
+    /// </summary>
+    public void OnSendBufferWritten(Instant now, ITcpOutput output) => Run(now, output, static c => { });
+
+    /// <summary>
+    /// The application consumed from <see cref="ReceiveBuffer"/>: advertise a larger window if
+    /// it grew enough to be worth an update (receiver SWS avoidance, RFC 9293 3.8.6.2.2).
+    /// </summary>
+    public void OnReceiveBufferRead(Instant now, ITcpOutput output) => Run(now, output, static c => c.MaybeSendWindowUpdate());
+
+    /// <summary>
+    /// Half-close (RFC 9293 3.10.4 CLOSE): no more data from us; a FIN follows what is queued.
+    /// We keep receiving until the peer closes too.
+    /// </summary>
+    public void ShutdownSend(Instant now, ITcpOutput output) => Run(now, output, static c => c.QueueFin());
+
+    /// <summary>
+    /// Full close: no more sending and no more reading. RFC 1122 4.2.2.13: if unread data is
+    /// pending, or data arrives later, the peer gets a reset to show that data was lost.
+    /// </summary>
+    public void Close(Instant now, ITcpOutput output) => Run(now, output, static c =>
+    {
+        c._receiveClosed = true;
+        if (c.ReceiveBuffer.Count > 0 && c.IsSynchronizedOrSynReceived) { c.AbortWithReset(TcpError.Aborted); return; }
+        c.QueueFin();
+    });
+
+    /// <summary>RFC 9293 3.10.5 ABORT: a reset for synchronized states, then CLOSED.</summary>
+    public void Abort(Instant now, ITcpOutput output) => Run(now, output, static c => c.AbortWithReset(TcpError.Aborted));
+
+    /// <summary>Handles an arriving segment (RFC 9293 3.10.7), then sends whatever became due.</summary>
+    public TcpSegmentResult OnSegment(in TcpSegment segment, Instant now, ITcpOutput output)
+    {
+        _now = now;
+        _out = output;
+        var result = TcpSegmentResult.Processed;
+        try
+        {
+            SegmentsReceived++;
+            _lastReceivedAt = now;
+            _keepaliveProbesSent = 0;
+            switch (State)
+            {
+                case TcpState.SynSent: ProcessSynSent(segment); break;
+                case TcpState.Closed: break;
+                default: result = ProcessSynchronized(segment); break;
+            }
+            if (State != TcpState.Closed) Transmit();
+        }
+        finally
+        {
+            Finish();
+        }
+        return result;
+    }
+
+    /// <summary>Runs due timers and sends what is due.</summary>
+    public void Poll(Instant now, ITcpOutput output) => Run(now, output, static c => c.RunTimers());
+
+    private void Run(Instant now, ITcpOutput output, Action<TcpConnection> action)
+    {
+        _now = now;
+        _out = output;
+        try
+        {
+            action(this);
+            if (State != TcpState.Closed) Transmit();
+        }
+        finally
+        {
+            Finish();
+        }
+    }
+
+    private void Finish()
+    {
+        _out = null;
+        UpdateKeepaliveDeadline();
+        var events = _pendingEvents;
+        _pendingEvents = TcpConnectionEvents.None;
+        if (events != TcpConnectionEvents.None) Observer?.OnEvents(this, events);
+    }
+
+    private bool IsSynchronizedOrSynReceived => State == TcpState.SynReceived || IsSynchronized;
+
+    private void QueueFin()
+    {
+        switch (State)
+        {
+            case TcpState.SynSent:
+                // RFC 9293 3.10.4: CLOSE in SYN-SENT deletes the TCB.
+                Terminate(TcpError.None);
+                return;
+            case TcpState.SynReceived:
+            case TcpState.Established:
+                // RFC 9293 3.10.4: queue the FIN after the data; enter FIN-WAIT-1. (In SYN-RECEIVED
+                // the FIN waits until ESTABLISHED; Transmit sends nothing before then.)
+                SetFinQueued();
+                SetState(TcpState.FinWait1);
+                return;
+            case TcpState.CloseWait:
+                SetFinQueued();
+                SetState(TcpState.LastAck);
+                return;
+            default:
+                return; // already closing: RFC says "error: connection closing"; nothing to do
+        }
+    }
+
+    private void SetFinQueued()
+    {
+        if (_finQueued) return;
+        _finQueued = true;
+        _finSeq = _sendBufferStart + SendBuffer.Count;
+    }
+
+    private void AbortWithReset(TcpError error)
+    {
+        if (IsSynchronizedOrSynReceived && State != TcpState.TimeWait)
+        {
+            // RFC 9293 3.10.5: <SEQ=SND.NXT><CTL=RST>.
+            SendReset(_sndNxt);
+        }
+        Terminate(error);
+    }
+
+    /// <summary>Enters CLOSED: no more segments, timers off, the owner removes the connection.</summary>
+    private void Terminate(TcpError error)
+    {
+        if (State == TcpState.Closed) return;
+        if (Error == TcpError.None) Error = error;
+        bool wasSynchronized = IsSynchronized;
+        SetState(TcpState.Closed);
+        if (wasSynchronized) _env.Statistics.ConnectionsClosed++;
+        if (error == TcpError.TimedOut) _env.Statistics.Timeouts++;
+        _sent.Clear();
+        _scoreboard.Clear();
+        _pipe = 0;
+        _rtoDeadline = _persistDeadline = _delayedAckDeadline = _timeWaitDeadline = _keepaliveDeadline = _finWait2Deadline = _lossProbeDeadline = Instant.Never;
+        _pendingEvents |= TcpConnectionEvents.Closed | TcpConnectionEvents.Readable | TcpConnectionEvents.Writable;
+    }
+
+    private void SetState(TcpState state)
+    {
+        if (State == state) return;
+        var old = State;
+        State = state;
+        if (state == TcpState.Established && old is TcpState.SynSent or TcpState.SynReceived)
+        {
+            _env.Statistics.ConnectionsEstablished++;
+            _pendingEvents |= TcpConnectionEvents.Established | TcpConnectionEvents.Writable;
+        }
+        Listener?.OnStateChanged(this, old);
+    }
+
+    private void Raise(TcpConnectionEvents events) => _pendingEvents |= events;
+
+    /// <summary>Our timestamp clock: milliseconds plus a per-connection offset (RFC 7323 5.4).</summary>
+    private uint TsNow => unchecked((uint)(_now.Microseconds / 1000) + _tsOffset);
+
+    public override string ToString() => $"{Tuple} {State}";
+}
+
+/// <summary>What the owner must do after <see cref="TcpConnection.OnSegment"/>.</summary>
+public enum TcpSegmentResult
+{
+    Processed,
+    /// <summary>
+    /// A SYN arrived in TIME-WAIT that may open a new incarnation (RFC 9293 3.10.7.4, RFC 6191):
+    /// the connection has closed itself; hand the SYN to the listener.
+    /// </summary>
+    ReopenFromTimeWait,
+}
+
+/// <summary>A snapshot of one connection's state and counters.</summary>
+public readonly record struct TcpConnectionStatistics(
+    TcpState State, TcpError Error, TimeSpan SmoothedRtt, TimeSpan RttVariation, TimeSpan Rto,
+    int CongestionWindow, int SlowStartThreshold, int PeerWindow, int AdvertisedWindow, int BytesInFlight, int Mss,
+    long BytesSent, long BytesReceived, long SegmentsSent, long SegmentsReceived,
+    long Retransmissions, long RetransmissionTimeouts, long FastRetransmits, string CongestionControl,
+    bool WindowScaling, bool Timestamps, bool Sack);

@@ -1,0 +1,112 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using TunTcp.Wire;
+
+namespace TunTcp.Tcp;
+
+/// <summary>
+/// What all connections of one stack share: the secret behind initial sequence numbers, the
+/// random source, the system-wide challenge-ACK budget and the engine's counters.
+/// </summary>
+public sealed class TcpEnvironment
+{
+    private readonly byte[] _secret = new byte[32];
+    private long _challengeWindowStart = long.MinValue;
+    private int _challengeAcksInWindow;
+
+    /// <param name="random">Source of the ISN secret, ports and offsets; seed it in tests.</param>
+    /// <param name="challengeAcksPerSecond">RFC 5961 7: system-wide limit of challenge ACKs per second (Linux: 1000).</param>
+    public TcpEnvironment(IRandomSource random, int challengeAcksPerSecond = 1000)
+    {
+        Random = random;
+        random.Fill(_secret);
+        ChallengeAcksPerSecond = challengeAcksPerSecond;
+    }
+
+    public IRandomSource Random { get; }
+
+    public int ChallengeAcksPerSecond { get; }
+
+    public TcpStatistics Statistics { get; } = new();
+
+    /// <summary>
+    /// RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), where M is
+    /// a timer that ticks every 4 microseconds and F is a keyed hash (here HMAC-SHA-256) of the
+    /// connection's 4-tuple. The ISN of a new incarnation thus grows with time per tuple, while
+    /// an off-path attacker cannot guess it.
+    /// </summary>
+    public SeqNumber InitialSequenceNumber(in TcpTuple tuple, Instant now)
+    {
+        uint m = unchecked((uint)(now.Microseconds / 4));
+        return new SeqNumber(unchecked(m + KeyedHash(tuple, 0)));
+    }
+
+    /// <summary>
+    /// A per-connection offset added to our timestamp clock (RFC 7323 5.4 / 7.1), so TSval does
+    /// not reveal the host's uptime or link connections to one another.
+    /// </summary>
+    public uint TimestampOffset(in TcpTuple tuple) => KeyedHash(tuple, 1);
+
+    private uint KeyedHash(in TcpTuple tuple, byte purpose)
+    {
+        Span<byte> input = stackalloc byte[13];
+        BinaryPrimitives.WriteUInt32BigEndian(input, tuple.LocalAddress.Value);
+        BinaryPrimitives.WriteUInt16BigEndian(input[4..], tuple.LocalPort);
+        BinaryPrimitives.WriteUInt32BigEndian(input[6..], tuple.RemoteAddress.Value);
+        BinaryPrimitives.WriteUInt16BigEndian(input[10..], tuple.RemotePort);
+        input[12] = purpose;
+        Span<byte> mac = stackalloc byte[32];
+        HMACSHA256.HashData(_secret, input, mac);
+        return BinaryPrimitives.ReadUInt32BigEndian(mac);
+    }
+
+    /// <summary>
+    /// RFC 5961 7: challenge ACKs are limited per second across the whole stack, so that a
+    /// blind attacker cannot make us flood, nor learn from the budget what it hit.
+    /// </summary>
+    public bool TryTakeChallengeAck(Instant now)
+    {
+        long second = now.Microseconds / 1_000_000;
+        if (second != _challengeWindowStart)
+        {
+            _challengeWindowStart = second;
+            _challengeAcksInWindow = 0;
+        }
+        if (_challengeAcksInWindow >= ChallengeAcksPerSecond)
+        {
+            Statistics.ChallengeAcksSuppressed++;
+            return false;
+        }
+        _challengeAcksInWindow++;
+        Statistics.ChallengeAcksSent++;
+        return true;
+    }
+}
+
+/// <summary>Counters of the TCP engine of one stack (written by the stack thread).</summary>
+public sealed class TcpStatistics
+{
+    public long ActiveOpens;
+    public long PassiveOpens;
+    public long ConnectionsEstablished;
+    public long ConnectionsClosed;
+    public long ResetsReceived;
+    public long ResetsSent;
+    public long SegmentsRetransmitted;
+    public long RetransmissionTimeouts;
+    public long FastRetransmits;
+    public long SynBacklogDrops;
+    public long AcceptQueueDrops;
+    public long ChallengeAcksSent;
+    public long ChallengeAcksSuppressed;
+    public long PawsDrops;
+    public long UnacceptableSegments;
+    public long OutOfOrderSegments;
+    public long OutOfOrderDrops;
+    public long MalformedDrops;
+    public long ZeroWindowProbes;
+    public long KeepaliveProbes;
+    public long TimeWaitReopens;
+    public long Timeouts;
+    public long SpuriousRetransmissionsUndone;
+}

@@ -1,0 +1,120 @@
+using TunTcp.Wire;
+
+namespace TunTcp.Tcp;
+
+/// <summary>Told when a listener has a connection ready to accept.</summary>
+public interface ITcpListenObserver
+{
+    void OnAcceptable(TcpListenQueue listener);
+}
+
+/// <summary>
+/// A passive open (RFC 9293 3.10.7.2, LISTEN state): it answers SYNs by creating connections in
+/// SYN-RECEIVED, holds at most <see cref="TcpSettings.SynBacklog"/> of them (further SYNs are
+/// dropped, so a SYN flood cannot grow memory), and queues completed connections, at most
+/// <see cref="Backlog"/>, until the application accepts them.
+/// </summary>
+public sealed class TcpListenQueue
+{
+    private readonly TcpSettings _settings;
+    private readonly TcpEnvironment _env;
+    private readonly int _mtu;
+    private readonly Queue<TcpConnection> _accepted = new();
+    private int _halfOpen;
+
+    public TcpListenQueue(Ipv4Address localAddress, ushort port, int backlog, TcpSettings settings, TcpEnvironment env, int mtu)
+    {
+        if (backlog < 1) throw new ArgumentOutOfRangeException(nameof(backlog), "backlog must be at least 1");
+        settings.Validate();
+        LocalAddress = localAddress;
+        Port = port;
+        Backlog = backlog;
+        _settings = settings;
+        _env = env;
+        _mtu = mtu;
+    }
+
+    /// <summary>The address listened on; <see cref="Ipv4Address.Any"/> for every local address.</summary>
+    public Ipv4Address LocalAddress { get; }
+
+    public ushort Port { get; }
+
+    /// <summary>Completed connections that may wait for <see cref="TryAccept"/>.</summary>
+    public int Backlog { get; }
+
+    public int HalfOpenCount => _halfOpen;
+
+    public int PendingAcceptCount => _accepted.Count;
+
+    public bool IsClosed { get; private set; }
+
+    public ITcpListenObserver? Observer { get; set; }
+
+    /// <summary>
+    /// A segment for the listening port that matches no connection (RFC 9293 3.10.7.2):
+    /// RST is ignored; an ACK gets &lt;SEQ=SEG.ACK&gt;&lt;CTL=RST&gt;; a SYN creates a connection
+    /// in SYN-RECEIVED (returned, for the owner to register under its 4-tuple); anything else
+    /// is dropped.
+    /// </summary>
+    public TcpConnection? OnSegment(TcpTuple tuple, in TcpSegment seg, Instant now, ITcpOutput output)
+    {
+        if (IsClosed) return null;
+        if (seg.Rst) return null;
+        if (seg.Ack)
+        {
+            var reset = new TcpHeader(tuple.LocalPort, tuple.RemotePort, seg.Acknowledgment, default, TcpFlags.Rst, 0);
+            output.Send(tuple, reset, default, default, default);
+            _env.Statistics.ResetsSent++;
+            return null;
+        }
+        if (!seg.Syn) return null;
+        if (_halfOpen >= _settings.SynBacklog)
+        {
+            _env.Statistics.SynBacklogDrops++;
+            return null;
+        }
+        _halfOpen++;
+        return TcpConnection.AcceptSyn(tuple, seg, _settings, _env, _mtu, this, now, output);
+    }
+
+    /// <summary>Linux drops the handshake-completing ACK while the accept queue is full.</summary>
+    internal bool CanComplete(TcpConnection connection) => !IsClosed && _accepted.Count < Backlog;
+
+    internal void OnStateChanged(TcpConnection connection, TcpState old)
+    {
+        if (old == TcpState.SynReceived) _halfOpen--;
+        if (connection.State == TcpState.Established && old == TcpState.SynReceived)
+        {
+            _accepted.Enqueue(connection);
+            Observer?.OnAcceptable(this);
+        }
+        else if (connection.State != TcpState.SynReceived)
+        {
+            // Died before completing the handshake: it was never offered to the application.
+            if (old == TcpState.SynReceived) connection.Listener = null;
+        }
+    }
+
+    /// <summary>Takes the oldest completed connection; it no longer belongs to the listener.</summary>
+    public bool TryAccept(out TcpConnection connection)
+    {
+        if (_accepted.TryDequeue(out var c))
+        {
+            c.Listener = null;
+            connection = c;
+            return true;
+        }
+        connection = null!;
+        return false;
+    }
+
+    /// <summary>Stops listening; returns the connections nobody accepted, for the owner to abort.</summary>
+    public List<TcpConnection> Close()
+    {
+        IsClosed = true;
+        var orphans = new List<TcpConnection>(_accepted);
+        _accepted.Clear();
+        foreach (var c in orphans) c.Listener = null;
+        return orphans;
+    }
+}
