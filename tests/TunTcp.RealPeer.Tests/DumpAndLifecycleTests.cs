@@ -119,6 +119,40 @@ public sealed class DumpAndLifecycleTests : IDisposable
         Assert.Contains("inet 10.88.0.1/24", Ns.Run("ip", "addr", "show", "dev", _device).Output);
     }
 
+    [Fact]
+    public void PersistentDevice_OwnedByAnUnprivilegedUser_IsServedWithoutRoot()
+    {
+        RootRequirement.SkipUnlessRoot();
+        Unprivileged.SkipUnlessNobodyCanRunTheTool();
+        Assert.Equal(0, Ns.Run("ip", "tuntap", "add", "dev", _device, "mode", "tun", "user", "nobody").ExitCode);
+        Assert.Equal(0, Ns.Run("ip", "addr", "add", "10.89.0.1/24", "dev", _device).ExitCode);
+        Assert.Equal(0, Ns.Run("ip", "link", "set", "dev", _device, "up").ExitCode);
+        // A private clone device node, mode 0666 as on most systems, so the system's own
+        // /dev/net/tun (which may be 0600) is neither needed nor changed.
+        string dir = Directory.CreateTempSubdirectory("tuntcp-clone-").FullName;
+        try
+        {
+            Assert.Equal(0, Shell.Run("chmod", "0755", dir).ExitCode);
+            string clone = Path.Combine(dir, "tun");
+            Assert.Equal(0, Shell.Run("mknod", "-m", "0666", clone, "c", "10", "200").ExitCode);
+
+            using var tool = ToolProcess.Start(["serve", "--no-netns", "--tun", _device, "--host-addr", "10.89.0.1/24", "--addr", "10.89.0.2"],
+                wrapper: ["ip", "netns", "exec", Ns.Name, .. Unprivileged.Wrapper],
+                environment: new Dictionary<string, string> { ["TUNTCP_TUN_PATH"] = clone });
+            tool.WaitForReady();
+            Assert.Contains("attached", tool.Stdout);
+            var ping = Ns.Run("ping", "-c", "2", "-i", "0.2", "-W", "5", "10.89.0.2");
+            Assert.True(ping.ExitCode == 0, ping.ToString());
+            Assert.Equal(0, tool.Stop());
+            Assert.Contains($"Detached from TUN device {_device}", tool.Stderr);
+            Assert.True(Ns.HasDevice(_device));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData(ToolProcess.SIGINT)]
     [InlineData(ToolProcess.SIGTERM)]

@@ -63,11 +63,11 @@ public sealed class ErrorMessageTests : IDisposable
     public void NotRoot_NamesSetcapAndSudo()
     {
         RootRequirement.SkipUnlessRoot();
-        SkipUnlessNobodyCanRunTheTool();
+        Unprivileged.SkipUnlessNobodyCanRunTheTool();
         // Inside the test namespace, then without privileges: even if the drop failed, nothing
         // could be created outside a namespace this test owns.
         var (exitCode, _, stderr) = ToolProcess.RunToExit(["dump", "--no-netns", "--tun", _device],
-            wrapper: ["ip", "netns", "exec", Ns.Name, .. DropToNobody]);
+            wrapper: ["ip", "netns", "exec", Ns.Name, .. Unprivileged.Wrapper]);
         Assert.Equal(1, exitCode);
         Assert.Contains("sudo setcap cap_net_admin=+ep", stderr);
         Assert.Contains("run as root", stderr);
@@ -78,11 +78,11 @@ public sealed class ErrorMessageTests : IDisposable
     public void NotRoot_WithANamespace_SaysNamespacesNeedRoot()
     {
         RootRequirement.SkipUnlessRoot();
-        SkipUnlessNobodyCanRunTheTool();
+        Unprivileged.SkipUnlessNobodyCanRunTheTool();
         string ns = TestNamespace.UniqueName();
         _toolNamespaces.Add(ns);
         var (exitCode, _, stderr) = ToolProcess.RunToExit(["dump", "--netns", ns, "--tun", _device],
-            wrapper: ["ip", "netns", "exec", Ns.Name, .. DropToNobody]);
+            wrapper: ["ip", "netns", "exec", Ns.Name, .. Unprivileged.Wrapper]);
         Assert.Equal(1, exitCode);
         Assert.Contains($"cannot create network namespace {ns}", stderr);
         Assert.Contains("--no-netns", stderr);
@@ -99,14 +99,5 @@ public sealed class ErrorMessageTests : IDisposable
         Assert.Equal(2, exitCode);
         Assert.Contains("--mtu: 40 is out of range", stderr);
         Assert.False(TestNamespace.Exists(ns));
-    }
-
-    private static readonly string[] DropToNobody =
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"];
-
-    private static void SkipUnlessNobodyCanRunTheTool()
-    {
-        var probe = Shell.Run("setpriv", [.. DropToNobody.Skip(1), ToolProcess.ExecutablePath, "--version"]);
-        Assert.SkipUnless(probe.ExitCode == 0, $"user nobody cannot run {ToolProcess.ExecutablePath} here ({probe.Error.Trim()})");
     }
 }
