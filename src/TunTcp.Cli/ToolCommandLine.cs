@@ -148,62 +148,63 @@ internal sealed class ToolCommandLine
     /// <summary>Each option's own check, added once: the option objects are shared by every command.</summary>
     private void AddOptionValidators()
     {
-        _tun.Validators.Add(r =>
-        {
-            if (!TunDevice.IsValidName(r.GetValueOrDefault<string>(), out var e)) r.AddError($"--tun: {e}");
-        });
-        _addr.Validators.Add(r =>
-        {
-            string? text = r.GetValueOrDefault<string>();
-            if (!Ipv4Address.TryParse(text, out var a)) r.AddError($"--addr: '{text}' is not an IPv4 address (dotted quad such as 192.168.0.2)");
-            else if (!InterfaceAddress.IsAssignable(a, out var e)) r.AddError($"--addr: {e}");
-        });
-        _hostAddr.Validators.Add(r =>
-        {
-            if (!InterfaceAddress.TryParse(r.GetValueOrDefault<string>(), out _, out var e)) r.AddError($"--host-addr: {e}");
-        });
-        _mtu.Validators.Add(r =>
-        {
-            // A token that is not a number has its conversion error reported already, and
-            // asking for the value would throw.
-            if (r.Tokens.Count > 0 && !int.TryParse(r.Tokens[^1].Value, out _)) return;
-            int mtu = r.GetValueOrDefault<int>();
-            if (mtu is < TunInterfaceOptions.MinimumMtu or > TunInterfaceOptions.MaximumMtu)
-                r.AddError($"--mtu: {mtu} is out of range; an IPv4 link MTU is from {TunInterfaceOptions.MinimumMtu} (RFC 791) to {TunInterfaceOptions.MaximumMtu} bytes");
-        });
-        _netns.Validators.Add(r =>
-        {
-            if (!NetworkNamespace.IsValidName(r.GetValueOrDefault<string>(), out var e)) r.AddError($"--netns: {e}");
-        });
+        foreach (var (option, check) in OwnChecks())
+            option.Validators.Add(r => { if (check(LastToken(r)) is { } error) r.AddError(error); });
         _pcap.Validators.Add(r =>
         {
-            if (string.IsNullOrWhiteSpace(r.GetValueOrDefault<string?>())) r.AddError("--pcap: give a file name");
+            if (string.IsNullOrWhiteSpace(LastToken(r))) r.AddError("--pcap: give a file name");
         });
     }
+
+    /// <summary>
+    /// The per-option checks, on the option's text (null when not given: its default is valid).
+    /// Pure functions, so the command-level validator can ask them too.
+    /// </summary>
+    private IEnumerable<(Option Option, Func<string?, string?> Check)> OwnChecks() =>
+    [
+        (_tun, text => text is null || TunDevice.IsValidName(text, out var e) ? null : $"--tun: {e}"),
+        (_addr, text =>
+        {
+            if (text is null) return null;
+            if (!Ipv4Address.TryParse(text, out var a)) return $"--addr: '{text}' is not an IPv4 address (dotted quad such as 192.168.0.2)";
+            return InterfaceAddress.IsAssignable(a, out var e) ? null : $"--addr: {e}";
+        }),
+        (_hostAddr, text => text is null || InterfaceAddress.TryParse(text, out _, out var e) ? null : $"--host-addr: {e}"),
+        (_mtu, text =>
+        {
+            // A token that is not a number gets the parser's own conversion error.
+            if (text is null || !int.TryParse(text, out int mtu)) return null;
+            return mtu is < TunInterfaceOptions.MinimumMtu or > TunInterfaceOptions.MaximumMtu
+                ? $"--mtu: {mtu} is out of range; an IPv4 link MTU is from {TunInterfaceOptions.MinimumMtu} (RFC 791) to {TunInterfaceOptions.MaximumMtu} bytes"
+                : null;
+        }),
+        (_netns, text => text is null || NetworkNamespace.IsValidName(text, out var e) ? null : $"--netns: {e}"),
+    ];
+
+    private static string? LastToken(SymbolResult? result) => result is { Tokens.Count: > 0 } ? result.Tokens[^1].Value : null;
 
     private void AddCommonOptions(Command command)
     {
         foreach (Option option in new Option[] { _tun, _addr, _hostAddr, _mtu, _netns, _noNetns, _pcap, _trace, _packetInfo })
             command.Options.Add(option);
 
-        // Checks between options: each option's own check has reported a malformed value already,
-        // so these only look at values that parsed.
+        // Checks between options. System.CommandLine runs command validators before the options'
+        // own validators and skips those if a command validator reported anything, so these checks
+        // stand back whenever an option is malformed on its own, and that option's error is shown.
         command.Validators.Add(r =>
         {
+            if (OwnChecks().Any(c => c.Check(LastToken(r.GetResult(c.Option))) is not null)) return;
+            if (r.GetResult(_mtu) is { Tokens.Count: > 0 } mtu && !int.TryParse(mtu.Tokens[^1].Value, out _)) return;
             if (r.GetValue(_noNetns) && r.GetResult(_netns) is { Implicit: false })
                 r.AddError("--netns and --no-netns contradict each other; give one of them");
-            // Command validators run before defaults are filled in: an option not given reads null.
-            if (Ipv4Address.TryParse(r.GetValue(_addr) ?? DefaultStackAddress.ToString(), out var stack)
-                && InterfaceAddress.IsAssignable(stack, out _)
-                && InterfaceAddress.TryParse(r.GetValue(_hostAddr) ?? TunInterfaceOptions.DefaultHostAddress.ToString(), out var host, out _))
-            {
-                if (stack == host.Address)
-                    r.AddError($"--addr {stack} is the same as the host side's address (--host-addr {host}); the stack needs an address of its own, e.g. {Suggest(host)}");
-                else if (!host.Contains(stack))
-                    r.AddError($"--addr {stack} is outside the host side's prefix {host.Network}/{host.PrefixLength} (--host-addr {host}), so the kernel would not route it to the device; use e.g. {Suggest(host)}");
-                else if (!host.IsUsableHost(stack))
-                    r.AddError($"--addr {stack} is the network or broadcast address of {host.Network}/{host.PrefixLength}; use e.g. {Suggest(host)}");
-            }
+            var stack = Ipv4Address.Parse(LastToken(r.GetResult(_addr)) ?? DefaultStackAddress.ToString());
+            var host = InterfaceAddress.Parse(LastToken(r.GetResult(_hostAddr)) ?? TunInterfaceOptions.DefaultHostAddress.ToString());
+            if (stack == host.Address)
+                r.AddError($"--addr {stack} is the same as the host side's address (--host-addr {host}); the stack needs an address of its own, e.g. {Suggest(host)}");
+            else if (!host.Contains(stack))
+                r.AddError($"--addr {stack} is outside the host side's prefix {host.Network}/{host.PrefixLength} (--host-addr {host}), so the kernel would not route it to the device; use e.g. {Suggest(host)}");
+            else if (!host.IsUsableHost(stack))
+                r.AddError($"--addr {stack} is the network or broadcast address of {host.Network}/{host.PrefixLength}; use e.g. {Suggest(host)}");
         });
     }
 

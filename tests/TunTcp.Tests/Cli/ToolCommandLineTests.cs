@@ -72,6 +72,23 @@ public class ToolCommandLineTests
     }
 
     [Fact]
+    public void AMalformedOption_IsReported_EvenWhenOptionsAlsoContradictEachOther()
+    {
+        var errors = Build().Validate("serve", "--mtu", "5", "--addr", "192.168.0.1");
+        Assert.Contains(errors, e => e.Contains("--mtu: 5 is out of range"));
+    }
+
+    [Fact]
+    public void EveryMalformedOption_IsReported()
+    {
+        var errors = Build().Validate("serve", "--mtu", "5", "--addr", "1.2.3", "--host-addr", "10.0.0.1/40", "--tun", "a:b");
+        Assert.Contains(errors, e => e.StartsWith("--mtu:"));
+        Assert.Contains(errors, e => e.StartsWith("--addr:"));
+        Assert.Contains(errors, e => e.StartsWith("--host-addr:"));
+        Assert.Contains(errors, e => e.StartsWith("--tun:"));
+    }
+
+    [Fact]
     public void ValidInput_HasNoErrors()
     {
         Assert.Empty(Build().Validate("serve", "--host-addr", "10.0.0.1/24", "--addr", "10.0.0.2"));
