@@ -1,7 +1,7 @@
 namespace TunTcp.Links;
 
 /// <summary>
-/// The faults a <c>FaultInjectingLink</c> applies to one direction of a link, so an
+/// The faults a <see cref="FaultInjectingLink"/> applies to one direction of a link, so an
 /// application can be tried on a bad network: random loss, delay with jitter, reordering,
 /// duplication, corruption and a bandwidth limit. Percentages are 0..100.
 /// </summary>
