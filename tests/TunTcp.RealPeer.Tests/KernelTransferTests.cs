@@ -107,6 +107,17 @@ public sealed class KernelTransferTests
     }
 
     [Fact]
+    public void Connect_UploadOverASlowLink_IsAllDeliveredBeforeTheToolExits()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var session = PeerSession.Create();
+        // The kernel closes its side at once, so the download ends long before the upload has
+        // crossed the 1 Mbit/s link (about 5 s for 640 KB, more than the 2 s of grace the stack gives connections when it shuts down): connect must wait for its data and
+        // FIN to be acknowledged before it ends, or the stack dies with the data.
+        KernelTransfers.Connect(session, upload: 640 * 1024, download: 0, toolOptions: ["--rate", "out:1mbit"]);
+    }
+
+    [Fact]
     public void Connect_ToAClosedKernelPort_IsRefused_WithExitCode1()
     {
         RootRequirement.SkipUnlessRoot();

@@ -85,7 +85,8 @@ internal static class KernelTransfers
             Assert.Equal(download, new FileInfo(output).Length);
             Assert.Equal(result.String("sha256_sent"), Sha256OfFile(output));
             if (stackClosesFirst) Assert.True(result.Bool("eof_before_send"), result.ToString());
-            Assert.Contains($"done: {upload} bytes sent, {download} received", tool.Stderr);
+            Assert.True(tool.Stderr.Contains($"done: {upload} bytes sent, {download} received", StringComparison.Ordinal),
+                $"connect's summary does not count {upload} bytes sent and {download} received:\n{tool.Stderr}");
         }
         finally
         {
