@@ -70,11 +70,13 @@ internal sealed class PeerSession : IDisposable
     /// kernel) and on the output hook for packets the kernel sends to it (kernel to stack).
     /// </summary>
     /// <remarks>
-    /// A drop on the output hook is reported back to the kernel's TCP as a local send failure,
-    /// so for the kernel's data segments it delays rather than loses (the segment stays queued and
-    /// goes out later); pure ACKs dropped there are lost for good. Drops on the input hook are real
-    /// losses of the stack's segments. The stack's own injector (<c>--loss in:N</c>) makes true
-    /// losses of the kernel's data.
+    /// Drops on the input hook are real losses of the stack's segments. A drop on the output hook
+    /// is reported back to the kernel's TCP as a local send failure (-EPERM), so for the kernel's
+    /// data it delays rather than loses: the segment stays queued and goes out later, in order (a
+    /// capture of 20 MB with 2% dropped there shows no hole and no retransmission). The output
+    /// hook also sees GSO bundles of several segments, not single segments. Pure ACKs dropped there
+    /// are lost for good. The stack's own injector (<c>--loss in:N</c>) makes true losses of the
+    /// kernel's data.
     /// </remarks>
     public void DropAtRandom(int percent)
     {
