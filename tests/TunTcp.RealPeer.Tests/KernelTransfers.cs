@@ -74,8 +74,9 @@ internal static class KernelTransfers
             var tool = session.StartConnect(ListenerPort, input, output, toolOptions);
             if (!tool.WaitForExit(PeerSession.PeerBound))
                 Assert.Fail($"tuntcp connect did not finish within {PeerSession.PeerBound.TotalSeconds} s.\n{tool.Stderr}\n--- listener ---\n{listener.Output}");
+            Assert.True(tool.ExitCode == 0, $"tuntcp connect exited {tool.ExitCode}:\n{tool.Stderr}\n--- listener so far ---\n{listener.Output}");
+            // connect ends only once the listener has everything, so the listener ends at once too.
             var result = listener.WaitForResult(TimeSpan.FromSeconds(30));
-            Assert.True(tool.ExitCode == 0, $"tuntcp connect exited {tool.ExitCode}:\n{tool.Stderr}\n--- listener ---\n{result}");
             Assert.True(result.Ok, $"{result}\n--- tuntcp connect ---\n{tool.Stderr}");
 
             // Stack to kernel: what the listener received is the input file.
