@@ -122,7 +122,7 @@ internal sealed class ToolCommandLine
 
     private readonly Option<string> _buffer = new("--buffer")
     {
-        Description = "send and receive buffer of each connection in bytes (bounds the window); 'auto': 32 segments, at least 256 KiB, at most 4 MiB",
+        Description = "send and receive buffer of each connection in bytes (bounds the window); 'auto': 32 segments, at least 1 MiB, at most 4 MiB",
         DefaultValueFactory = _ => "auto",
         HelpName = "bytes",
     };
@@ -147,6 +147,11 @@ internal sealed class ToolCommandLine
         Description = "connect: give up on the handshake after this many seconds",
         DefaultValueFactory = _ => 30,
         HelpName = "seconds",
+    };
+
+    private readonly Option<bool> _noOffload = new("--no-offload")
+    {
+        Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
     };
 
     private readonly Argument<string> _host = new("host") { Description = "IPv4 address to connect to (the host side, e.g. 192.168.0.1)" };
@@ -345,6 +350,9 @@ internal sealed class ToolCommandLine
         var command = result.CommandResult.Command;
         if (command.Name == "dump") return settings;
         settings = settings with { Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result) };
+        // Offloads only when the stack reads the device directly: decorators expect plain packets.
+        bool offloads = !result.GetValue(_noOffload) && settings.PcapPath is null && !settings.Trace && settings.Faults.IsEmpty && !options.PacketInformation;
+        settings = settings with { Interface = options with { Offloads = offloads } };
         if (command.Name == "serve")
         {
             settings = settings with
@@ -367,8 +375,11 @@ internal sealed class ToolCommandLine
         return settings;
     }
 
-    /// <summary>The buffer size 'auto' picks: 32 full segments, within [256 KiB, 4 MiB].</summary>
-    public static int AutoBufferSize(int mtu) => Math.Clamp(32 * (mtu - 40), 256 * 1024, 4 * 1024 * 1024);
+    /// <summary>
+    /// The buffer size 'auto' picks: 32 full segments, within [1 MiB, 4 MiB]. The rings grow on
+    /// demand, so a large maximum costs memory only on connections that fill it.
+    /// </summary>
+    public static int AutoBufferSize(int mtu) => Math.Clamp(32 * (mtu - 40), 1024 * 1024, 4 * 1024 * 1024);
 
     private TcpSettings ReadTcp(ParseResult result, int mtu)
     {
@@ -403,7 +414,7 @@ internal sealed class ToolCommandLine
 
     private void AddStackOptions(Command command)
     {
-        foreach (Option option in new Option[] { _cc, _buffer, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
+        foreach (Option option in new Option[] { _cc, _buffer, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
             command.Options.Add(option);
     }
 
