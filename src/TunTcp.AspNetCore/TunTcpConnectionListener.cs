@@ -1,0 +1,63 @@
+using System.Buffers;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using TunTcp.Sockets;
+
+namespace TunTcp.AspNetCore;
+
+/// <summary>A bound TunTcp port as Kestrel sees it: accepts until unbound, then returns null.</summary>
+internal sealed class TunTcpConnectionListener : IConnectionListener
+{
+    private readonly TunTcpListener _listener;
+    private readonly MemoryPool<byte> _memoryPool;
+    private readonly TunTcpTransportOptions _options;
+    private readonly ILogger _logger;
+
+    public TunTcpConnectionListener(TunTcpListener listener, TunTcpEndPoint endPoint, MemoryPool<byte> memoryPool, TunTcpTransportOptions options, ILogger logger)
+    {
+        _listener = listener;
+        _memoryPool = memoryPool;
+        _options = options;
+        _logger = logger;
+        EndPoint = endPoint;
+    }
+
+    /// <summary>The bound <see cref="TunTcpEndPoint"/>, with the port the stack chose when asked for 0.</summary>
+    public EndPoint EndPoint { get; }
+
+    public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+    {
+        TunTcpConnection accepted;
+        try
+        {
+            accepted = await _listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Unbound: Kestrel's accept loop ends on null.
+            return null;
+        }
+        if (accepted.NoDelay != _options.NoDelay) accepted.NoDelay = _options.NoDelay;
+        // A connection the peer reset while it waited in the backlog is handed over all the same;
+        // its receive loop reports the reset at once, as a socket accepted late would.
+        var connection = new TunTcpTransportConnection(accepted, _memoryPool, _options, _logger);
+        connection.Start();
+        return connection;
+    }
+
+    /// <summary>Stops listening: a pending accept returns null; connections not yet accepted are reset.</summary>
+    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    {
+        _listener.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    // Kestrel disposes a listener after its connections are gone, so the pool is free to go.
+    public ValueTask DisposeAsync()
+    {
+        _listener.Dispose();
+        _memoryPool.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
