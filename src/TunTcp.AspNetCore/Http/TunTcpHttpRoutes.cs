@@ -23,7 +23,9 @@ namespace TunTcp.AspNetCore.Http;
 /// shifted by one), streamed with a Content-Length; anything else is a 400 saying why.</item>
 /// <item><c>POST /echo</c>: the request body back, streamed as it arrives, with the request's
 /// Content-Length and Content-Type when it has them (Kestrel's request body limit applies,
-/// 30,000,000 bytes by default).</item>
+/// 30,000,000 bytes by default). Because the answer flows while the body arrives, a client
+/// must read while it sends once the body outgrows the buffers on the way (about 2 MB): curl
+/// and HTTP/2 clients do; HttpClient's HTTP/1.1 sends the whole body first and then waits.</item>
 /// <item><c>GET /healthz</c>: <c>ok</c>.</item>
 /// </list>
 /// Every handler is a plain <see cref="RequestDelegate"/> writing to the response's pipe, so a
