@@ -11,13 +11,16 @@ internal sealed class TunTcpConnectionListener : IConnectionListener
 {
     private readonly TunTcpListener _listener;
     private readonly MemoryPool<byte> _memoryPool;
+    private readonly bool _ownsMemoryPool;
     private readonly TunTcpTransportOptions _options;
     private readonly ILogger _logger;
 
-    public TunTcpConnectionListener(TunTcpListener listener, TunTcpEndPoint endPoint, MemoryPool<byte> memoryPool, TunTcpTransportOptions options, ILogger logger)
+    /// <param name="ownsMemoryPool">True when the pool was made for this listener (and is disposed with it).</param>
+    public TunTcpConnectionListener(TunTcpListener listener, TunTcpEndPoint endPoint, MemoryPool<byte> memoryPool, bool ownsMemoryPool, TunTcpTransportOptions options, ILogger logger)
     {
         _listener = listener;
         _memoryPool = memoryPool;
+        _ownsMemoryPool = ownsMemoryPool;
         _options = options;
         _logger = logger;
         EndPoint = endPoint;
@@ -57,7 +60,7 @@ internal sealed class TunTcpConnectionListener : IConnectionListener
     public ValueTask DisposeAsync()
     {
         _listener.Dispose();
-        _memoryPool.Dispose();
+        if (_ownsMemoryPool) _memoryPool.Dispose();
         return ValueTask.CompletedTask;
     }
 }

@@ -49,8 +49,10 @@ public sealed class TunTcpTransportFactory : IConnectionListenerFactory, IConnec
             throw new AddressInUseException($"TunTcp port {tun.IPEndPoint} is already in use.", e);
         }
         var bound = new TunTcpEndPoint(listener.LocalEndPoint, tun.Stack);
-        var pool = _memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "tuntcp" }) ?? MemoryPool<byte>.Shared;
+        // One pool per listener, as Kestrel's socket transport has: Kestrel's pinned 4 KB blocks when
+        // the host provides its factory, else the process-wide array pool (which is never disposed).
+        var pool = _memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "tuntcp" });
         TransportLog.Bound(_logger, bound.ToString());
-        return new TunTcpConnectionListener(listener, bound, pool, _options, _logger);
+        return new TunTcpConnectionListener(listener, bound, pool ?? MemoryPool<byte>.Shared, ownsMemoryPool: pool is not null, _options, _logger);
     }
 }

@@ -4,8 +4,10 @@ using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using TunTcp.AspNetCore.Http;
 using TunTcp.AspNetCore.Tests.Support;
@@ -160,6 +162,8 @@ public sealed class TlsAndHostingTests : IAsyncLifetime
         await using var app = builder.Build();
         app.MapGet("/who", (HttpContext context) => context.Features.Get<ITunTcpConnectionFeature>() is null ? "sockets" : "tuntcp");
         await app.StartAsync().Within();
+        // The transport takes its buffers from Kestrel's pinned-block pool when the host has one.
+        Assert.NotNull(app.Services.GetService<IMemoryPoolFactory<byte>>());
         try
         {
             var loopback = app.Urls.Single(u => u.StartsWith("http://127.0.0.1:", StringComparison.Ordinal));
