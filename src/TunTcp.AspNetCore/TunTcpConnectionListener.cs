@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using TunTcp.Ip;
 using TunTcp.Sockets;
 
 namespace TunTcp.AspNetCore;
@@ -9,6 +10,7 @@ namespace TunTcp.AspNetCore;
 /// <summary>A bound TunTcp port as Kestrel sees it: accepts until unbound, then returns null.</summary>
 internal sealed class TunTcpConnectionListener : IConnectionListener
 {
+    private readonly NetStack _stack;
     private readonly TunTcpListener _listener;
     private readonly MemoryPool<byte> _memoryPool;
     private readonly bool _ownsMemoryPool;
@@ -16,8 +18,9 @@ internal sealed class TunTcpConnectionListener : IConnectionListener
     private readonly ILogger _logger;
 
     /// <param name="ownsMemoryPool">True when the pool was made for this listener (and is disposed with it).</param>
-    public TunTcpConnectionListener(TunTcpListener listener, TunTcpEndPoint endPoint, MemoryPool<byte> memoryPool, bool ownsMemoryPool, TunTcpTransportOptions options, ILogger logger)
+    public TunTcpConnectionListener(NetStack stack, TunTcpListener listener, TunTcpEndPoint endPoint, MemoryPool<byte> memoryPool, bool ownsMemoryPool, TunTcpTransportOptions options, ILogger logger)
     {
+        _stack = stack;
         _listener = listener;
         _memoryPool = memoryPool;
         _ownsMemoryPool = ownsMemoryPool;
@@ -49,11 +52,24 @@ internal sealed class TunTcpConnectionListener : IConnectionListener
         return connection;
     }
 
-    /// <summary>Stops listening: a pending accept returns null; connections not yet accepted are reset.</summary>
-    public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Stops listening: a pending accept returns null, connections not yet accepted are reset,
+    /// and once this completes a new SYN to the port is refused, as after closing a socket.
+    /// </summary>
+    public async ValueTask UnbindAsync(CancellationToken cancellationToken = default)
     {
         _listener.Dispose();
-        return ValueTask.CompletedTask;
+        try
+        {
+            // The stack runs commands in order: when this no-op has run, so has the stop. A stack
+            // thread that died runs nothing more, so its end counts as done too.
+            var barrier = _stack.Invoke(static (_, _) => true);
+            await Task.WhenAny(barrier, _stack.Completion).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The stack is gone, and its listeners with it.
+        }
     }
 
     // Kestrel disposes a listener after its connections are gone, so the pool is free to go.

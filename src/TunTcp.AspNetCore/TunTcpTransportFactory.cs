@@ -53,6 +53,6 @@ public sealed class TunTcpTransportFactory : IConnectionListenerFactory, IConnec
         // the host provides its factory, else the process-wide array pool (which is never disposed).
         var pool = _memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "tuntcp" });
         TransportLog.Bound(_logger, bound.ToString());
-        return new TunTcpConnectionListener(listener, bound, pool ?? MemoryPool<byte>.Shared, ownsMemoryPool: pool is not null, _options, _logger);
+        return new TunTcpConnectionListener(stack, listener, bound, pool ?? MemoryPool<byte>.Shared, ownsMemoryPool: pool is not null, _options, _logger);
     }
 }
