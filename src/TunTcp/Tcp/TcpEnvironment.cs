@@ -109,4 +109,5 @@ public sealed class TcpStatistics
     public long TimeWaitReopens;
     public long Timeouts;
     public long SpuriousRetransmissionsUndone;
+    public long TailLossProbes;
 }

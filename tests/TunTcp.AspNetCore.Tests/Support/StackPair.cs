@@ -33,7 +33,7 @@ internal sealed class StackPair : IAsyncDisposable
 
     public static StackPair Start(int mtu = 1500)
     {
-        var (serverLink, clientLink) = InterimLink.CreatePair(mtu, capacity: 1024);
+        var (serverLink, clientLink) = MemoryLink.CreatePair(mtu, capacity: 1024);
         var server = new NetStack(serverLink, new NetStackOptions { Address = Ipv4Address.FromIPAddress(ServerAddress), Mtu = mtu });
         var client = new NetStack(clientLink, new NetStackOptions { Address = Ipv4Address.FromIPAddress(ClientAddress), Mtu = mtu });
         server.Start();
