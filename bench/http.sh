@@ -17,7 +17,8 @@
 #   --http PORT | --no-http        plain HTTP on the stack address (default 80)
 #   --https PORT                   also HTTPS (self-signed certificate made at start)
 #   --pfx FILE --pfx-password P    ... or this certificate
-# and to print a line containing "ready" once the HTTP app listens.
+# and to print a line containing "ready" once the HTTP app listens. TUNTCP_HTTP_SERVE replaces
+# "./run.sh serve" with another command taking the same options (e.g. a build of the tool elsewhere).
 #
 # Usage: bench/http.sh [--duration S] [--connections N] [--threads N] [--path /healthz]
 #                      [--mtu BYTES] [--only tuntcp|sockets]
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --path) path=$2; shift 2 ;;
     --mtu) mtu=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "http.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -115,7 +116,8 @@ tuntcp_result= sockets_result=
 if [ "$only" != sockets ]; then
   add_ns "$ns_tun"
   # serve attaches to the namespace we made and leaves it to us; the TUN device lives inside it.
-  "$root/run.sh" serve --netns "$ns_tun" --tun "$tun_dev" --addr 192.168.0.2 --host-addr 192.168.0.1/24 \
+  # shellcheck disable=SC2086 # the override may carry its own arguments
+  ${TUNTCP_HTTP_SERVE:-"$root/run.sh" serve} --netns "$ns_tun" --tun "$tun_dev" --addr 192.168.0.2 --host-addr 192.168.0.1/24 \
     --mtu "$mtu" --http 80 > "$work/tuntcp.log" 2>&1 &
   pids+=($!)
   # The first run includes building the tool.

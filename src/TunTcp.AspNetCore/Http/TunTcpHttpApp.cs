@@ -1,4 +1,3 @@
-using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -123,8 +122,10 @@ public sealed class TunTcpHttpApp : IAsyncDisposable
         // Programmatic UseHttps on a slim builder needs Kestrel's HTTPS services registered.
         builder.WebHost.UseKestrelHttpsConfiguration();
         builder.Logging.ClearProviders();
+        if (options.LoggerFactory is { } factory) builder.Logging.AddProvider(new ForwardingLoggerProvider(factory));
         if (options.ConfigureLogging is { } configure) configure(builder.Logging);
-        else builder.Logging.AddSimpleConsole(console => { console.SingleLine = true; console.TimestampFormat = "HH:mm:ss.fff "; });
+        if (options.LoggerFactory is null && options.ConfigureLogging is null)
+            builder.Logging.AddSimpleConsole(console => { console.SingleLine = true; console.TimestampFormat = "HH:mm:ss.fff "; });
         // Kestrel, hosting and routing log every connection and request at Information and below.
         builder.Logging.AddFilter("Microsoft", options.AspNetCoreLogLevel);
         // The caller owns the process's signals; the default console lifetime would take Ctrl-C.
@@ -147,6 +148,13 @@ public sealed class TunTcpHttpApp : IAsyncDisposable
             await Application.DisposeAsync().ConfigureAwait(false);
             if (_ownsCertificate) Certificate?.Dispose();
         }
+    }
+
+    /// <summary>Hands the host's loggers to a factory the caller owns (and keeps: it is not disposed here).</summary>
+    private sealed class ForwardingLoggerProvider(ILoggerFactory factory) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => factory.CreateLogger(categoryName);
+        public void Dispose() { }
     }
 
     /// <summary>A host lifetime that leaves start and stop to whoever owns the process.</summary>

@@ -30,8 +30,15 @@ public sealed class TunTcpHttpAppOptions
     public LogLevel AspNetCoreLogLevel { get; set; } = LogLevel.Warning;
 
     /// <summary>
-    /// Sets up logging providers; null writes single-line console logs. The minimum level of
-    /// ASP.NET Core categories (<see cref="AspNetCoreLogLevel"/>) is applied either way.
+    /// Logs through this factory, e.g. the tool's own, so the app's lines look like the rest of
+    /// its output. The factory stays the caller's (it is not disposed with the app).
+    /// </summary>
+    public ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>
+    /// Sets up logging providers; without it and without <see cref="LoggerFactory"/>, single-line
+    /// console logs. The minimum level of ASP.NET Core categories (<see cref="AspNetCoreLogLevel"/>)
+    /// is applied either way.
     /// </summary>
     public Action<ILoggingBuilder>? ConfigureLogging { get; set; }
 
