@@ -1,5 +1,8 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using TunTcp.Apps;
+using TunTcp.AspNetCore.Http;
 using TunTcp.Ip;
 
 namespace TunTcp.Cli;
@@ -19,6 +22,34 @@ internal static class ServeCommand
             using var stack = new NetStack(link, options, console.Time, console.LoggerFactory);
             stack.Start();
             var services = StartServices(stack, settings.Services, console.LoggerFactory);
+            TunTcpHttpApp? http = null;
+            var s = settings.Services;
+            if (s.Http is not null || s.Https is not null)
+            {
+                try
+                {
+                    http = TunTcpHttpApp.StartAsync(stack, new TunTcpHttpAppOptions
+                    {
+                        HttpPort = s.Http,
+                        HttpsPort = s.Https,
+                        PfxPath = s.PfxPath,
+                        PfxPassword = s.PfxPassword,
+                        LoggerFactory = console.LoggerFactory,
+                    }).GetAwaiter().GetResult();
+                }
+                catch (CryptographicException e)
+                {
+                    console.Error.WriteLine($"tuntcp: error: cannot load the HTTPS certificate {s.PfxPath}: {e.Message} (wrong --pfx-password?)");
+                    return ToolCommandLine.RunFailure;
+                }
+                catch (AddressInUseException e)
+                {
+                    console.Error.WriteLine($"tuntcp: error: the HTTP app cannot listen: {e.Message}");
+                    return ToolCommandLine.RunFailure;
+                }
+                if (s.Http is ushort hp) services += $", http {hp}";
+                if (s.Https is ushort sp) services += $", https {sp}";
+            }
             string ns = tun.Options.NetworkNamespace is { } name ? $"sudo ip netns exec {name} " : "";
             console.Out.WriteLine($"tuntcp: ready: serving {settings.StackAddress} on {tun.Describe()} ({services}); try `{ns}ping {settings.StackAddress}`; stop with Ctrl-C");
             console.Out.Flush();
@@ -30,7 +61,8 @@ internal static class ServeCommand
                 console.Error.WriteLine($"tuntcp: error: the stack stopped: {stack.Completion.Exception?.InnerException?.Message}");
                 return ToolCommandLine.RunFailure;
             }
-            // Orderly: FIN every connection, give them a moment, then reset the rest.
+            // Orderly: stop the web app, FIN every connection, give them a moment, then reset the rest.
+            http?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
             stack.ShutdownAsync(TimeSpan.FromSeconds(2)).Wait(TimeSpan.FromSeconds(5));
             return 0;
         });

@@ -7,6 +7,17 @@ namespace TunTcp.Cli;
 internal sealed record ServiceOptions(ushort? Echo, ushort? Discard, ushort? Chargen, ushort? UdpEcho)
 {
     public static readonly ServiceOptions Default = new(7, 9, 19, 7);
+
+    /// <summary>The HTTP app (ASP.NET Core on the stack) on plain HTTP.</summary>
+    public ushort? Http { get; init; } = 80;
+
+    /// <summary>The same app over TLS; off unless asked for.</summary>
+    public ushort? Https { get; init; }
+
+    /// <summary>PKCS#12 certificate for HTTPS; a self-signed one is made when null.</summary>
+    public string? PfxPath { get; init; }
+
+    public string? PfxPassword { get; init; }
 }
 
 /// <summary>The fault injection asked for on the command line: one profile per direction.</summary>

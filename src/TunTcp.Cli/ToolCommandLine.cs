@@ -113,6 +113,16 @@ internal sealed class ToolCommandLine
     private readonly Option<int> _udpEcho = Port("--udp-echo", 7, "UDP echo service (RFC 862) port");
     private readonly Option<bool> _noUdpEcho = Switch("--no-udp-echo", "switch the UDP echo service off");
 
+    private readonly Option<int> _http = Port("--http", 80, "HTTP app (ASP.NET Core on the stack: GET /, /bytes/{n}, /healthz, POST /echo) port");
+    private readonly Option<bool> _noHttp = Switch("--no-http", "switch the HTTP app off");
+    private readonly Option<int?> _https = new("--https")
+    {
+        Description = "also serve the HTTP app over TLS on this port (self-signed certificate made at start unless --pfx)",
+        HelpName = "port",
+    };
+    private readonly Option<string?> _pfx = new("--pfx") { Description = "PKCS#12 file with the HTTPS certificate and key", HelpName = "file" };
+    private readonly Option<string?> _pfxPassword = new("--pfx-password") { Description = "password of the --pfx file", HelpName = "password" };
+
     private readonly Option<string> _cc = new("--cc")
     {
         Description = "congestion control of every connection: cubic (RFC 9438, with HyStart++) or newreno (RFC 5681/6582)",
@@ -122,7 +132,7 @@ internal sealed class ToolCommandLine
 
     private readonly Option<string> _buffer = new("--buffer")
     {
-        Description = "send and receive buffer of each connection in bytes (bounds the window); 'auto': 32 segments, at least 256 KiB, at most 4 MiB",
+        Description = "send and receive buffer of each connection in bytes (bounds the window); 'auto': 32 segments, at least 1 MiB, at most 4 MiB",
         DefaultValueFactory = _ => "auto",
         HelpName = "bytes",
     };
@@ -147,6 +157,11 @@ internal sealed class ToolCommandLine
         Description = "connect: give up on the handshake after this many seconds",
         DefaultValueFactory = _ => 30,
         HelpName = "seconds",
+    };
+
+    private readonly Option<bool> _noOffload = new("--no-offload")
+    {
+        Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
     };
 
     private readonly Argument<string> _host = new("host") { Description = "IPv4 address to connect to (the host side, e.g. 192.168.0.1)" };
@@ -239,7 +254,8 @@ internal sealed class ToolCommandLine
         {
             if (string.IsNullOrWhiteSpace(LastToken(r))) r.AddError("--pcap: give a file name");
         });
-        foreach (var port in new[] { _echo, _discard, _chargen, _udpEcho })
+        _https.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"--https: {p} is not a port (1..65535)"); });
+        foreach (var port in new[] { _echo, _discard, _chargen, _udpEcho, _http })
             port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"{port.Name}: {p} is not a port (1..65535)"); });
         _port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"port: {p} is not a port (1..65535)"); });
         _host.Validators.Add(r => { if (LastToken(r) is { } h && !Ipv4Address.TryParse(h, out _)) r.AddError($"host: '{h}' is not an IPv4 address (TunTcp speaks IPv4)"); });
@@ -345,6 +361,9 @@ internal sealed class ToolCommandLine
         var command = result.CommandResult.Command;
         if (command.Name == "dump") return settings;
         settings = settings with { Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result) };
+        // Offloads only when the stack reads the device directly: decorators expect plain packets.
+        bool offloads = !result.GetValue(_noOffload) && settings.PcapPath is null && !settings.Trace && settings.Faults.IsEmpty && !options.PacketInformation;
+        settings = settings with { Interface = options with { Offloads = offloads } };
         if (command.Name == "serve")
         {
             settings = settings with
@@ -353,7 +372,13 @@ internal sealed class ToolCommandLine
                     result.GetValue(_noEcho) ? null : (ushort)result.GetValue(_echo),
                     result.GetValue(_noDiscard) ? null : (ushort)result.GetValue(_discard),
                     result.GetValue(_noChargen) ? null : (ushort)result.GetValue(_chargen),
-                    result.GetValue(_noUdpEcho) ? null : (ushort)result.GetValue(_udpEcho)),
+                    result.GetValue(_noUdpEcho) ? null : (ushort)result.GetValue(_udpEcho))
+                {
+                    Http = result.GetValue(_noHttp) ? null : (ushort)result.GetValue(_http),
+                    Https = result.GetValue(_https) is int https ? (ushort)https : null,
+                    PfxPath = result.GetValue(_pfx),
+                    PfxPassword = result.GetValue(_pfxPassword),
+                },
             };
         }
         if (command.Name == "connect")
@@ -367,8 +392,11 @@ internal sealed class ToolCommandLine
         return settings;
     }
 
-    /// <summary>The buffer size 'auto' picks: 32 full segments, within [256 KiB, 4 MiB].</summary>
-    public static int AutoBufferSize(int mtu) => Math.Clamp(32 * (mtu - 40), 256 * 1024, 4 * 1024 * 1024);
+    /// <summary>
+    /// The buffer size 'auto' picks: 32 full segments, within [1 MiB, 4 MiB]. The rings grow on
+    /// demand, so a large maximum costs memory only on connections that fill it.
+    /// </summary>
+    public static int AutoBufferSize(int mtu) => Math.Clamp(32 * (mtu - 40), 1024 * 1024, 4 * 1024 * 1024);
 
     private TcpSettings ReadTcp(ParseResult result, int mtu)
     {
@@ -403,14 +431,33 @@ internal sealed class ToolCommandLine
 
     private void AddStackOptions(Command command)
     {
-        foreach (Option option in new Option[] { _cc, _buffer, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
+        foreach (Option option in new Option[] { _cc, _buffer, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
             command.Options.Add(option);
     }
 
     private void AddServiceOptions(Command command)
     {
-        foreach (Option option in new Option[] { _echo, _noEcho, _discard, _noDiscard, _chargen, _noChargen, _udpEcho, _noUdpEcho })
+        foreach (Option option in new Option[] { _echo, _noEcho, _discard, _noDiscard, _chargen, _noChargen, _udpEcho, _noUdpEcho, _http, _noHttp, _https, _pfx, _pfxPassword })
             command.Options.Add(option);
+        command.Validators.Add(r =>
+        {
+            if (LastToken(r.GetResult(_pfx)) is { } file)
+            {
+                if (r.GetResult(_https) is null) r.AddError("--pfx only matters with --https PORT");
+                if (!File.Exists(file)) r.AddError($"--pfx: '{file}' does not exist");
+            }
+            // Command validators see no default values yet: read the tokens, else the defaults.
+            int PortOf(Option<int> option, int fallback) => int.TryParse(LastToken(r.GetResult(option)), out int p) ? p : fallback;
+            bool On(Option<bool> off) => r.GetResult(off) is null;
+            var ports = new List<(string, int)>();
+            if (On(_noEcho)) ports.Add(("--echo", PortOf(_echo, 7)));
+            if (On(_noDiscard)) ports.Add(("--discard", PortOf(_discard, 9)));
+            if (On(_noChargen)) ports.Add(("--chargen", PortOf(_chargen, 19)));
+            if (On(_noHttp)) ports.Add(("--http", PortOf(_http, 80)));
+            if (int.TryParse(LastToken(r.GetResult(_https)), out int h)) ports.Add(("--https", h));
+            foreach (var clash in ports.GroupBy(p => p.Item2).Where(g => g.Count() > 1))
+                r.AddError($"{string.Join(" and ", clash.Select(c => c.Item1))} use the same TCP port {clash.Key}; move one of them");
+        });
     }
 
     private void AddConnectArguments(Command command)
