@@ -21,6 +21,8 @@ public sealed partial class NetStackCore : ITcpOutput
     private readonly TcpSettings _tcpSettings;
     private ushort _ipIdentification;
     private bool _checksumTrusted;
+    /// <summary>The output takes partial checksums (CHECKSUM_PARTIAL) for TCP.</summary>
+    private readonly bool _checksumOffload;
 
     // ICMP error token bucket (RFC 1812 4.3.2.8 asks routers to rate-limit ICMP errors; hosts do too).
     private double _icmpTokens;
@@ -39,6 +41,7 @@ public sealed partial class NetStackCore : ITcpOutput
         options.Tcp.Validate();
         _tcpSettings = options.Tcp;
         _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond) { SegmentationOffloadBytes = segmentationOffload };
+        _checksumOffload = segmentationOffload > 0;
     }
 
     public Ipv4Address Address => _options.Address;
@@ -153,6 +156,12 @@ public sealed partial class NetStackCore : ITcpOutput
     /// <summary>Builds a TCP segment in the transmit buffer and sends it (the engine's output).</summary>
     public void Send(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued)
     {
+        if (_checksumOffload)
+        {
+            // The link completes checksums: never sum the payload here.
+            SendSegmented(tuple, header, options, payload, payloadContinued, 0);
+            return;
+        }
         var segment = _tx.AsSpan(Ipv4Header.Length);
         int headerLength = header.Write(segment, options);
         payload.CopyTo(segment[headerLength..]);
@@ -164,9 +173,10 @@ public sealed partial class NetStackCore : ITcpOutput
     }
 
     /// <summary>
-    /// A TCP super-segment for a link with segmentation offload: the checksum field gets the
-    /// pseudo-header sum only (CHECKSUM_PARTIAL, as Linux's TCP leaves it for TSO); the kernel
-    /// completes it for every segment it cuts.
+    /// A TCP segment (a super-segment when <paramref name="segmentPayload"/> &gt; 0) for a link
+    /// with offloads: the checksum field gets the pseudo-header sum only (CHECKSUM_PARTIAL, as
+    /// Linux's TCP leaves it); the kernel completes it for every segment it cuts, or skips it
+    /// altogether for local delivery.
     /// </summary>
     public void SendSegmented(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload)
     {
@@ -178,17 +188,18 @@ public sealed partial class NetStackCore : ITcpOutput
         ushort partial = (ushort)~Checksum.Finish(Checksum.PseudoHeader(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(segment[16..], partial);
         Statistics.tcpSegmentsSent++;
-        SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length, segmentPayload);
+        SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length, segmentPayload, partialChecksum: true);
     }
 
     /// <summary>Prepends the IPv4 header to the <paramref name="payloadLength"/> bytes already at offset 20 and sends.</summary>
-    private void SendIp(Ipv4Address destination, IpProtocol protocol, int payloadLength, int segmentPayload = 0)
+    /// <param name="partialChecksum">The transport checksum holds only the pseudo-header sum: the link must complete it.</param>
+    private void SendIp(Ipv4Address destination, IpProtocol protocol, int payloadLength, int segmentPayload = 0, bool partialChecksum = false)
     {
         var header = new Ipv4Header(_options.Address, destination, protocol, payloadLength,
             TimeToLive: _options.TimeToLive, Identification: _ipIdentification++);
         header.Write(_tx);
         Statistics.ipPacketsSent++;
-        if (segmentPayload > 0) _output.SendSegmented(_tx.AsSpan(0, header.TotalLength), segmentPayload);
+        if (partialChecksum) _output.SendSegmented(_tx.AsSpan(0, header.TotalLength), segmentPayload);
         else _output.Send(_tx.AsSpan(0, header.TotalLength));
     }
 }

@@ -24,9 +24,10 @@ public interface ISegmentationOffload
     bool LastReceiveChecksumTrusted { get; }
 
     /// <summary>
-    /// Sends a TCP/IPv4 packet whose payload the kernel cuts into segments of
-    /// <paramref name="segmentPayload"/> bytes, each with copies of the headers. The TCP checksum
-    /// field must hold the pseudo-header sum (CHECKSUM_PARTIAL), as Linux's own TCP leaves it.
+    /// Sends a TCP/IPv4 packet whose TCP checksum field holds only the pseudo-header sum
+    /// (CHECKSUM_PARTIAL, as Linux's own TCP leaves it): the kernel completes it, or, for local
+    /// delivery, never needs it. With <paramref name="segmentPayload"/> &gt; 0 the kernel also
+    /// cuts the payload into segments of that size, each with copies of the headers.
     /// </summary>
     void SendSegmented(ReadOnlySpan<byte> packet, int segmentPayload);
 }

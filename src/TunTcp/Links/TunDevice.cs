@@ -280,17 +280,22 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
         if (!Offloads) throw new InvalidOperationException($"TUN device {Name} runs without offloads");
         int ipHeader = (packet[0] & 0x0F) * 4;
         int tcpHeader = (packet[ipHeader + 12] >> 4) * 4;
-        if (packet.Length > MaxSegmentationSize || segmentPayload <= 0)
+        bool segmented = segmentPayload > 0 && packet.Length > ipHeader + tcpHeader + segmentPayload;
+        if (packet.Length > (segmented ? MaxSegmentationSize : Mtu) || segmentPayload < 0)
         {
             _statistics.CountSendDrop();
             return;
         }
         // struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
         Span<byte> header = stackalloc byte[VnetHeaderLength];
+        header.Clear();
         header[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        header[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-        BinaryPrimitives.WriteUInt16LittleEndian(header[2..], (ushort)(ipHeader + tcpHeader));
-        BinaryPrimitives.WriteUInt16LittleEndian(header[4..], (ushort)segmentPayload);
+        if (segmented)
+        {
+            header[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+            BinaryPrimitives.WriteUInt16LittleEndian(header[2..], (ushort)(ipHeader + tcpHeader));
+            BinaryPrimitives.WriteUInt16LittleEndian(header[4..], (ushort)segmentPayload);
+        }
         BinaryPrimitives.WriteUInt16LittleEndian(header[6..], (ushort)ipHeader);
         BinaryPrimitives.WriteUInt16LittleEndian(header[8..], 16); // offsetof(struct tcphdr, check)
         Write(header, packet);
