@@ -93,9 +93,11 @@ public sealed class HttpServeTests : IDisposable
         const long n = 10_000_000;
         using var tool = StartServe();
         string body = TempFile("bytes");
-        var curl = Client(TransferTimeout, "curl", "-sS", "-m", "60", "-o", body, "-w", "%{http_code} %{size_download}", $"http://{StackAddress}/bytes/{n}");
+        var curl = Client(TransferTimeout, "curl", "-sS", "-m", "60", "-o", body, "-w", "%{http_code} %{size_download} %{time_total}", $"http://{StackAddress}/bytes/{n}");
         Assert.True(curl.ExitCode == 0, curl.ToString());
-        Assert.Equal($"200 {n}", curl.Output);
+        var fields = curl.Output.Split(' ');
+        Assert.Equal($"200 {n}", $"{fields[0]} {fields[1]}");
+        Report($"GET /bytes/{n}: {Seconds(fields[2]):F3} s, {n * 8 / Seconds(fields[2]) / 1e6:F0} Mbit/s");
         Assert.Equal(n, new FileInfo(body).Length);
         Assert.Equal(ExpectedPatternSha256(n), Sha256OfFile(body));
         Assert.Equal(0, tool.Stop());
@@ -116,9 +118,11 @@ public sealed class HttpServeTests : IDisposable
         // once the body outgrows the buffers on the way.
         var curl = Client(TransferTimeout, "curl", "-sS", "-m", "60", "--data-binary", $"@{request}",
             "-H", "Content-Type: application/octet-stream", "-o", response,
-            "-w", "%{http_code} %{size_upload} %{size_download}", $"http://{StackAddress}/echo");
+            "-w", "%{http_code} %{size_upload} %{size_download} %{time_total}", $"http://{StackAddress}/echo");
         Assert.True(curl.ExitCode == 0, curl.ToString());
-        Assert.Equal($"200 {n} {n}", curl.Output);
+        var fields = curl.Output.Split(' ');
+        Assert.Equal($"200 {n} {n}", string.Join(' ', fields[..3]));
+        Report($"POST /echo of {n} bytes: {Seconds(fields[3]):F3} s");
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(body)), Sha256OfFile(response));
         Assert.Equal(0, tool.Stop());
     }
@@ -277,6 +281,8 @@ public sealed class HttpServeTests : IDisposable
         Assert.EndsWith("\r\n\r\nok\n", nc.Output);
         Assert.Equal(0, tool.Stop());
     }
+
+    private static double Seconds(string curlTime) => double.Parse(curlTime, CultureInfo.InvariantCulture);
 
     /// <summary>A number from the statistics page: the cell after the row's name.</summary>
     private static long PageValue(string html, string row)
