@@ -56,6 +56,11 @@ internal static class ConnectCommand
                 try
                 {
                     Task.WaitAll([upload, download], signals.Token);
+                    // Stdin's EOF only queued our FIN. The kernel would go on sending after nc
+                    // exits; our stack ends with this process, so wait until the peer has
+                    // acknowledged every byte and the FIN (the engine's retransmission limit
+                    // bounds the wait; Ctrl-C aborts it).
+                    connection.SendCompleted.Wait(signals.Token);
                 }
                 catch (OperationCanceledException)
                 {

@@ -23,6 +23,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     private readonly AsyncSignal _readable = new();
     private readonly AsyncSignal _writable = new();
     private readonly TaskCompletionSource _established = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _sendCompleted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _peerFin;
     private volatile bool _closed;
     private volatile int _error;
@@ -44,6 +45,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         // Events raised before this object existed (data, FIN, reset while queued for accept) are read from the engine.
         _peerFin = tcp.PeerFinReceived;
         if (tcp.IsSynchronized) _established.TrySetResult();
+        if (tcp.State is TcpState.FinWait2 or TcpState.TimeWait) _sendCompleted.TrySetResult();
         if (tcp.State == TcpState.Closed || entry is null) MarkClosed(tcp.Error);
         tcp.Observer = this;
     }
@@ -82,6 +84,15 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
 
     /// <summary>The engine connection (advanced use; only the stack thread may call its methods).</summary>
     public TcpConnection Engine => _tcp;
+
+    /// <summary>
+    /// Completes once the peer has acknowledged everything sent, the FIN included (after
+    /// <see cref="ShutdownSend"/> or <see cref="Dispose"/>); faults with a
+    /// <see cref="SocketException"/> if the connection fails or is aborted first. The stack, not
+    /// the kernel, holds unacknowledged data: a process that ends after closing a connection must
+    /// wait for this (and keep the stack running), or its last bytes die with it.
+    /// </summary>
+    public Task SendCompleted => _sendCompleted.Task;
 
     /// <summary>Live statistics, read on the stack thread.</summary>
     public Task<TcpConnectionStatistics> GetStatisticsAsync() => _stack.Invoke((_, _) => _tcp.GetStatistics());
@@ -254,6 +265,8 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     void ITcpConnectionObserver.OnEvents(TcpConnection connection, TcpConnectionEvents events)
     {
         if ((events & TcpConnectionEvents.Established) != 0) _established.TrySetResult();
+        // Before Closed: LAST-ACK to CLOSED raises both at once.
+        if ((events & TcpConnectionEvents.SendCompleted) != 0) _sendCompleted.TrySetResult();
         if ((events & TcpConnectionEvents.Closed) != 0) MarkClosed(connection.Error);
         if ((events & TcpConnectionEvents.Readable) != 0)
         {
@@ -271,6 +284,9 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         _writable.Set();
         if (error != TcpError.None) _established.TrySetException(ToSocketException(error));
         else _established.TrySetException(new SocketException((int)SocketError.ConnectionAborted));
+        // Closed before our FIN was acknowledged. Without an error that is a reset in CLOSING or
+        // LAST-ACK, which RFC 9293 3.10.7.4 does not report, but the peer may not have our data.
+        _sendCompleted.TrySetException(ToSocketException(error == TcpError.None ? TcpError.ConnectionReset : error));
     }
 
     internal static SocketException ToSocketException(TcpError error) => new((int)(error switch

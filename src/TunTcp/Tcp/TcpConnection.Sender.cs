@@ -326,7 +326,7 @@ public sealed partial class TcpConnection
                 if (FinAcknowledged) EnterTimeWait();
                 break;
             case TcpState.LastAck:
-                if (FinAcknowledged) { Terminate(TcpError.None); return false; }
+                if (FinAcknowledged) { Raise(TcpConnectionEvents.SendCompleted); Terminate(TcpError.None); return false; }
                 break;
         }
         return true;

@@ -15,6 +15,11 @@ public enum TcpConnectionEvents
     Established = 4,
     /// <summary>The connection reached CLOSED (see <see cref="TcpConnection.Error"/>).</summary>
     Closed = 8,
+    /// <summary>
+    /// The peer acknowledged our FIN, and with it every byte sent before it: the connection
+    /// entered FIN-WAIT-2 or TIME-WAIT, or left LAST-ACK for CLOSED.
+    /// </summary>
+    SendCompleted = 16,
 }
 
 /// <summary>Receives a connection's events on the stack thread.</summary>
@@ -362,6 +367,9 @@ public sealed partial class TcpConnection
             _env.Statistics.ConnectionsEstablished++;
             _pendingEvents |= TcpConnectionEvents.Established | TcpConnectionEvents.Writable;
         }
+        // RFC 9293 3.10.7.4: FIN-WAIT-2 and TIME-WAIT are reached only once our FIN is acknowledged.
+        if (state is TcpState.FinWait2 or TcpState.TimeWait && old is not (TcpState.FinWait2 or TcpState.TimeWait))
+            _pendingEvents |= TcpConnectionEvents.SendCompleted;
         Listener?.OnStateChanged(this, old);
     }
 

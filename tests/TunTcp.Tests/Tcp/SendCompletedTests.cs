@@ -1,0 +1,90 @@
+using TunTcp.Tcp;
+using TunTcp.Wire;
+
+namespace TunTcp.Tests.Tcp;
+
+/// <summary>
+/// <see cref="TcpConnectionEvents.SendCompleted"/>: raised once the peer has acknowledged our FIN
+/// (and so every byte before it), never earlier, and not at all when the connection ends first.
+/// An application that ends its process after closing (tuntcp connect) waits for it.
+/// </summary>
+public class SendCompletedTests
+{
+    private sealed class EventLog : ITcpConnectionObserver
+    {
+        public List<TcpConnectionEvents> Events { get; } = new();
+        public TcpConnectionEvents All => Events.Aggregate(TcpConnectionEvents.None, (a, e) => a | e);
+        public void OnEvents(TcpConnection connection, TcpConnectionEvents events) => Events.Add(events);
+    }
+
+    [Fact]
+    public void Rfc9293_FinWait1_AckOfDataOnly_IsNotCompletion_AckOfFin_EntersFinWait2AndCompletes()
+    {
+        var h = TcpHarness.Established();
+        var log = new EventLog();
+        h.C.Observer = log;
+        h.Write("hello"u8);
+        h.C.ShutdownSend(h.Now, h);
+        var sent = h.RecvAll();
+        Assert.Contains(sent, s => (s.Flags & TcpFlags.Fin) != 0);
+        Assert.Equal(TcpState.FinWait1, h.C.State);
+
+        h.Send(TcpFlags.Ack, h.Irs + 1, h.Iss + 6, 1000, h.EchoOptions()); // the data, not the FIN
+        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
+
+        h.Send(TcpFlags.Ack, h.Irs + 1, h.Iss + 7, 1000, h.EchoOptions()); // the FIN
+        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionEvents.SendCompleted, log.Events[^1] & TcpConnectionEvents.SendCompleted);
+    }
+
+    [Fact]
+    public void Rfc9293_FinWait1_PeerFinAckingOurs_EntersTimeWaitAndCompletes()
+    {
+        var h = TcpHarness.Established();
+        var log = new EventLog();
+        h.C.Observer = log;
+        h.C.ShutdownSend(h.Now, h);
+        h.Recv();
+        h.Send(TcpFlags.Fin | TcpFlags.Ack, h.Irs + 1, h.Iss + 2, 1000, h.EchoOptions());
+        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.True(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
+    }
+
+    [Fact]
+    public void Rfc9293_LastAck_AckOfFin_CompletesTogetherWithClosed()
+    {
+        var h = TcpHarness.Established();
+        var log = new EventLog();
+        h.C.Observer = log;
+        h.Send(TcpFlags.Fin | TcpFlags.Ack, h.Irs + 1, h.Iss + 1, 1000, h.EchoOptions());
+        h.RecvAll();
+        h.C.ShutdownSend(h.Now, h);
+        h.Recv();
+        Assert.Equal(TcpState.LastAck, h.C.State);
+        Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
+        h.Send(TcpFlags.Ack, h.Irs + 2, h.Iss + 2, 1000, h.EchoOptions());
+        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionEvents.SendCompleted | TcpConnectionEvents.Closed,
+            log.Events[^1] & (TcpConnectionEvents.SendCompleted | TcpConnectionEvents.Closed));
+    }
+
+    [Fact]
+    public void Rfc9293_LastAck_Reset_ClosesWithoutCompletion()
+    {
+        var h = TcpHarness.Established();
+        var log = new EventLog();
+        h.C.Observer = log;
+        h.Send(TcpFlags.Fin | TcpFlags.Ack, h.Irs + 1, h.Iss + 1, 1000, h.EchoOptions());
+        h.RecvAll();
+        h.Write("unacknowledged"u8);
+        h.C.ShutdownSend(h.Now, h);
+        h.RecvAll();
+        // RFC 9293 3.10.7.4: a RST in LAST-ACK closes without an error; our data was never acknowledged.
+        h.Send(TcpFlags.Rst, h.Irs + 2, default, 0);
+        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpError.None, h.C.Error);
+        Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
+        Assert.True(log.All.HasFlag(TcpConnectionEvents.Closed));
+    }
+}
