@@ -162,6 +162,8 @@ public sealed partial class NetStackCore
             {
                 entry.Removed = true;
                 _connections.Remove(c.Tuple);
+                // The one place a connection is forgotten, so opened = closed + live always holds.
+                Statistics.tcpConnectionsClosed++;
             }
             return;
         }

@@ -30,7 +30,9 @@ public sealed class NetStackStatistics
     public long TcpSegmentsSent => Volatile.Read(ref tcpSegmentsSent);
     public long TcpResetsSent => Volatile.Read(ref tcpResetsSent);
     public long TcpRetransmissions => Volatile.Read(ref tcpRetransmissions);
+    /// <summary>Connections created: SYNs taken by a listener and active opens.</summary>
     public long TcpConnectionsOpened => Volatile.Read(ref tcpConnectionsOpened);
+    /// <summary>Connections forgotten after reaching CLOSED (TIME-WAIT ended or reopened, reset, aborted, timed out).</summary>
     public long TcpConnectionsClosed => Volatile.Read(ref tcpConnectionsClosed);
     public long UdpDatagramsReceived => Volatile.Read(ref udpDatagramsReceived);
     public long UdpDatagramsSent => Volatile.Read(ref udpDatagramsSent);

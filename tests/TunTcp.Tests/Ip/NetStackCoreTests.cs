@@ -132,4 +132,18 @@ public class NetStackCoreTests
         Assert.Equal(1, _core.Statistics.NonIpDropped);
         Assert.Equal(1, _core.Statistics.MalformedDropped);
     }
+
+    [Fact]
+    public void ConnectionCounters_CountTheOpenAndTheClose_OfAResetSynReceived()
+    {
+        _core.Listen(Ipv4Address.Any, 80, 4);
+        _core.Receive(Packets.Tcp(new TcpHeader(40000, 80, new SeqNumber(1000), default, TcpFlags.Syn, 64240)), Instant.Zero);
+        Assert.Equal(1, _core.ConnectionCount);
+        // RFC 9293 3.10.7.4 / RFC 5961 3.2: a RST at exactly RCV.NXT ends the SYN-RECEIVED connection.
+        _core.Receive(Packets.Tcp(new TcpHeader(40000, 80, new SeqNumber(1001), default, TcpFlags.Rst, 0)), Instant.Zero);
+
+        Assert.Equal(0, _core.ConnectionCount);
+        Assert.Equal(1, _core.Statistics.TcpConnectionsOpened);
+        Assert.Equal(1, _core.Statistics.TcpConnectionsClosed);
+    }
 }
