@@ -82,8 +82,9 @@ public sealed class ReceiveAssembler
     }
 
     /// <summary>
-    /// RCV.NXT advanced by <paramref name="advance"/> bytes: rebase every offset and return how
-    /// many further bytes are now contiguous from the new RCV.NXT (a range that started there).
+    /// RCV.NXT advanced by <paramref name="advance"/> bytes: return how many further bytes are
+    /// now contiguous from there (a held range that started at or before it), forget them, and
+    /// rebase every other offset on the final RCV.NXT (advance + the returned count).
     /// </summary>
     public int Advance(int advance)
     {
@@ -103,7 +104,10 @@ public sealed class ReceiveAssembler
             _ranges[i - drop] = (s, e);
         }
         _count -= drop;
-        for (int r = 0; r < _recentCount; r++) _recentStarts[r] -= advance;
+        // RCV.NXT moves past the joined range too: the ranges left (all beyond it, since ranges
+        // never touch) are rebased by that as well.
+        for (int i = 0; i < _count; i++) _ranges[i] = (_ranges[i].Start - contiguous, _ranges[i].End - contiguous);
+        for (int r = 0; r < _recentCount; r++) _recentStarts[r] -= advance + contiguous;
         return contiguous;
     }
 

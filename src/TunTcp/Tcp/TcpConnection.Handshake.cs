@@ -137,6 +137,8 @@ public sealed partial class TcpConnection
         _rtt.ResetBackoff();
         _cc.Initialize(_smss, _settings.InitialWindowSegments, _now);
         _lastSendAt = _now;
+        // A CLOSE in SYN-RECEIVED was queued until now (RFC 9293 3.10.4).
+        if (_finQueued) SetState(TcpState.FinWait1);
     }
 
     /// <summary>Builds the options of our SYN or SYN-ACK.</summary>

@@ -295,9 +295,13 @@ public sealed partial class TcpConnection
                 Terminate(TcpError.None);
                 return;
             case TcpState.SynReceived:
+                // RFC 9293 3.10.4: "queue for processing after entering ESTABLISHED state". The
+                // state stays SYN-RECEIVED so that the SYN-ACK is still retransmitted as a SYN-ACK;
+                // EnterEstablished moves on to FIN-WAIT-1 and the FIN goes out then.
+                SetFinQueued();
+                return;
             case TcpState.Established:
-                // RFC 9293 3.10.4: queue the FIN after the data; enter FIN-WAIT-1. (In SYN-RECEIVED
-                // the FIN waits until ESTABLISHED; Transmit sends nothing before then.)
+                // RFC 9293 3.10.4: queue the FIN after the data; enter FIN-WAIT-1.
                 SetFinQueued();
                 SetState(TcpState.FinWait1);
                 return;
