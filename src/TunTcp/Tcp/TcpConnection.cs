@@ -129,6 +129,7 @@ public sealed partial class TcpConnection
         _offeredRcvShift = shift;
         _sndUna = _iss;
         _sndNxt = _iss;
+        _sndSml = _iss;
         _sendBufferStart = _iss + 1;
         _smss = SegmentPayloadLimit(0);
         CreatedAt = now;

@@ -206,11 +206,15 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     }
 
     /// <summary>The options of a Linux SYN: MSS 1460, SACK-permitted, timestamps, window scale 7.</summary>
-    public TcpOptions LinuxSynOptions(bool ws = true, bool ts = true, bool sack = true, ushort mss = 1460)
+    public TcpOptions LinuxSynOptions(bool ws = true, bool ts = true, bool sack = true, ushort mss = 1460) =>
+        LinuxSyn(ws, ts, sack, mss, PeerTsVal);
+
+    /// <summary>The options of a Linux SYN, with TSval <paramref name="tsVal"/> (the harness's default peer clock).</summary>
+    public static TcpOptions LinuxSyn(bool ws = true, bool ts = true, bool sack = true, ushort mss = 1460, uint tsVal = 5000)
     {
         var o = new TcpOptions { MaxSegmentSize = mss, SackPermitted = sack };
         if (ws) o.WindowScale = 7;
-        if (ts) o.SetTimestamps(PeerTsVal, 0);
+        if (ts) o.SetTimestamps(tsVal, 0);
         return o;
     }
 
