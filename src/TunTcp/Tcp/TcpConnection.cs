@@ -324,11 +324,11 @@ public sealed partial class TcpConnection
 
     private void AbortWithReset(TcpError error)
     {
-        if (IsSynchronizedOrSynReceived && State != TcpState.TimeWait)
-        {
-            // RFC 9293 3.10.5: <SEQ=SND.NXT><CTL=RST>.
+        // RFC 9293 3.10.5: SYN-RECEIVED, ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2, CLOSE-WAIT send
+        // <SEQ=SND.NXT><CTL=RST>; CLOSING, LAST-ACK and TIME-WAIT just delete the TCB (the peer
+        // has closed already; Linux tcp_need_reset agrees).
+        if (State is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait)
             SendReset(_sndNxt);
-        }
         Terminate(error);
     }
 
