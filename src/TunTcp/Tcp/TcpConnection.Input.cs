@@ -77,9 +77,10 @@ public sealed partial class TcpConnection
             return TcpSegmentResult.Processed;
         }
 
-        // RFC 7323 4.3: update TS.Recent from a segment that covers Last.ACK.sent.
+        // RFC 7323 4.3: update TS.Recent from a segment that covers Last.ACK.sent; 5.5: a TS.Recent
+        // idle for 24 days is invalid, and then any TSval replaces it (Linux tcp_replace_ts_recent).
         if (_tsOk && seg.Options.HasTimestamps && seg.Sequence <= _lastAckSent
-            && unchecked((int)(seg.Options.TimestampValue - _tsRecent)) >= 0)
+            && (unchecked((int)(seg.Options.TimestampValue - _tsRecent)) >= 0 || _now - _tsRecentAt >= PawsIdleLimit))
         {
             _tsRecent = seg.Options.TimestampValue;
             _tsRecentAt = _now;

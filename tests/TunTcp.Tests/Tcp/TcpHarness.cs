@@ -113,18 +113,18 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
 
     // ---- building connections ----
 
-    public static TcpHarness Listening(TcpSettings? settings = null, int backlog = 8, int challengeAcksPerSecond = 1000, Instant? start = null)
+    public static TcpHarness Listening(TcpSettings? settings = null, int backlog = 8, int challengeAcksPerSecond = 1000, Instant? start = null, int mtu = Mtu)
     {
         var h = new TcpHarness(settings, challengeAcksPerSecond, start: start);
-        h.Listener = new TcpListenQueue(LocalAddress, LocalPort, backlog, h.Settings, h.Env, Mtu);
+        h.Listener = new TcpListenQueue(LocalAddress, LocalPort, backlog, h.Settings, h.Env, mtu);
         return h;
     }
 
     /// <summary>An active open: the connection is in SYN-SENT and its SYN is waiting in the output.</summary>
-    public static TcpHarness Connecting(TcpSettings? settings = null, int challengeAcksPerSecond = 1000, Instant? start = null)
+    public static TcpHarness Connecting(TcpSettings? settings = null, int challengeAcksPerSecond = 1000, Instant? start = null, int mtu = Mtu)
     {
         var h = new TcpHarness(settings, challengeAcksPerSecond, start: start);
-        h.Conn = TcpConnection.Connect(ConnTuple, h.Settings, h.Env, Mtu, h.Now);
+        h.Conn = TcpConnection.Connect(ConnTuple, h.Settings, h.Env, mtu, h.Now);
         h.Conn.Observer = h;
         h.Conn.Poll(h.Now, h);
         return h;
@@ -135,9 +135,9 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     /// SYN-ACK out, ACK in. Nothing else is pending afterwards.
     /// </summary>
     public static TcpHarness Established(TcpSettings? settings = null, TcpOptions? synOptions = null, ushort window = 64240,
-        int challengeAcksPerSecond = 1000, Instant? start = null, SeqNumber? irs = null)
+        int challengeAcksPerSecond = 1000, Instant? start = null, SeqNumber? irs = null, int mtu = Mtu)
     {
-        var h = Listening(settings, challengeAcksPerSecond: challengeAcksPerSecond, start: start);
+        var h = Listening(settings, challengeAcksPerSecond: challengeAcksPerSecond, start: start, mtu: mtu);
         if (irs is SeqNumber i) h.Irs = i;
         h.PeerWindow = window;
         var options = synOptions ?? h.LinuxSynOptions();
@@ -158,7 +158,8 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     /// A connection made by an active open: our SYN out, the peer's SYN-ACK in (Linux's options
     /// by default), our ACK out.
     /// </summary>
-    public static TcpHarness EstablishedActive(TcpSettings? settings = null, TcpOptions? synAckOptions = null, ushort window = 64240, Instant? start = null)
+    public static TcpHarness EstablishedActive(TcpSettings? settings = null, TcpOptions? synAckOptions = null, ushort window = 64240,
+        Instant? start = null, TimeSpan? rtt = null)
     {
         var h = Connecting(settings, start: start);
         var syn = h.Recv();
@@ -166,6 +167,7 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
         h.PeerWindow = window;
         var options = synAckOptions ?? h.LinuxSynOptions();
         if (options.HasTimestamps) options.SetTimestamps(options.TimestampValue, syn.Options.TimestampValue);
+        if (rtt is TimeSpan delay) h.Advance(delay);
         h.Send(new Seg { Flags = TcpFlags.Syn | TcpFlags.Ack, Seq = h.Irs, Ack = h.Iss + 1, Window = window, Options = options });
         h.LearnNegotiated(syn.Options, options);
         var ack = h.Recv();
