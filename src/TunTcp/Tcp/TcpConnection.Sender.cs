@@ -131,7 +131,9 @@ public sealed partial class TcpConnection
         _sent.Add(new SentSegment { Start = start, End = start + seqLength, SentAt = _now, Flags = recordFlags, Transmissions = 1 });
         if (!probe) _pipe += seqLength;
         _sndNxt = start + seqLength;
-        if (length < _smss) _sndSml = _sndNxt;
+        // A zero-window probe is not a Nagle "small segment": it must not hold back the data
+        // that follows once the window opens.
+        if (length < _smss && !probe) _sndSml = _sndNxt;
         if (fin) _finSent = true;
         BytesSent += length;
         // RFC 6298 5.1: start the timer when sending data and it is not running.

@@ -1,0 +1,375 @@
+using TunTcp.Tcp;
+using TunTcp.Wire;
+using static TunTcp.Tests.Tcp.TcpHarness;
+
+namespace TunTcp.Tests.Tcp;
+
+/// <summary>
+/// Timers, all driven by the instants the test passes in: retransmission (RFC 6298), persist
+/// (RFC 9293 3.8.6.1), delayed ACK (RFC 9293 3.8.6.3), keepalive (RFC 1122 4.2.3.6).
+/// </summary>
+public class TcpTimerTests
+{
+    private const TcpFlags PshAck = TcpFlags.Psh | TcpFlags.Ack;
+
+    // ---- retransmission timeout ----
+
+    // RFC 6298 5.4-5.6: on expiry retransmit the earliest unacknowledged segment, double the RTO
+    // ("back off the timer"), bounded by the maximum (120 s, Linux's TCP_RTO_MAX; RFC 6298 2.5
+    // asks for at least 60 s); after MaxRetransmissions (Linux tcp_retries2 = 15) give up and
+    // report the timeout. The RTO starts at 200 ms here (RFC 6298 2.4 minimum, as Linux).
+    [Fact]
+    public void Rto_BackoffSequence_ThenGivesUp_Rfc6298_5()
+    {
+        var h = Established();
+        h.Write(Bytes(100));
+        var start = h.Now;
+        h.Recv(h.Ours(flags: PshAck, data: Bytes(100)));
+        long elapsed = 0;
+        for (int k = 0; k < 15; k++)
+        {
+            elapsed += Math.Min(200L << k, 120_000);
+            h.NothingUntil(start + Ms(elapsed));
+            h.Recv(h.Ours(flags: PshAck, data: Bytes(100)));
+            h.RecvNothing();
+        }
+        Assert.Equal(15, h.C.Retransmissions);
+        Assert.Equal(15, h.C.RetransmissionTimeouts);
+        Assert.Equal(TcpState.Established, h.C.State);
+        h.NothingUntil(start + Ms(elapsed + 120_000));
+        h.RecvNothing();
+        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpError.TimedOut, h.C.Error);
+        Assert.True(h.Events.HasFlag(TcpConnectionEvents.Closed));
+    }
+
+    // Issue item 4: maximum RTO and the retransmission count are configurable.
+    [Fact]
+    public void Rto_MaxRtoAndRetryCountConfigurable()
+    {
+        var h = Established(new TcpSettings { MaxRto = TimeSpan.FromSeconds(1), MaxRetransmissions = 5 });
+        h.Write(Bytes(10));
+        var start = h.Now;
+        h.Recv();
+        long[] intervals = [200, 400, 800, 1000, 1000];
+        long elapsed = 0;
+        foreach (var i in intervals)
+        {
+            elapsed += i;
+            h.NothingUntil(start + Ms(elapsed));
+            h.Recv(h.Ours(flags: PshAck, data: Bytes(10)));
+        }
+        h.NothingUntil(start + Ms(elapsed + 1000));
+        Assert.Equal(TcpError.TimedOut, h.C.Error);
+    }
+
+    // Issue item 4: the minimum RTO is configurable (RFC 6298 2.4 says 1 s; Linux uses 200 ms).
+    [Fact]
+    public void Rto_MinRtoConfigurable()
+    {
+        var h = Established(new TcpSettings { MinRto = Ms(50) });
+        h.Write(Bytes(10));
+        h.Recv();
+        h.NothingUntil(h.Now + Ms(50));
+        h.Recv(h.Ours(flags: PshAck, data: Bytes(10)));
+    }
+
+    // RFC 9293 3.8.3 / RFC 5482 user timeout: give up when data stays unacknowledged this long,
+    // whatever the retransmission count.
+    [Fact]
+    public void Rto_UserTimeout_GivesUpEarly()
+    {
+        var h = Established(new TcpSettings { UserTimeout = TimeSpan.FromSeconds(1) });
+        h.Write(Bytes(10));
+        var start = h.Now;
+        h.Recv();
+        h.NothingUntil(start + Ms(200));
+        h.Recv();
+        h.NothingUntil(start + Ms(600));
+        h.Recv();
+        h.NothingUntil(start + Ms(1400));
+        h.RecvNothing();
+        Assert.Equal(TcpError.TimedOut, h.C.Error);
+    }
+
+    // RFC 6298 2.2, 2.3 and 2.4: the first sample R gives SRTT = R, RTTVAR = R/2, RTO = SRTT +
+    // max(G, 4 RTTVAR); later ones SRTT = 7/8 SRTT + 1/8 R', RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R'|.
+    [Fact]
+    public void Rto_ComputedFromRttSamples_Rfc6298_2()
+    {
+        var h = EstablishedActive(rtt: Ms(100));
+        var s = h.C.GetStatistics();
+        Assert.Equal(Ms(100), s.SmoothedRtt);
+        Assert.Equal(Ms(50), s.RttVariation);
+        Assert.Equal(Ms(300), s.Rto);
+
+        h.Write(Bytes(10));
+        h.Recv();
+        h.Advance(Ms(200));
+        h.Send(h.Peer(ack: 10));
+        s = h.C.GetStatistics();
+        Assert.Equal(TimeSpan.FromMicroseconds(112_500), s.SmoothedRtt);
+        Assert.Equal(TimeSpan.FromMicroseconds(62_500), s.RttVariation);
+        Assert.Equal(TimeSpan.FromMicroseconds(362_500), s.Rto);
+
+        h.Write(Bytes(10, 10));
+        h.Recv();
+        h.NothingUntil(h.Now + TimeSpan.FromMicroseconds(362_500));
+        h.Recv(h.Ours(seq: 10, flags: PshAck, data: Bytes(10, 10)));
+    }
+
+    // RFC 6298 3 (Karn): no RTT sample from a retransmitted segment (without timestamps), and the
+    // backed-off RTO is kept for the next segment until an ACK for a segment that was not
+    // retransmitted arrives (RFC 6298 5.5 with Karn's algorithm).
+    [Fact]
+    public void Rto_KarnsRule_NoSampleFromRetransmission_BackoffKept()
+    {
+        var h = Established(synOptions: LinuxSyn(ts: false));
+        h.Write(Bytes(10));
+        h.Recv();
+        h.AtNextDeadline();
+        h.Recv();
+        h.Advance(Ms(30));
+        h.Send(h.Peer(ack: 10));
+        Assert.Equal(TimeSpan.FromMicroseconds(1), h.C.GetStatistics().SmoothedRtt);
+        Assert.Equal(Ms(400), h.C.GetStatistics().Rto);
+
+        h.Write(Bytes(10, 10));
+        h.Recv();
+        Assert.Equal(h.Now + Ms(400), h.C.NextDeadline);
+        h.Advance(Ms(30));
+        h.Send(h.Peer(ack: 20));
+        Assert.Equal(Ms(200), h.C.GetStatistics().Rto);
+        Assert.NotEqual(TimeSpan.FromMicroseconds(1), h.C.GetStatistics().SmoothedRtt);
+    }
+
+    // RFC 6298 5.3: "When an ACK is received that acknowledges new data, restart the retransmission
+    // timer so that it will expire after RTO seconds"; 5.2: stop it when all data is acknowledged.
+    [Fact]
+    public void Rto_RestartedByAckOfNewData_StoppedWhenAllAcked_Rfc6298_5_2_5_3()
+    {
+        var h = Established(new TcpSettings { NoDelay = true });
+        var start = h.Now;
+        h.Write(Bytes(10));
+        h.Recv();
+        h.After(Ms(100));
+        h.Write(Bytes(10, 10));
+        h.Recv();
+        Assert.Equal(start + Ms(200), h.C.NextDeadline);
+        h.After(Ms(50));
+        h.Send(h.Peer(ack: 10));
+        Assert.Equal(start + Ms(350), h.C.NextDeadline);
+        h.Send(h.Peer(ack: 20));
+        Assert.True(h.C.NextDeadline.IsNever);
+    }
+
+    // RFC 5681 3.1: after a retransmission timeout cwnd = LW = 1 SMSS: of ten segments in flight
+    // only the first is resent; each ACK then lets slow start send more. Also after an active open.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Rto_CongestionWindowCollapsesToOneSegment_Rfc5681_3_1(bool activeOpen)
+    {
+        var h = activeOpen ? EstablishedActive() : Established();
+        h.Write(Bytes(10 * TsMss));
+        Assert.Equal(10, h.RecvAll().Count);
+        h.AtNextDeadline();
+        h.Recv(h.Ours(seq: 0, data: Bytes(TsMss)));
+        h.RecvNothing();
+        Assert.Equal(TsMss, h.C.GetStatistics().CongestionWindow);
+        Assert.Equal(5 * TsMss, h.C.GetStatistics().SlowStartThreshold);
+        h.Send(h.Peer(ack: TsMss));
+        var next = h.RecvAll();
+        Assert.Equal(2, next.Count);
+        Assert.Equal(h.Iss + 1 + TsMss, next[0].Seq);
+    }
+
+    // ---- persist timer ----
+
+    // RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: with a zero window and data to send, probe with one
+    // byte after an RTO, then back off exponentially (bounded by MaxPersistInterval); a zero window
+    // is never overrun by more than that byte. When the window opens the rest follows.
+    [Fact]
+    public void Persist_ZeroWindowProbeSequence_WithBackoff_Rfc9293_3_8_6_1()
+    {
+        var h = Established(new TcpSettings { MaxPersistInterval = TimeSpan.FromSeconds(1) });
+        h.Send(h.Peer() with { Window = 0 });
+        h.Write(Bytes(100));
+        h.RecvNothing();
+        var t = h.Now;
+        foreach (var interval in new long[] { 200, 400, 800, 1000, 1000 })
+        {
+            t += Ms(interval);
+            h.NothingUntil(t);
+            h.Recv(h.Ours(data: Bytes(1)));
+            h.RecvNothing();
+            h.Send(h.Peer() with { Window = 0 });
+            h.RecvNothing();
+        }
+        Assert.Equal(5, h.Env.Statistics.ZeroWindowProbes);
+        Assert.Equal(TcpState.Established, h.C.State);
+
+        h.Send(h.Peer() with { Window = 100 });
+        h.Recv(h.Ours(seq: 1, flags: PshAck, data: Bytes(99, 1)));
+        h.RecvNothing();
+    }
+
+    // A probe byte the peer takes (its window had room for it) is acknowledged like data; the
+    // next probe carries the next byte.
+    [Fact]
+    public void Persist_ProbeByteAccepted_NextProbeCarriesNextByte()
+    {
+        var h = Established();
+        h.Send(h.Peer() with { Window = 0 });
+        h.Write(Bytes(100));
+        h.AtNextDeadline();
+        h.Recv(h.Ours(data: Bytes(1)));
+        h.Send(h.Peer(ack: 1) with { Window = 0 });
+        h.RecvNothing();
+        h.AtNextDeadline();
+        h.Recv(h.Ours(seq: 1, data: Bytes(1, 1)));
+    }
+
+    // Probing goes on as long as the peer answers; it gives up only after as many unanswered
+    // probes as data retransmissions (Linux tcp_probe_timer), reporting a timeout.
+    [Fact]
+    public void Persist_UnansweredProbes_GiveUp()
+    {
+        var h = Established(new TcpSettings { MaxRetransmissions = 3 });
+        h.Send(h.Peer() with { Window = 0 });
+        h.Write(Bytes(100));
+        for (int i = 0; i < 3; i++)
+        {
+            h.AtNextDeadline();
+            h.Recv(h.Ours(data: Bytes(1)));
+        }
+        h.AtNextDeadline();
+        h.RecvNothing();
+        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpError.TimedOut, h.C.Error);
+    }
+
+    [Fact]
+    public void Persist_AnsweredProbes_NeverGiveUp()
+    {
+        var h = Established(new TcpSettings { MaxRetransmissions = 3 });
+        h.Send(h.Peer() with { Window = 0 });
+        h.Write(Bytes(100));
+        for (int i = 0; i < 20; i++)
+        {
+            h.AtNextDeadline();
+            h.Recv(h.Ours(data: Bytes(1)));
+            h.Send(h.Peer() with { Window = 0 });
+        }
+        Assert.Equal(TcpState.Established, h.C.State);
+    }
+
+    // ---- delayed ACK ----
+
+    // Issue item 4: the ACK delay is configurable, up to under 500 ms (RFC 9293 3.8.6.3).
+    [Fact]
+    public void DelayedAck_TimeoutConfigurable()
+    {
+        var h = Established(new TcpSettings { DelayedAckTimeout = Ms(200) });
+        h.Send(h.Peer(data: Bytes(8)));
+        h.NothingUntil(h.Now + Ms(200));
+        h.Recv(h.Ours(ack: 8) with { Window = h.Win(8) });
+    }
+
+    // A zero delay acknowledges every segment at once.
+    [Fact]
+    public void DelayedAck_Zero_AcksEverySegment()
+    {
+        var h = Established(new TcpSettings { DelayedAckTimeout = TimeSpan.Zero });
+        h.Send(h.Peer(data: Bytes(8)));
+        h.Recv(h.Ours(ack: 8) with { Window = h.Win(8) });
+        h.Send(h.Peer(seq: 8, data: Bytes(8)));
+        h.Recv(h.Ours(ack: 16) with { Window = h.Win(16) });
+    }
+
+    // RFC 9293 3.8.6.3: "the delay MUST be less than 0.5 seconds" - larger settings are refused.
+    [Fact]
+    public void DelayedAck_HalfSecondOrMore_Refused()
+    {
+        var settings = new TcpSettings { DelayedAckTimeout = Ms(500) };
+        Assert.Throws<ArgumentOutOfRangeException>(() => Connecting(settings));
+    }
+
+    // The pending ACK rides on data we send before the timer: no separate ACK afterwards.
+    [Fact]
+    public void DelayedAck_PiggybackedOnData()
+    {
+        var h = Established();
+        h.Send(h.Peer(data: Bytes(8)));
+        h.After(Ms(10));
+        h.Write(Bytes(5));
+        var sentAt = h.Now;
+        h.Recv(h.Ours(ack: 8, flags: PshAck, data: Bytes(5)) with { Window = h.Win(8) });
+        Assert.Equal(sentAt + Ms(200), h.C.NextDeadline); // only the retransmission timer is left
+        h.At(h.Now + Ms(40));
+        h.RecvNothing();
+    }
+
+    // ---- keepalive ----
+
+    // RFC 1122 4.2.3.6: keepalives are off by default: an idle connection has no timer at all.
+    [Fact]
+    public void Keepalive_OffByDefault()
+    {
+        var h = Established();
+        Assert.True(h.C.NextDeadline.IsNever);
+        h.After(TimeSpan.FromHours(10));
+        h.RecvNothing();
+    }
+
+    // RFC 1122 4.2.3.6: when enabled, after the idle interval (two hours by default) send a probe
+    // the peer must answer - as Linux, <SEQ=SND.UNA-1><ACK=RCV.NXT> with no data; an answer resets
+    // the idle clock.
+    [Fact]
+    public void Keepalive_ProbeAfterIdle_AnswerResetsTimer_Rfc1122_4_2_3_6()
+    {
+        var h = Established(new TcpSettings { Keepalive = true });
+        var idleSince = h.Now;
+        h.NothingUntil(idleSince + TimeSpan.FromHours(2));
+        h.Recv(h.Ours(seq: -1));
+        h.RecvNothing();
+        h.After(Ms(30));
+        h.Send(h.Peer());
+        Assert.Equal(h.Now + TimeSpan.FromHours(2), h.C.NextDeadline);
+        Assert.Equal(1, h.Env.Statistics.KeepaliveProbes);
+    }
+
+    // Unanswered probes are repeated every KeepaliveInterval (75 s); after KeepaliveProbes (9) the
+    // connection is declared dead and the timeout reported (Linux's defaults).
+    [Fact]
+    public void Keepalive_UnansweredProbes_ConnectionDeclaredDead()
+    {
+        var h = Established(new TcpSettings { Keepalive = true });
+        var t = h.Now + TimeSpan.FromHours(2);
+        for (int i = 0; i < 9; i++)
+        {
+            h.NothingUntil(t);
+            h.Recv(h.Ours(seq: -1));
+            t += TimeSpan.FromSeconds(75);
+        }
+        h.NothingUntil(t);
+        h.RecvNothing();
+        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpError.TimedOut, h.C.Error);
+    }
+
+    // Keepalive can be switched on per connection; it runs only while nothing is outstanding.
+    [Fact]
+    public void Keepalive_EnabledPerConnection_PausedWhileDataOutstanding()
+    {
+        var h = Established();
+        h.C.KeepaliveEnabled = true;
+        h.After(TimeSpan.FromSeconds(1));
+        Assert.Equal(h.Now - TimeSpan.FromSeconds(1) + TimeSpan.FromHours(2), h.C.NextDeadline);
+        h.Write(Bytes(10));
+        h.Recv();
+        Assert.Equal(h.Now + Ms(200), h.C.NextDeadline);
+        h.Send(h.Peer(ack: 10));
+        Assert.Equal(h.Now + TimeSpan.FromHours(2), h.C.NextDeadline);
+    }
+}
