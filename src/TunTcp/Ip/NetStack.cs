@@ -34,7 +34,17 @@ public sealed class NetStack : IDisposable
         _output = new LinkOutput(link);
         _batch = Math.Max(1, options.ReceiveBatch);
         Core = new NetStackCore(options, _output, loggerFactory.CreateLogger<NetStackCore>());
+        Core.ReadyCallback = _wake.Signal;
+        Options = options;
+        LoggerFactory = loggerFactory;
     }
+
+    public NetStackOptions Options { get; }
+
+    internal ILoggerFactory LoggerFactory { get; }
+
+    /// <summary>True when called on the stack thread itself (built-in apps run there).</summary>
+    public bool IsStackThread => Thread.CurrentThread == _thread;
 
     /// <summary>The protocol state. Only the stack thread may touch it (use <see cref="Post"/>).</summary>
     internal NetStackCore Core { get; }
@@ -55,6 +65,42 @@ public sealed class NetStack : IDisposable
         if (_thread is not null) throw new InvalidOperationException("The stack is already started.");
         _thread = new Thread(Run) { IsBackground = true, Name = "tuntcp-stack" };
         _thread.Start();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="command"/> on the stack thread and returns its result; runs it inline
+    /// when already on the stack thread. Safe from any thread.
+    /// </summary>
+    public Task<T> Invoke<T>(Func<NetStackCore, Instant, T> command)
+    {
+        if (IsStackThread) return Task.FromResult(command(Core, Now));
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post((core, now) =>
+        {
+            try { tcs.TrySetResult(command(core, now)); }
+            catch (Exception e) { tcs.TrySetException(e); }
+        });
+        if (_stopping || _thread is null) tcs.TrySetException(new ObjectDisposedException(nameof(NetStack), "The stack is not running."));
+        return tcs.Task;
+    }
+
+    /// <summary>
+    /// Orderly shutdown: FIN on every connection, wait up to <paramref name="grace"/> for them to
+    /// close, then reset whatever is left and stop the stack thread.
+    /// </summary>
+    public async Task ShutdownAsync(TimeSpan grace, CancellationToken cancellationToken = default)
+    {
+        if (_thread is null || _stopping) { Dispose(); return; }
+        await Invoke((core, now) => { core.CloseAll(now); return 0; }).ConfigureAwait(false);
+        var deadline = _time.GetTimestamp() + (long)(grace.TotalSeconds * _time.TimestampFrequency);
+        while (_time.GetTimestamp() < deadline && !cancellationToken.IsCancellationRequested)
+        {
+            int open = await Invoke((core, _) => core.ConnectionCount).ConfigureAwait(false);
+            if (open == 0) break;
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _time, cancellationToken).ConfigureAwait(false);
+        }
+        await Invoke((core, now) => { core.AbortAll(now); return 0; }).ConfigureAwait(false);
+        Dispose();
     }
 
     /// <summary>Runs <paramref name="command"/> on the stack thread, soon. Safe from any thread.</summary>
@@ -107,9 +153,19 @@ public sealed class NetStack : IDisposable
         }
     }
 
-    /// <summary>Stops the stack thread and waits for it; the link is not disposed (its owner does that).</summary>
+    /// <summary>
+    /// Abortive shutdown: resets every connection, stops the stack thread and waits for it. The
+    /// link is not disposed (its owner does that).
+    /// </summary>
     public void Dispose()
     {
+        if (_stopping) return;
+        if (_thread is not null && _thread.IsAlive && !IsStackThread)
+        {
+            var done = new ManualResetEventSlim();
+            Post((core, now) => { core.AbortAll(now); done.Set(); });
+            done.Wait(TimeSpan.FromSeconds(5));
+        }
         _stopping = true;
         _wake.Signal();
         if (_thread is not null && _thread != Thread.CurrentThread) _thread.Join();

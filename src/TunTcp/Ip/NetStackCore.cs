@@ -17,6 +17,8 @@ public sealed partial class NetStackCore : ITcpOutput
     private readonly IPacketOutput _output;
     private readonly ILogger _log;
     private readonly byte[] _tx;
+    private readonly TcpEnvironment _tcpEnv;
+    private readonly TcpSettings _tcpSettings;
     private ushort _ipIdentification;
 
     // ICMP error token bucket (RFC 1812 4.3.2.8 asks routers to rate-limit ICMP errors; hosts do too).
@@ -32,6 +34,9 @@ public sealed partial class NetStackCore : ITcpOutput
         _log = logger ?? NullLogger.Instance;
         _tx = new byte[Ipv4Packet.MaxPacketLength];
         _icmpTokens = options.IcmpErrorBurst;
+        options.Tcp.Validate();
+        _tcpSettings = options.Tcp;
+        _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond);
     }
 
     public Ipv4Address Address => _options.Address;
@@ -41,6 +46,7 @@ public sealed partial class NetStackCore : ITcpOutput
     /// <summary>Processes one arriving packet (any bytes: malformed input is counted and dropped).</summary>
     public void Receive(ReadOnlySpan<byte> packet, Instant now)
     {
+        Now = now;
         var stats = Statistics;
         if (packet.IsEmpty || (packet[0] >> 4) is not (4 or 6)) { stats.nonIpDropped++; return; }
         if (packet[0] >> 4 == 6) { stats.ipv6Ignored++; return; }

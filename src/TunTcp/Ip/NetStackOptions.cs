@@ -1,3 +1,4 @@
+using TunTcp.Tcp;
 using TunTcp.Wire;
 
 namespace TunTcp.Ip;
@@ -22,6 +23,15 @@ public sealed class NetStackOptions
 
     /// <summary>Burst allowance of the ICMP error token bucket (Linux: icmp_msgs_burst = 50).</summary>
     public int IcmpErrorBurst { get; init; } = 50;
+
+    /// <summary>Defaults for every TCP connection of the stack (per-connection overrides use <c>with</c>).</summary>
+    public TcpSettings Tcp { get; init; } = new();
+
+    /// <summary>Randomness for ISNs, ports and timestamp offsets; seed it for reproducible runs.</summary>
+    public IRandomSource Random { get; init; } = SystemRandomSource.Instance;
+
+    /// <summary>RFC 5961 7: challenge ACKs per second across the stack (Linux: 1000).</summary>
+    public int ChallengeAcksPerSecond { get; init; } = 1000;
 
     /// <summary>How many packets the stack thread reads per batch before running timers and writes.</summary>
     public int ReceiveBatch { get; init; } = 64;

@@ -82,33 +82,36 @@ public sealed class ReceiveAssembler
     }
 
     /// <summary>
-    /// RCV.NXT advanced by <paramref name="advance"/> bytes: return how many further bytes are
-    /// now contiguous from there (a held range that started at or before it), forget them, and
-    /// rebase every other offset on the final RCV.NXT (advance + the returned count).
+    /// In-order data moved RCV.NXT by <paramref name="advance"/> bytes. A held range that now
+    /// starts at or before RCV.NXT joins the in-order data: returns how many bytes past
+    /// <paramref name="advance"/> it adds. The remaining ranges are rebased onto the final
+    /// RCV.NXT (old + advance + returned value).
     /// </summary>
     public int Advance(int advance)
     {
-        int contiguous = 0;
-        int drop = 0;
+        int extra = 0;
+        // Ranges are sorted and never adjacent, so at most one range can join.
         for (int i = 0; i < _count; i++)
         {
             int s = _ranges[i].Start - advance, e = _ranges[i].End - advance;
-            if (e <= 0) { drop++; ForgetRecent(_ranges[i].Start); continue; }
-            if (s <= 0)
+            if (s > 0) break;
+            if (e > extra) extra = e;
+        }
+        int total = advance + extra;
+        int drop = 0;
+        for (int i = 0; i < _count; i++)
+        {
+            if (_ranges[i].End <= total)
             {
-                contiguous = e;
-                drop++;
                 ForgetRecent(_ranges[i].Start);
+                drop++;
                 continue;
             }
-            _ranges[i - drop] = (s, e);
+            _ranges[i - drop] = (_ranges[i].Start - total, _ranges[i].End - total);
         }
         _count -= drop;
-        // RCV.NXT moves past the joined range too: the ranges left (all beyond it, since ranges
-        // never touch) are rebased by that as well.
-        for (int i = 0; i < _count; i++) _ranges[i] = (_ranges[i].Start - contiguous, _ranges[i].End - contiguous);
-        for (int r = 0; r < _recentCount; r++) _recentStarts[r] -= advance + contiguous;
-        return contiguous;
+        for (int r = 0; r < _recentCount; r++) _recentStarts[r] -= total;
+        return extra;
     }
 
     public void Clear()

@@ -42,7 +42,6 @@ public sealed partial class TcpConnection
             {
                 ReceiveBuffer.WriteAt(0, payload);
                 bool filledGap = !_assembler.IsEmpty;
-                // Advance returns the bytes held out of order that now follow this segment.
                 int contiguous = payload.Length + _assembler.Advance(payload.Length);
                 ReceiveBuffer.Commit(contiguous);
                 _rcvNxt += contiguous;

@@ -81,6 +81,14 @@ public sealed partial class TcpConnection
     private void OnRetransmissionTimeoutRecovery()
     {
         if (_ccInitialized) _cc.OnRetransmissionTimeout(_pipe, _smss, _now);
+        if (_sent.Count > 0 && _sent.First.Has(SentFlags.Sacked))
+        {
+            // RFC 2018 8: SACK is advisory; the receiver may discard (renege on) data it SACKed.
+            // The segment at SND.UNA is SACKed yet still unacknowledged after a whole RTO: forget
+            // every SACK mark and resend from SND.UNA (Linux tcp_check_sack_reneging).
+            _scoreboard.Clear();
+            for (int i = 0; i < _sent.Count; i++) _sent[i].Flags &= ~SentFlags.Sacked;
+        }
         for (int i = 0; i < _sent.Count; i++)
         {
             ref var rec = ref _sent[i];

@@ -45,13 +45,33 @@ public readonly record struct Ipv4Address(uint Value)
         return new IPAddress(b);
     }
 
+    /// <summary>
+    /// Parses strict dotted decimal: four decimal octets of 1-3 digits, no leading zeros, as
+    /// POSIX inet_pton (and so iproute2) accepts. RFC 6943 3.1.1: the looser inet_aton forms that
+    /// <see cref="IPAddress.TryParse(string?, out IPAddress?)"/> takes would read "010" as octal 8
+    /// and "0x7f" as hex, so the address we serve on could differ from the one given to <c>ip</c>.
+    /// </summary>
     public static bool TryParse(string? text, out Ipv4Address address)
     {
         address = default;
-        if (text is null || !IPAddress.TryParse(text, out var ip) || ip.AddressFamily != AddressFamily.InterNetwork
-            || text.Count(c => c == '.') != 3)
-            return false;
-        address = FromIPAddress(ip);
+        if (text is null) return false;
+        uint value = 0;
+        int i = 0;
+        for (int part = 0; part < 4; part++)
+        {
+            if (part > 0)
+            {
+                if (i >= text.Length || text[i] != '.') return false;
+                i++;
+            }
+            int start = i, octet = 0;
+            while (i < text.Length && i - start < 3 && char.IsAsciiDigit(text[i])) octet = octet * 10 + (text[i++] - '0');
+            int digits = i - start;
+            if (digits == 0 || octet > 255 || (digits > 1 && text[start] == '0')) return false;
+            value = (value << 8) | (uint)octet;
+        }
+        if (i != text.Length) return false;
+        address = new Ipv4Address(value);
         return true;
     }
 

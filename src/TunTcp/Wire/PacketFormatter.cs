@@ -33,6 +33,15 @@ public static class PacketFormatter
             return;
         }
         sb.Append($"IPv4 {ip.Source} -> {ip.Destination} ");
+        AppendIpv4Payload(sb, ip);
+        // RFC 791 3.1: the header checksum covers the header only, so it is flagged whatever the
+        // payload is: a fragment or a malformed segment can have a bad header too.
+        if (!ip.IsHeaderChecksumValid) sb.Append(" BAD-IP-CHECKSUM");
+    }
+
+    private static void AppendIpv4Payload(StringBuilder sb, Ipv4Packet ip)
+    {
+        ParseError error;
         if (ip.IsFragment)
         {
             sb.Append($"{ProtocolName(ip.Protocol)} fragment id {ip.Identification} offset {ip.FragmentOffset}{(ip.MoreFragments ? " +" : "")} len {ip.TotalLength}");
@@ -71,7 +80,6 @@ public static class PacketFormatter
                 sb.Append($"protocol {(byte)ip.Protocol} len {ip.TotalLength}");
                 break;
         }
-        if (!ip.IsHeaderChecksumValid) sb.Append(" BAD-IP-CHECKSUM");
     }
 
     private static void AppendIpv6(StringBuilder sb, ReadOnlySpan<byte> packet)

@@ -1,0 +1,187 @@
+using Microsoft.Extensions.Logging;
+using TunTcp.Ip;
+using TunTcp.Tcp;
+
+namespace TunTcp.Apps;
+
+/// <summary>RFC 862 echo over TCP: every byte received is sent back; the peer's FIN is echoed as a FIN.</summary>
+public sealed class EchoService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
+    : InlineTcpService(core, port, backlog, logger)
+{
+    public override string Name => "echo";
+
+    protected override InlineTcpHandler CreateHandler(NetStackCore core, TcpConnection connection, ConnectionEntry entry) =>
+        new Handler(this, core, connection, entry);
+
+    private sealed class Handler(InlineTcpService service, NetStackCore core, TcpConnection connection, ConnectionEntry entry)
+        : InlineTcpHandler(service, core, connection, entry)
+    {
+        private bool _shutdown;
+
+        protected override void OnActivity(TcpConnectionEvents events)
+        {
+            var rx = Connection.ReceiveBuffer;
+            var tx = Connection.SendBuffer;
+            int n = Math.Min(rx.Count, tx.Free);
+            if (n > 0 && !Connection.SendClosed)
+            {
+                // Ring to ring, at most two copies for the wrap-around on each side.
+                rx.Peek(0, n, out var first, out var second);
+                tx.Write(first);
+                tx.Write(second);
+                rx.Consume(n);
+                Request(PendingWork.SendBufferWritten | PendingWork.ReceiveBufferRead);
+            }
+            if (Connection.PeerFinReceived && rx.Count == 0 && !_shutdown)
+            {
+                _shutdown = true;
+                Request(PendingWork.ShutdownSend);
+            }
+        }
+    }
+}
+
+/// <summary>RFC 863 discard: everything received is dropped; closes when the peer closes.</summary>
+public sealed class DiscardService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
+    : InlineTcpService(core, port, backlog, logger)
+{
+    public override string Name => "discard";
+
+    protected override InlineTcpHandler CreateHandler(NetStackCore core, TcpConnection connection, ConnectionEntry entry) =>
+        new Handler(this, core, connection, entry);
+
+    private sealed class Handler(InlineTcpService service, NetStackCore core, TcpConnection connection, ConnectionEntry entry)
+        : InlineTcpHandler(service, core, connection, entry)
+    {
+        private bool _shutdown;
+
+        protected override void OnActivity(TcpConnectionEvents events)
+        {
+            var rx = Connection.ReceiveBuffer;
+            int n = rx.Count;
+            if (n > 0)
+            {
+                rx.Consume(n); // no copy: the bytes are simply released
+                Request(PendingWork.ReceiveBufferRead);
+            }
+            if (Connection.PeerFinReceived && !_shutdown)
+            {
+                _shutdown = true;
+                Request(PendingWork.ShutdownSend);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// RFC 864 character generator over TCP: sends lines of 72 printable characters, each line
+/// starting one character later in the 95-character ASCII cycle, until the peer goes away;
+/// whatever the peer sends is discarded.
+/// </summary>
+public sealed class ChargenService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
+    : InlineTcpService(core, port, backlog, logger)
+{
+    public override string Name => "chargen";
+
+    protected override InlineTcpHandler CreateHandler(NetStackCore core, TcpConnection connection, ConnectionEntry entry) =>
+        new Handler(this, core, connection, entry);
+
+    private sealed class Handler(InlineTcpService service, NetStackCore core, TcpConnection connection, ConnectionEntry entry)
+        : InlineTcpHandler(service, core, connection, entry)
+    {
+        private long _position;
+        private bool _shutdown;
+
+        protected override void OnActivity(TcpConnectionEvents events)
+        {
+            var rx = Connection.ReceiveBuffer;
+            if (rx.Count > 0) { rx.Consume(rx.Count); Request(PendingWork.ReceiveBufferRead); }
+            if (Connection.PeerFinReceived && !_shutdown)
+            {
+                // The peer half-closed: it will read no more? RFC 864 says stop when the peer closes.
+                _shutdown = true;
+                Request(PendingWork.ShutdownSend);
+                return;
+            }
+            if (Connection.SendClosed || Connection.State is not (TcpState.Established or TcpState.CloseWait)) return;
+            var tx = Connection.SendBuffer;
+            if (tx.Free == 0) return;
+            tx.GetWritable(out var first, out var second);
+            ChargenPattern.Fill(first, _position);
+            ChargenPattern.Fill(second, _position + first.Length);
+            int n = first.Length + second.Length;
+            tx.Commit(n);
+            _position += n;
+            Request(PendingWork.SendBufferWritten);
+        }
+    }
+}
+
+/// <summary>
+/// The RFC 864 stream: lines of 72 printable characters plus CR LF; each line starts one
+/// character further along the 95 printable ASCII characters, the first with '!' as in the RFC.
+/// </summary>
+public static class ChargenPattern
+{
+    public const int LineLength = 74; // 72 characters + CR + LF
+    private const int Cycle = 95;      // printable ASCII 0x20..0x7E
+
+    /// <summary>The stream repeats every 95 lines; two periods back to back let any slice be one copy.</summary>
+    public const int Period = Cycle * LineLength;
+
+    private static readonly byte[] TwoPeriods = BuildTwoPeriods();
+
+    /// <summary>The byte at <paramref name="position"/> of the infinite stream.</summary>
+    public static byte At(long position)
+    {
+        long line = position / LineLength;
+        int column = (int)(position % LineLength);
+        if (column == 72) return (byte)'\r';
+        if (column == 73) return (byte)'\n';
+        // RFC 864's sample output starts its first line with '!', the character after space.
+        return (byte)(0x20 + (line + column + 1) % Cycle);
+    }
+
+    /// <summary>Writes the stream's bytes from <paramref name="position"/> on into <paramref name="destination"/>.</summary>
+    public static void Fill(Span<byte> destination, long position)
+    {
+        int offset = (int)(position % Period);
+        while (!destination.IsEmpty)
+        {
+            int n = Math.Min(destination.Length, Period);
+            TwoPeriods.AsSpan(offset, n).CopyTo(destination);
+            destination = destination[n..];
+            offset = (offset + n) % Period;
+        }
+    }
+
+    private static byte[] BuildTwoPeriods()
+    {
+        var b = new byte[2 * Period];
+        for (int i = 0; i < b.Length; i++) b[i] = At(i);
+        return b;
+    }
+}
+
+/// <summary>RFC 862 echo over UDP, answered on the stack thread.</summary>
+public sealed class UdpEchoService
+{
+    private readonly NetStackCore _core;
+    private readonly UdpBinding _binding;
+
+    public UdpEchoService(NetStackCore core, ushort port)
+    {
+        _core = core;
+        _binding = core.BindUdp(port);
+        _binding.Received = OnReceived;
+    }
+
+    public ushort Port => _binding.Port;
+
+    private void OnReceived()
+    {
+        while (_binding.TryDequeue(out var d)) _core.SendUdp(_binding.Port, d.Source, d.SourcePort, d.Payload);
+    }
+
+    public void Stop() => _binding.Close();
+}

@@ -1,0 +1,75 @@
+using System.Threading.Tasks.Sources;
+
+namespace TunTcp.Sockets;
+
+/// <summary>
+/// An auto-reset event for one waiter at a time, awaited as a <see cref="ValueTask"/> without
+/// allocating: the stack thread calls <see cref="Set"/> when a ring changes; the application
+/// thread re-checks its condition and awaits <see cref="WaitAsync"/> when it must block. A
+/// <see cref="Set"/> that finds no waiter is remembered, so the check-then-wait race cannot
+/// lose a wake-up.
+/// </summary>
+internal sealed class AsyncSignal : IValueTaskSource
+{
+    private const int Idle = 0, Waiting = 1, Signaled = 2;
+
+    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+    private int _state;
+    private CancellationTokenRegistration _registration;
+
+    /// <summary>Wakes the waiter, or lets the next wait return at once.</summary>
+    public void Set()
+    {
+        while (true)
+        {
+            int s = Volatile.Read(ref _state);
+            if (s == Signaled) return;
+            if (s == Idle)
+            {
+                if (Interlocked.CompareExchange(ref _state, Signaled, Idle) == Idle) return;
+                continue;
+            }
+            if (Interlocked.CompareExchange(ref _state, Idle, Waiting) == Waiting)
+            {
+                _core.SetResult(true);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Completes at the next <see cref="Set"/> (at once if one is pending), or on cancellation.</summary>
+    public ValueTask WaitAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.CompareExchange(ref _state, Idle, Signaled) == Signaled) return ValueTask.CompletedTask;
+        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled(cancellationToken);
+        _core.Reset();
+        if (Interlocked.CompareExchange(ref _state, Waiting, Idle) != Idle)
+        {
+            // A Set landed between the two exchanges: consume it.
+            Interlocked.Exchange(ref _state, Idle);
+            return ValueTask.CompletedTask;
+        }
+        if (cancellationToken.CanBeCanceled)
+        {
+            _registration = cancellationToken.UnsafeRegister(static (s, token) =>
+            {
+                var self = (AsyncSignal)s!;
+                if (Interlocked.CompareExchange(ref self._state, Idle, Waiting) == Waiting)
+                    self._core.SetException(new OperationCanceledException(token));
+            }, this);
+        }
+        return new ValueTask(this, _core.Version);
+    }
+
+    void IValueTaskSource.GetResult(short token)
+    {
+        _registration.Dispose();
+        _registration = default;
+        _core.GetResult(token);
+    }
+
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _core.GetStatus(token);
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _core.OnCompleted(continuation, state, token, flags);
+}
