@@ -131,9 +131,10 @@ public sealed partial class TcpConnection
         _sent.Add(new SentSegment { Start = start, End = start + seqLength, SentAt = _now, Flags = recordFlags, Transmissions = 1 });
         if (!probe) _pipe += seqLength;
         _sndNxt = start + seqLength;
-        // A zero-window probe is not a Nagle "small segment": it must not hold back the data
-        // that follows once the window opens.
-        if (length < _smss && !probe) _sndSml = _sndNxt;
+        // Nagle's "small segment" is one shorter than what the current options leave room for
+        // (Linux compares with tcp_current_mss); a zero-window probe is not one: it must not hold
+        // back the data that follows once the window opens.
+        if (length < limit && !probe) _sndSml = _sndNxt;
         if (fin) _finSent = true;
         BytesSent += length;
         // RFC 6298 5.1: start the timer when sending data and it is not running.
@@ -164,16 +165,20 @@ public sealed partial class TcpConnection
     /// <summary>Sends one record again, byte for byte from the send ring.</summary>
     private void Retransmit(ref SentSegment rec)
     {
-        if (rec.Has(SentFlags.Lost)) { rec.Flags &= ~SentFlags.Lost; _lostCount--; }
         var options = DataOptions();
-        int dataLength = rec.DataLength;
         int limit = SegmentPayloadLimit(options.EncodedLength);
-        if (dataLength > limit)
+        if (rec.DataLength > limit)
         {
-            // Options grew (SACK blocks): split the record so the segment fits the MSS.
+            // Options grew (SACK blocks): split the record so the segment fits the MSS. The split
+            // happens before the Lost mark is cleared, so a lost tail stays lost and is resent next
+            // (as cwnd allows) rather than at the next timeout. Inserting the tail may grow the
+            // queue, which moves the records: find this one again.
+            var start = rec.Start;
             SplitRecord(ref rec, limit);
-            dataLength = rec.DataLength;
+            rec = ref RecordAt(start);
         }
+        if (rec.Has(SentFlags.Lost)) { rec.Flags &= ~SentFlags.Lost; _lostCount--; }
+        int dataLength = rec.DataLength;
         bool fin = rec.Has(SentFlags.Fin);
         var flags = TcpFlags.Ack | (fin ? TcpFlags.Fin : TcpFlags.None);
         if (dataLength > 0 && rec.Start + dataLength == DataEnd) flags |= TcpFlags.Psh;
@@ -203,6 +208,13 @@ public sealed partial class TcpConnection
         tail.Flags &= ~SentFlags.Syn;
         if (tail.Has(SentFlags.Lost)) _lostCount++;
         InsertAfter(rec.Start, tail);
+    }
+
+    private ref SentSegment RecordAt(SeqNumber start)
+    {
+        for (int i = 0; i < _sent.Count; i++)
+            if (_sent[i].Start == start) return ref _sent[i];
+        throw new InvalidOperationException("no record starts at " + start);
     }
 
     private void InsertAfter(SeqNumber start, in SentSegment record)

@@ -39,6 +39,25 @@ public class TcpEstablishedSendTests
         h.RecvNothing();
     }
 
+    // RFC 9293 3.7.1: "the TCP header size ... includes options": while we report SACK blocks
+    // (RFC 2018 4, every segment carries them) a full segment holds 12 bytes less; such segments
+    // are still full-sized, so Nagle does not hold the short tail (Linux: tcp_current_mss).
+    [Fact]
+    public void Established_DataWhileReportingSack_SegmentsShrinkToFit_Rfc9293_3_7_1()
+    {
+        var h = Established();
+        h.Send(h.Peer(seq: 100, data: Bytes(10)));
+        var sack = h.OurOptions(h.PeerBlock(100, 110));
+        h.Recv(h.Ours() with { Options = sack });
+        var data = Bytes(2 * TsMss);
+        h.Write(data);
+        int full = TsMss - 12;
+        h.Recv(h.Ours(seq: 0, data: data[..full]) with { Options = sack });
+        h.Recv(h.Ours(seq: full, data: data[full..(2 * full)]) with { Options = sack });
+        h.Recv(h.Ours(seq: 2 * full, flags: PshAck, data: data[(2 * full)..]) with { Options = sack });
+        h.RecvNothing();
+    }
+
     // RFC 5681 3.1 / RFC 6928: the initial window is min(10*SMSS, max(2*SMSS, 14600)) = 10
     // segments here; in slow start each ACK grows cwnd by min(N, SMSS), so an ACK for two
     // segments lets 1 + 2 more go.

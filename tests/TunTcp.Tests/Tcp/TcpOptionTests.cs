@@ -366,6 +366,25 @@ public class TcpOptionTests
         Assert.True(h.C.NextDeadline.IsNever);
     }
 
+    // RFC 2018 8: "the data receiver is permitted to later discard data which have been reported
+    // in a SACK option" - when the segment at SND.UNA was SACKed yet is still unacknowledged at the
+    // RTO, the SACK information is dropped and sending restarts at SND.UNA (Linux
+    // tcp_check_sack_reneging).
+    [Fact]
+    public void Options_SackRenegedAtSndUna_ResentAfterRto_Rfc2018_8()
+    {
+        var h = Established();
+        h.Write(Bytes(3 * TsMss));
+        h.RecvAll();
+        var o = h.EchoOptions();
+        o.AddSackBlock(h.OurBlock(0, TsMss));
+        h.Send(h.Peer() with { Options = o });
+        Assert.Equal(2 * TsMss, h.C.GetStatistics().BytesInFlight);
+        h.AtNextDeadline();
+        h.Recv(h.Ours(seq: 0, data: Bytes(TsMss)));
+        h.RecvNothing();
+    }
+
     // RFC 2883 4: a first SACK block below SEG.ACK (or inside the second block) is a D-SACK: it
     // reports a duplicate and SACKs nothing new; blocks outside SND.UNA..SND.NXT are ignored.
     [Fact]

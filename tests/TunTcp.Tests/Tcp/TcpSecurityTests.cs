@@ -178,7 +178,9 @@ public class TcpSecurityTests
     [Fact]
     public void Isn_AdvancesWithFourMicrosecondClock_Rfc6528_3()
     {
-        var env = new TcpEnvironment(new SeededRandomSource(7));
+        var random = new SeededRandomSource(7);
+        var env = new TcpEnvironment(random);
+        Assert.Same(random, env.Random);
         var t0 = Instant.FromMilliseconds(5000);
         var isn0 = env.InitialSequenceNumber(ConnTuple, t0);
         Assert.Equal(isn0 + 250, env.InitialSequenceNumber(ConnTuple, t0 + TimeSpan.FromMilliseconds(1)));

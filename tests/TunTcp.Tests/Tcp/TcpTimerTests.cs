@@ -184,6 +184,66 @@ public class TcpTimerTests
         Assert.Equal(h.Iss + 1 + TsMss, next[0].Seq);
     }
 
+    // RFC 9293 3.7.1: a segment with more options carries less data. A lost segment resent while
+    // we report SACK blocks no longer fits one MSS: it goes as two segments, both at once when
+    // cwnd (one SMSS after the RTO, RFC 5681 3.1) allows - the second part must not wait for
+    // another timeout.
+    [Fact]
+    public void Rto_RetransmissionSplitBySackOption_BothPartsSent()
+    {
+        var h = Established(synOptions: LinuxSyn(ts: false));
+        var data = Bytes(2 * Mss);
+        h.Write(data);
+        Assert.Equal(2, h.RecvAll().Count);
+        h.Send(h.Peer(seq: 100, data: Bytes(10)));
+        var sack = new TcpOptions();
+        sack.AddSackBlock(h.PeerBlock(100, 110));
+        h.Recv(h.Ours(seq: 2 * Mss) with { Options = sack });
+
+        h.AtNextDeadline();
+        h.Recv(h.Ours(seq: 0, data: data[..(Mss - 12)]) with { Options = sack });
+        h.Recv(h.Ours(seq: Mss - 12, data: data[(Mss - 12)..Mss]) with { Options = sack });
+        h.RecvNothing();
+
+        h.Send(h.Peer(ack: Mss));
+        h.Recv(h.Ours(seq: Mss, data: data[Mss..(2 * Mss - 12)]) with { Options = sack });
+        h.Recv(h.Ours(seq: 2 * Mss - 12, flags: PshAck, data: data[(2 * Mss - 12)..]) with { Options = sack });
+        h.RecvNothing();
+    }
+
+    // The same split when the retransmission queue is exactly full (16 records), so that inserting
+    // the second part grows it: the resent part must still count as retransmitted and in flight
+    // (Karn's rule, RFC 6298 3; cwnd, RFC 5681 3.1).
+    [Fact]
+    public void Rto_RetransmissionSplitWhileQueueGrows_StateKept()
+    {
+        var h = Established(synOptions: LinuxSyn(ts: false));
+        var data = Bytes(40 * Mss);
+        h.Write(data);
+        Assert.Equal(10, h.RecvAll().Count);
+        for (int k = 1; k <= 6; k++)
+        {
+            h.Send(h.Peer(ack: k * Mss));
+            Assert.Equal(2, h.RecvAll().Count);
+        }
+        Assert.Equal(16 * Mss, h.C.GetStatistics().BytesInFlight);
+        h.Send(h.Peer(seq: 100, ack: 6 * Mss, data: Bytes(10)));
+        h.Recv();
+        var srtt = h.C.GetStatistics().SmoothedRtt;
+
+        h.AtNextDeadline();
+        var sack = new TcpOptions();
+        sack.AddSackBlock(h.PeerBlock(100, 110));
+        h.Recv(h.Ours(seq: 6 * Mss, data: data[(6 * Mss)..(7 * Mss - 12)]) with { Options = sack });
+        h.Recv(h.Ours(seq: 7 * Mss - 12, data: data[(7 * Mss - 12)..(7 * Mss)]) with { Options = sack });
+        h.RecvNothing();
+        Assert.Equal(Mss, h.C.GetStatistics().BytesInFlight);
+
+        h.Advance(Ms(50));
+        h.Send(h.Peer(ack: 7 * Mss));
+        Assert.Equal(srtt, h.C.GetStatistics().SmoothedRtt);
+    }
+
     // ---- persist timer ----
 
     // RFC 9293 3.8.6.1 / RFC 1122 4.2.2.17: with a zero window and data to send, probe with one
