@@ -133,24 +133,45 @@ public class TcpSecurityTests
 
     // ---- RFC 5961 7: the rate limit ----
 
-    // RFC 5961 7: "An implementation SHOULD include an ACK throttling mechanism"; Linux limits
-    // challenge ACKs per second across the stack (tcp_challenge_ack_limit). Beyond the budget they
-    // are suppressed; the next second has a fresh budget.
+    // RFC 5961 7: "An implementation SHOULD include an ACK throttling mechanism"; the budget is
+    // per second across the stack (Linux tcp_challenge_ack_limit). Beyond it challenge ACKs are
+    // suppressed; the next second has a fresh budget.
     [Fact]
     public void ChallengeAcks_RateLimitedPerSecond_Rfc5961_7()
     {
-        var h = Established(challengeAcksPerSecond: 3);
+        var h = Established(challengeAcksPerSecond: 1);
         var second = Instant.FromMilliseconds(h.Now.TotalMilliseconds / 1000 * 1000);
-        for (int i = 0; i < 5; i++) h.Send(Rst(h, 10 + i));
-        Assert.Equal(3, h.RecvAll().Count);
+        h.Send(Rst(h, 10));
+        h.Recv(h.Ours());
+        h.Send(Rst(h, 11));
         h.Send(h.Peer(seq: 100, flags: TcpFlags.Syn));
+        h.Send(h.Peer(ack: 5000, data: Bytes(5)));
         h.RecvNothing();
-        Assert.Equal(3, h.Env.Statistics.ChallengeAcksSent);
+        Assert.Equal(1, h.Env.Statistics.ChallengeAcksSent);
         Assert.Equal(3, h.Env.Statistics.ChallengeAcksSuppressed);
 
         h.At(second + TimeSpan.FromSeconds(1));
         h.Send(Rst(h, 10));
         h.Recv(h.Ours());
+    }
+
+    // Linux since CVE-2016-5696: each second's budget is random in [limit/2, 3*limit/2), so an
+    // off-path attacker cannot learn from counting challenge ACKs whether its spoofed RSTs hit.
+    [Fact]
+    public void ChallengeAcks_BudgetRandomizedEachSecond_NoSideChannel()
+    {
+        var env = new TcpEnvironment(new SeededRandomSource(3), challengeAcksPerSecond: 100);
+        var budgets = new HashSet<int>();
+        for (int s = 0; s < 20; s++)
+        {
+            var at = Instant.FromMilliseconds(1000L * s + 500);
+            int n = 0;
+            while (env.TryTakeChallengeAck(at)) n++;
+            Assert.InRange(n, 50, 149);
+            budgets.Add(n);
+        }
+        Assert.True(budgets.Count > 10, "the budget must vary from second to second");
+        Assert.False(new TcpEnvironment(new SeededRandomSource(3), challengeAcksPerSecond: 0).TryTakeChallengeAck(Instant.Zero));
     }
 
     // RFC 5961 7: the limit is system-wide (one budget for all connections of a stack), so that a
