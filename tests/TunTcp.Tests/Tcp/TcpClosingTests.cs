@@ -114,6 +114,22 @@ public class TcpClosingTests
         Assert.True(h.C.NextDeadline.IsNever);
     }
 
+    // Half-close keeps the receive side whole: a window the application reopens is advertised
+    // (issue item 5) in FIN-WAIT-2 as in ESTABLISHED.
+    [Fact]
+    public void FinWait2_HalfClose_WindowUpdateAfterRead()
+    {
+        var h = Established(new TcpSettings { ReceiveBufferSize = 1024 }, synOptions: LinuxSyn(ws: false));
+        h.ShutdownSend();
+        h.Recv(h.Ours(flags: FinAck) with { Window = 1024 });
+        h.Send(h.Peer(ack: 1, data: Bytes(1024)));
+        Assert.Equal(TcpState.FinWait2, h.C.State);
+        h.At(h.Now + Ms(40));
+        h.Recv(h.Ours(seq: 1, ack: 1024) with { Window = 0 });
+        h.ReadAll();
+        h.Recv(h.Ours(seq: 1, ack: 1024) with { Window = 1024 });
+    }
+
     [Fact]
     public void FinWait1_HalfClose_PeerDataStillDelivered()
     {

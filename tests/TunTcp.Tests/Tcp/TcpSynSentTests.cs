@@ -242,6 +242,22 @@ public class TcpSynSentTests
         Assert.Equal(Bytes(20), h.ReadAll());
     }
 
+    // Our ACK of the SYN-ACK was lost and the peer resends its SYN-ACK: in ESTABLISHED it is a SYN
+    // below RCV.NXT, answered (RFC 5961 4.2, and Linux) with a challenge ACK carrying
+    // <SEQ=SND.NXT><ACK=RCV.NXT> - exactly the ACK the peer is missing.
+    [Fact]
+    public void SynSent_SynAckRetransmittedAfterEstablished_AckedAgain()
+    {
+        var h = EstablishedActive();
+        h.Advance(Ms(1000));
+        var o = h.LinuxSynOptions();
+        o.SetTimestamps(h.PeerTsVal, h.LastTsVal!.Value);
+        h.Send(new Seg { Flags = TcpFlags.Syn | TcpFlags.Ack, Seq = h.Irs, Ack = h.Iss + 1, Window = 64240, Options = o });
+        h.Recv(h.Ours());
+        h.RecvNothing();
+        Assert.Equal(TcpState.Established, h.C.State);
+    }
+
     // RFC 9293 3.10.4 CLOSE in SYN-SENT: "Delete the TCB and return 'error: closing' responses to
     // any queued SENDs" - no segment; 3.10.5 ABORT in SYN-SENT likewise sends no reset.
     [Fact]

@@ -182,6 +182,31 @@ public class TcpWindowTests
         }
     }
 
+    // RFC 7323 2.4: with a scale factor the window field rounds down, so a later ACK can appear
+    // to retract the right edge by less than 2^S; "the receiver MUST honor, as in window, any
+    // segment that would have been in window for any ACK sent by the receiver".
+    [Fact]
+    public void Established_ScaledWindowRetraction_DataUpToEarlierEdgeAccepted_Rfc7323_2_4()
+    {
+        var h = Established();
+        h.Send(h.Peer(data: Bytes(2)));
+        h.At(h.Now + Ms(40));
+        var first = h.Recv(h.Ours(ack: 2) with { Window = (262144 - 8) >> 3 });
+        Assert.Equal(h.Irs + 1 + 262138, first.Ack + (first.Window << 3));
+
+        // Three more bytes: the edge stays (receiver SWS), and 262138 - 5 is not a multiple of 8,
+        // so this ACK shows an edge 5 bytes to the left.
+        h.Send(h.Peer(seq: 2, data: Bytes(3, 2)));
+        h.At(h.Now + Ms(40));
+        var second = h.Recv(h.Ours(ack: 5) with { Window = (262138 - 5) >> 3 });
+        Assert.Equal(h.Irs + 1 + 262133, second.Ack + (second.Window << 3));
+
+        // Data between the two edges was in window for the first ACK: it is kept (out of order).
+        h.Send(h.Peer(seq: 262134, data: Bytes(4)));
+        h.Recv(h.Ours(ack: 5) with { Window = (262138 - 5) >> 3, Options = h.OurOptions(h.PeerBlock(262134, 262138)) });
+        Assert.Equal(0, h.Env.Statistics.UnacceptableSegments);
+    }
+
     // RFC 7323 2.3: with window scaling our window field is the window shifted right by
     // Rcv.Wind.Shift; the shift fits the whole buffer (256 KiB: shift 3).
     [Fact]
