@@ -98,7 +98,6 @@ public class TcpSynSentTests
         Assert.Equal(TcpState.Closed, h.C.State);
         Assert.Equal(TcpError.ConnectionRefused, h.C.Error);
         Assert.True(h.Events.HasFlag(TcpConnectionEvents.Closed));
-        Assert.Equal(TcpState.Closed, h.C.State);
         Assert.True(h.C.NextDeadline.IsNever);
         Assert.True(h.C.SendClosed);
     }
