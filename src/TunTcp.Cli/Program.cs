@@ -1,10 +1,27 @@
+using Microsoft.Extensions.Logging;
+
 namespace TunTcp.Cli;
 
 internal static class Program
 {
     public static int Main(string[] args)
     {
-        Console.Error.WriteLine("tuntcp: not built yet");
-        return 2;
+        var console = new ToolConsole(Console.Out, Console.Error, ToolLoggerProvider.CreateFactory(Console.Error, LogLevel.Information), TimeProvider.System);
+        try
+        {
+            var commandLine = ToolCommandLine.Build(
+                dump: settings => DumpCommand.Run(settings, console),
+                serve: settings => ServeCommand.Run(settings, console));
+            return commandLine.Run(args, console.Out, console.Error);
+        }
+        catch (Exception e)
+        {
+            console.Error.WriteLine($"tuntcp: error: unexpected failure: {e}");
+            return ToolCommandLine.RunFailure;
+        }
+        finally
+        {
+            console.LoggerFactory.Dispose();
+        }
     }
 }

@@ -8,7 +8,8 @@ namespace TunTcp.Tcp;
 /// <param name="RttUs">RTT sample carried by this ACK in microseconds, or -1.</param>
 /// <param name="MinRttUs">Smallest RTT seen on the connection, or -1.</param>
 /// <param name="IsAppLimited">The sender had less data than the window allowed.</param>
-public readonly record struct AckEvent(int BytesAcked, int BytesInFlight, int Mss, Instant Now, long RttUs, long MinRttUs, bool IsAppLimited);
+/// <param name="RoundStarted">This ACK ended a round trip (it acknowledged what was in flight when the previous round began; RFC 9406 windowEnd).</param>
+public readonly record struct AckEvent(int BytesAcked, int BytesInFlight, int Mss, Instant Now, long RttUs, long MinRttUs, bool IsAppLimited, bool RoundStarted = false);
 
 /// <summary>
 /// The congestion controller the sender consults (RFC 5681 and successors). The sender owns
@@ -42,8 +43,12 @@ public interface ICongestionControl
     /// <summary>Fast recovery ended (the recovery point was acknowledged).</summary>
     void OnRecoveryEnd(int mss, Instant now);
 
-    /// <summary>RFC 5681 3.1: the retransmission timer expired; cwnd drops to the loss window.</summary>
-    void OnRetransmissionTimeout(int bytesInFlight, int mss, Instant now);
+    /// <summary>
+    /// RFC 5681 3.1: the retransmission timer expired; cwnd drops to the loss window. When
+    /// <paramref name="alreadyReduced"/> (the timeout hit a recovery episode whose congestion
+    /// response was already taken), ssthresh is kept, as Linux does (tcp_enter_loss).
+    /// </summary>
+    void OnRetransmissionTimeout(int bytesInFlight, int mss, Instant now, bool alreadyReduced);
 
     /// <summary>RFC 5681 4.1: the connection was idle longer than an RTO; restart window.</summary>
     void OnIdleRestart(int mss, int initialWindowSegments, Instant now);
@@ -114,11 +119,11 @@ public sealed class NewRenoCongestionControl : ICongestionControl
         _cwnd = Math.Max(Math.Min(_cwnd, _ssthresh), mss);
     }
 
-    public void OnRetransmissionTimeout(int bytesInFlight, int mss, Instant now)
+    public void OnRetransmissionTimeout(int bytesInFlight, int mss, Instant now, bool alreadyReduced)
     {
         Save();
         // RFC 5681 (4) and 3.1: ssthresh = max(FlightSize/2, 2*SMSS); cwnd = LW = 1 SMSS.
-        _ssthresh = Math.Max(bytesInFlight / 2, 2 * mss);
+        if (!alreadyReduced) _ssthresh = Math.Max(bytesInFlight / 2, 2 * mss);
         _cwnd = mss;
         _bytesAckedInAvoidance = 0;
     }

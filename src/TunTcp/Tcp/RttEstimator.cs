@@ -64,8 +64,11 @@ public sealed class RttEstimator
             VariationUs = (3 * VariationUs + Math.Abs(SmoothedUs - rttUs)) / 4;
             SmoothedUs = (7 * SmoothedUs + rttUs) / 8;
         }
-        // RTO <- SRTT + max(G, K*RTTVAR), K = 4; 2.4 lower bound, 2.5 upper bound.
-        _rtoUs = Math.Clamp(SmoothedUs + Math.Max(GranularityUs, 4 * VariationUs), _minRtoUs, _maxRtoUs);
+        // RFC 6298 2.3: RTO <- SRTT + max(G, K*RTTVAR), K = 4, bounded by 2.4 and 2.5. Deviation,
+        // as Linux (tcp_set_rto): the variance term is at least the minimum RTO, so the timer
+        // keeps a full minimum-RTO margin above the RTT. With a plain 200 ms floor, a 100 ms path
+        // whose queue adds another 100 ms times out while repairs are still in flight.
+        _rtoUs = Math.Clamp(SmoothedUs + Math.Max(GranularityUs, Math.Max(4 * VariationUs, _minRtoUs)), _minRtoUs, _maxRtoUs);
     }
 
     /// <summary>RFC 6298 5.5: RTO &lt;- RTO * 2 ("back off the timer").</summary>

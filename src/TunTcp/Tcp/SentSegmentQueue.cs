@@ -49,6 +49,7 @@ internal sealed class SentSegmentQueue
 
     public int Count { get; private set; }
 
+    /// <summary>The record at <paramref name="index"/> (0 = oldest). The ref is valid until the next Add or Insert.</summary>
     public ref SentSegment this[int index] => ref _items[(_head + index) & (_items.Length - 1)];
 
     public ref SentSegment First => ref this[0];
@@ -58,6 +59,16 @@ internal sealed class SentSegmentQueue
     {
         if (Count == _items.Length) Grow();
         _items[(_head + Count) & (_items.Length - 1)] = segment;
+        Count++;
+    }
+
+    /// <summary>Inserts at <paramref name="index"/>, shifting later records back. May reallocate: refs taken before are stale.</summary>
+    public void Insert(int index, in SentSegment segment)
+    {
+        if ((uint)index > (uint)Count) throw new ArgumentOutOfRangeException(nameof(index));
+        if (Count == _items.Length) Grow();
+        for (int i = Count; i > index; i--) this[i] = this[i - 1];
+        this[index] = segment;
         Count++;
     }
 

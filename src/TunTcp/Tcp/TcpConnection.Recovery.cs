@@ -7,17 +7,75 @@ internal enum RecoveryState
 {
     /// <summary>No loss being repaired.</summary>
     Open,
-    /// <summary>Fast recovery after duplicate ACKs / SACK evidence (RFC 6582, RFC 6675).</summary>
+    /// <summary>Fast recovery after duplicate ACKs, SACK or RACK evidence (RFC 6582, RFC 6675, RFC 8985).</summary>
     FastRecovery,
     /// <summary>Repairing after a retransmission timeout: every unSACKed segment counts as lost.</summary>
     Loss,
 }
 
+/// <summary>
+/// Loss detection and recovery of the sender:
+/// <list type="bullet">
+/// <item>without SACK, NewReno (RFC 5681 3.2, RFC 6582): three duplicate ACKs start fast
+/// retransmit; cwnd is inflated per duplicate ACK and deflated on partial ACKs, each of which
+/// retransmits the next hole; limited transmit (RFC 3042) sends new data on the first two
+/// duplicate ACKs;</item>
+/// <item>with SACK, the scoreboard recovery of RFC 6675 (pipe, IsLost, NextSeg), with losses found
+/// either by DupThresh or, by default, by RACK (RFC 8985), which also arms the tail loss probe;</item>
+/// <item>after a timeout, every unSACKed segment is lost (as in Linux), F-RTO (RFC 5682) tells a
+/// spurious timeout by new data being acknowledged, and timestamps (Eifel, RFC 3522) and D-SACK
+/// (RFC 3708) tell a spurious fast retransmit; both are undone (RFC 4015): cwnd and ssthresh
+/// come back, and segments no longer deemed lost go back in the pipe.</item>
+/// </list>
+/// </summary>
 public sealed partial class TcpConnection
 {
     private RecoveryState _recovery = RecoveryState.Open;
     /// <summary>RFC 6582 "recover" / RFC 6675 RecoveryPoint: SND.NXT when recovery began.</summary>
     private SeqNumber _recoveryPoint;
+    /// <summary>Duplicate ACKs in a row (RFC 5681 definition; with SACK, ACKs bringing new SACK information).</summary>
+    private int _dupAcks;
+    /// <summary>NewReno's inflated window during fast recovery without SACK (RFC 6582 3.2).</summary>
+    private int _newRenoWindow;
+    /// <summary>RFC 3042: segments that may be sent past cwnd on the first two duplicate ACKs.</summary>
+    private int _limitedTransmit;
+    private bool _partialAckSeen;
+
+    // ---- undo (RFC 3522 Eifel, RFC 3708 D-SACK, RFC 4015 response) ----
+    /// <summary>Retransmissions in this recovery episode not yet shown spurious by D-SACK.</summary>
+    private int _undoRetransmissions;
+    /// <summary>The episode may still be undone (no retransmission shown necessary).</summary>
+    private bool _undoPossible;
+    /// <summary>Our TSval when the episode's first retransmission went out (Eifel: an echo older than it means the original arrived).</summary>
+    private uint _undoTsVal;
+    private bool _undoTsValid;
+
+    // ---- F-RTO (RFC 5682) ----
+    /// <summary>0: off; 1: RTO just fired, first segment resent; 2: new data sent after the first ACK.</summary>
+    private int _frtoStage;
+
+    // ---- RACK (RFC 8985 6) ----
+    private Instant _rackXmitTs = Instant.Never;
+    private SeqNumber _rackEndSeq;
+    private long _rackRttUs;
+    private bool _rackReorderingSeen;
+    private int _rackReoWndMult = 1;
+    /// <summary>Highest sequence number SACKed or acknowledged (RACK.fack).</summary>
+    private SeqNumber _rackFack;
+
+    // ---- TLP (RFC 8985 7) ----
+    private SeqNumber? _tlpEndSeq;
+    private bool _tlpIsRetransmission;
+    private int _tlpDsackWaiting;
+
+    // ---- rounds (RFC 9406 windowEnd) ----
+    private SeqNumber _roundEnd;
+
+    private bool RackEnabled => _sackOk && _settings.Rack;
+
+    /// <summary>The window the sender may fill: cwnd, NewReno's inflated window in recovery, plus limited transmit.</summary>
+    private int CongestionLimit =>
+        (_recovery == RecoveryState.FastRecovery && !_sackOk ? _newRenoWindow : _cc.CongestionWindow) + _limitedTransmit * _smss;
 
     /// <summary>
     /// Updates the scoreboard from the SACK blocks of an ACK (RFC 2018) and marks fully SACKed
@@ -34,6 +92,7 @@ public sealed partial class TcpConnection
         {
             dsack = true;
             first = 1;
+            OnDsack(blocks[0]);
         }
         int newly = 0;
         for (int b = first; b < blocks.Length; b++) newly += _scoreboard.Add(blocks[b], SeqNumber.Max(ack, _sndUna), _sndNxt);
@@ -46,41 +105,293 @@ public sealed partial class TcpConnection
             rec.Flags |= SentFlags.Sacked;
             if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
             if (rec.Has(SentFlags.Lost)) { rec.Flags &= ~SentFlags.Lost; _lostCount--; }
+            OnRecordDelivered(rec);
         }
         return newly;
     }
 
-    /// <summary>After the ACK field of a segment is processed: leave recovery once the recovery point is acknowledged.</summary>
-    private void OnAckProcessed(bool advanced, bool duplicateCandidate, int newlySacked, bool dsack, int flightBefore, in TcpSegment seg)
+    /// <summary>RFC 3708 / RFC 8985 6.2 step 4: a D-SACK tells a retransmission (or the original) was needless.</summary>
+    private void OnDsack(SackBlock block)
     {
-        if (_recovery != RecoveryState.Open && advanced && _sndUna >= _recoveryPoint)
+        // A duplicate means the network reorders (or we retransmitted too early): widen RACK's window.
+        if (_rackReoWndMult < 8) _rackReoWndMult++;
+        _rackReorderingSeen = true;
+        if (_undoPossible && _undoRetransmissions > 0) _undoRetransmissions--;
+        if (_tlpEndSeq is SeqNumber tlp && _tlpIsRetransmission && block.Right >= tlp) _tlpDsackWaiting++;
+    }
+
+    /// <summary>RFC 8985 6.2 step 2: a segment was delivered (cumulatively ACKed or SACKed).</summary>
+    private void OnRecordDelivered(in SentSegment rec)
+    {
+        if (rec.End > _rackFack) _rackFack = rec.End;
+        else if (!rec.Has(SentFlags.Retransmitted)) _rackReorderingSeen = true; // delivered below what was already delivered
+        long rttUs = (_now - rec.SentAt).Ticks / TimeSpan.TicksPerMicrosecond;
+        // An ACK for a retransmitted segment faster than min_RTT was for the original: not a sample.
+        if (rec.Has(SentFlags.Retransmitted) && _rtt.HasSample && rttUs < _rtt.MinUs) return;
+        if (_rackXmitTs.IsNever || rec.SentAt > _rackXmitTs || (rec.SentAt == _rackXmitTs && rec.End > _rackEndSeq))
         {
-            if (_recovery == RecoveryState.FastRecovery) _cc.OnRecoveryEnd(_smss, _now);
-            _recovery = RecoveryState.Open;
+            _rackXmitTs = rec.SentAt;
+            _rackEndSeq = rec.End;
+            _rackRttUs = rttUs;
         }
     }
 
-    private void OnRecordAcknowledged(in SentSegment record)
-    {
-    }
+    private void OnRecordAcknowledged(in SentSegment record) => OnRecordDelivered(record);
 
-    private void OnDataSent()
+    /// <summary>
+    /// After the ACK field of a segment is processed: count duplicate ACKs, detect losses (RACK
+    /// or RFC 6675), enter, drive and leave recovery, detect spurious retransmissions.
+    /// </summary>
+    private void OnAckProcessed(bool advanced, int ackedBytes, bool duplicateCandidate, int newlySacked, bool dsack, int flightBefore, in TcpSegment seg)
     {
-    }
+        if (!_ccInitialized) return;
+        bool duplicate = !advanced && (_sackOk ? newlySacked > 0 : duplicateCandidate);
+        if (advanced) { _dupAcks = 0; _limitedTransmit = 0; }
+        else if (duplicate) _dupAcks++;
 
-    private void OnLossProbeTimeout()
-    {
-        _lossProbeDeadline = Instant.Never;
+        // Spurious-retransmission detection first, so that an undone episode sends no more repairs.
+        if (advanced) DetectSpuriousRetransmission(seg);
+        if (_recovery == RecoveryState.Loss && _frtoStage > 0) { FrtoOnAck(advanced, dsack || newlySacked > 0); }
+
+        switch (_recovery)
+        {
+            case RecoveryState.Open:
+                if (DetectLosses(advanced) || (!_sackOk && _dupAcks >= _settings.DuplicateAckThreshold))
+                {
+                    EnterFastRecovery(flightBefore);
+                }
+                else if (duplicate && _dupAcks < _settings.DuplicateAckThreshold && _sent.Count > 0)
+                {
+                    // RFC 3042: one new segment for each of the first two duplicate ACKs.
+                    _limitedTransmit = _dupAcks;
+                }
+                break;
+            case RecoveryState.FastRecovery:
+                if (!_sackOk)
+                {
+                    if (duplicate) _newRenoWindow += _smss; // RFC 6582 3.2 step 4: inflate
+                    else if (advanced && _sndUna < _recoveryPoint)
+                    {
+                        // RFC 6582 3.2 step 5: partial ACK - retransmit the next hole, deflate by the
+                        // new data acknowledged, add back one SMSS; reset the timer on the first one.
+                        _newRenoWindow = Math.Max(_smss, _newRenoWindow - ackedBytes + (ackedBytes >= _smss ? _smss : 0));
+                        MarkFirstUnackedLost();
+                        if (!_partialAckSeen) { _partialAckSeen = true; _rtoDeadline = _now + _rtt.Rto; }
+                    }
+                }
+                else DetectLosses(advanced);
+                break;
+            case RecoveryState.Loss:
+                if (_sackOk) DetectLosses(advanced);
+                break;
+        }
+
+        if (_recovery != RecoveryState.Open && advanced && _sndUna >= _recoveryPoint) ExitRecovery();
+        CheckTailLossProbe(advanced, dsack);
+        ArmLossTimers();
     }
 
     /// <summary>
-    /// RFC 5681 3.1 / RFC 6298 5.4 after a retransmission timeout: cwnd to one segment, and (as
-    /// Linux does) every unSACKed segment is deemed lost, to be resent in order as the window
-    /// grows again; SACK information is kept.
+    /// Marks lost what the evidence says is lost: RACK's time-based rule (RFC 8985 6.2 step 5)
+    /// or, without RACK, RFC 6675 IsLost (DupThresh SACKed segments, or more than
+    /// (DupThresh - 1) * SMSS SACKed bytes, above a segment). Returns whether any was marked.
     /// </summary>
+    private bool DetectLosses(bool advanced)
+    {
+        if (!_sackOk) return false;
+        // Nothing SACKed and nothing in recovery: in-order delivery, no loss to find.
+        if (_scoreboard.IsEmpty && _recovery == RecoveryState.Open && (_rackXmitTs.IsNever || !RackEnabled)) return false;
+        bool marked = false;
+        if (RackEnabled)
+        {
+            if (_rackXmitTs.IsNever) return false;
+            long reoWndUs = RackReorderWindowUs();
+            for (int i = 0; i < _sent.Count; i++)
+            {
+                ref var rec = ref _sent[i];
+                if (rec.Has(SentFlags.Sacked) || rec.Has(SentFlags.Lost) || rec.Has(SentFlags.Probe)) continue;
+                bool sentBefore = rec.SentAt < _rackXmitTs || (rec.SentAt == _rackXmitTs && rec.End <= _rackEndSeq);
+                if (!sentBefore)
+                {
+                    // Original transmissions are in sequence order; past RACK.xmit_ts nothing older follows.
+                    if (!rec.Has(SentFlags.Retransmitted)) break;
+                    continue;
+                }
+                long remaining = (rec.SentAt - _now).Ticks / TimeSpan.TicksPerMicrosecond + _rackRttUs + reoWndUs;
+                if (remaining <= 0) { MarkLost(ref rec); marked = true; }
+            }
+        }
+        else
+        {
+            int threshold = (_settings.DuplicateAckThreshold - 1) * _smss;
+            for (int i = 0; i < _sent.Count; i++)
+            {
+                ref var rec = ref _sent[i];
+                if (rec.Has(SentFlags.Sacked) || rec.Has(SentFlags.Lost) || rec.Has(SentFlags.Retransmitted) || rec.Has(SentFlags.Probe)) continue;
+                if (_scoreboard.SackedBytesAbove(rec.End) > threshold || _scoreboard.RangesAbove(rec.End) >= _settings.DuplicateAckThreshold)
+                {
+                    MarkLost(ref rec);
+                    marked = true;
+                }
+                else break; // IsLost only holds further down if it holds here
+            }
+            if (!marked && _recovery == RecoveryState.Open && _dupAcks >= _settings.DuplicateAckThreshold && _sent.Count > 0
+                && !_sent.First.Has(SentFlags.Sacked) && !_sent.First.Has(SentFlags.Lost))
+            {
+                // RFC 6675 5: DupThresh duplicate ACKs start recovery and retransmit the first segment.
+                MarkLost(ref _sent.First);
+                marked = true;
+            }
+        }
+        return marked;
+    }
+
+    /// <summary>RFC 8985 6.2 step 4: RACK.reo_wnd.</summary>
+    private long RackReorderWindowUs()
+    {
+        if (!_rackReorderingSeen && _recovery != RecoveryState.Open) return 0;
+        long min = _rtt.HasSample ? _rtt.MinUs : 0;
+        long wnd = _rackReoWndMult * min / 4;
+        return _rtt.HasSample ? Math.Min(wnd, _rtt.SmoothedUs) : wnd;
+    }
+
+    private void MarkLost(ref SentSegment rec)
+    {
+        if (rec.Has(SentFlags.Lost)) return;
+        rec.Flags |= SentFlags.Lost;
+        _lostCount++;
+        if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
+    }
+
+    private void MarkFirstUnackedLost()
+    {
+        if (_sent.Count == 0) return;
+        ref var first = ref _sent.First;
+        if (!first.Has(SentFlags.Sacked)) MarkLost(ref first);
+    }
+
+    /// <summary>RFC 6675 5 / RFC 6582 3.2 step 2: start fast recovery.</summary>
+    private void EnterFastRecovery(int flightBefore)
+    {
+        _recovery = RecoveryState.FastRecovery;
+        _recoveryPoint = _sndNxt;
+        FastRetransmits++;
+        _env.Statistics.FastRetransmits++;
+        _cc.OnCongestionEvent(flightBefore, _smss, _now);
+        BeginUndoEpisode();
+        _partialAckSeen = false;
+        _limitedTransmit = 0;
+        MarkFirstUnackedLost();
+        // RFC 6582 3.2 step 3: cwnd = ssthresh + 3*SMSS (the segments that left the network).
+        _newRenoWindow = _cc.CongestionWindow + _settings.DuplicateAckThreshold * _smss;
+    }
+
+    private void ExitRecovery()
+    {
+        if (_recovery == RecoveryState.FastRecovery)
+        {
+            if (_undoPossible && _undoRetransmissions == 0 && _settings.UndoSpuriousRetransmissions)
+            {
+                // RFC 3708: every retransmission of the episode was D-SACKed: nothing was lost.
+                Undo();
+                return;
+            }
+            _cc.OnRecoveryEnd(_smss, _now);
+        }
+        _recovery = RecoveryState.Open;
+        _frtoStage = 0;
+        _undoPossible = false;
+        _dupAcks = 0;
+        // Segments sent after the recovery point and already found lost (RACK marks by time) are
+        // a new loss in a new window: they start a new episode at once rather than waiting for
+        // the timeout, which is all the Open state would do for them.
+        if (_lostCount > 0) EnterFastRecovery(_pipe);
+    }
+
+    private void BeginUndoEpisode()
+    {
+        _undoPossible = _settings.UndoSpuriousRetransmissions;
+        _undoRetransmissions = 0;
+        _undoTsValid = false;
+    }
+
+    /// <summary>Called for every retransmission: the episode's first one fixes the Eifel reference TSval.</summary>
+    private void OnRetransmitted()
+    {
+        if (_recovery == RecoveryState.Open) return;
+        _undoRetransmissions++;
+        if (!_undoTsValid) { _undoTsVal = TsNow; _undoTsValid = true; }
+    }
+
+    /// <summary>
+    /// RFC 3522 (Eifel detection): if the ACK that first acknowledges retransmitted data echoes a
+    /// TSval older than the retransmission, the original got through and the retransmission was
+    /// spurious; RFC 4015 response: undo.
+    /// </summary>
+    private void DetectSpuriousRetransmission(in TcpSegment seg)
+    {
+        if (!_undoPossible || !_undoTsValid || !_tsOk || !seg.Options.HasTimestamps || _recovery == RecoveryState.Open) return;
+        uint echo = seg.Options.TimestampEcho;
+        if (echo != 0 && unchecked((int)(echo - _undoTsVal)) < 0)
+        {
+            Undo();
+        }
+        else
+        {
+            _undoTsValid = false; // the first ACK after the retransmission did not show it spurious
+            _undoPossible = _undoRetransmissions > 0 && _settings.UndoSpuriousRetransmissions; // D-SACK may still
+        }
+    }
+
+    /// <summary>RFC 4015 / RFC 5682: restore cwnd and ssthresh, forget the loss marks, leave recovery.</summary>
+    private void Undo()
+    {
+        _cc.Undo();
+        for (int i = 0; i < _sent.Count; i++)
+        {
+            ref var rec = ref _sent[i];
+            if (!rec.Has(SentFlags.Lost)) continue;
+            rec.Flags = (rec.Flags & ~SentFlags.Lost) | SentFlags.InPipe;
+            _lostCount--;
+            _pipe += rec.Length;
+        }
+        _recovery = RecoveryState.Open;
+        _frtoStage = 0;
+        _undoPossible = false;
+        _dupAcks = 0;
+        Statistics_SpuriousUndone++;
+        _env.Statistics.SpuriousRetransmissionsUndone++;
+    }
+
+    /// <summary>Episodes undone as spurious on this connection.</summary>
+    public long Statistics_SpuriousUndone { get; private set; }
+
+    /// <summary>
+    /// RFC 5682 2 (F-RTO) on the ACKs after a timeout: if the first ACK advances SND.UNA, new data
+    /// goes out instead of retransmissions; if the second ACK also acknowledges new data, the
+    /// timeout was spurious. A duplicate ACK at either step means real loss: go on as usual.
+    /// </summary>
+    private void FrtoOnAck(bool advanced, bool sackInfo)
+    {
+        if (!advanced || sackInfo)
+        {
+            _frtoStage = 0; // real loss: conventional recovery retransmits the lost segments
+            return;
+        }
+        if (_frtoStage == 1)
+        {
+            if (_sndUna >= _recoveryPoint) { _frtoStage = 0; return; } // everything acknowledged: nothing to tell
+            _frtoStage = 2; // send new data; judge at the next ACK
+            return;
+        }
+        // Stage 2: an ACK for data never retransmitted after the timeout: spurious.
+        Undo();
+    }
+
     private void OnRetransmissionTimeoutRecovery()
     {
-        if (_ccInitialized) _cc.OnRetransmissionTimeout(_pipe, _smss, _now);
+        bool wasOpen = _recovery == RecoveryState.Open;
+        if (_ccInitialized) _cc.OnRetransmissionTimeout(_pipe, _smss, _now, alreadyReduced: !wasOpen);
         if (_sent.Count > 0 && _sent.First.Has(SentFlags.Sacked))
         {
             // RFC 2018 8: SACK is advisory; the receiver may discard (renege on) data it SACKed.
@@ -89,15 +400,132 @@ public sealed partial class TcpConnection
             _scoreboard.Clear();
             for (int i = 0; i < _sent.Count; i++) _sent[i].Flags &= ~SentFlags.Sacked;
         }
+        // F-RTO only for the first timeout of an episode whose first segment was not resent before.
+        bool frto = _settings.Frto && wasOpen && _sent.Count > 0 && !_sent.First.Has(SentFlags.Retransmitted) && _ccInitialized;
+        for (int i = 0; i < _sent.Count; i++)
+        {
+            ref var rec = ref _sent[i];
+            if (rec.Has(SentFlags.Sacked) || rec.Has(SentFlags.Probe)) continue;
+            MarkLost(ref rec);
+        }
+        _recovery = RecoveryState.Loss;
+        _recoveryPoint = _sndNxt;
+        _dupAcks = 0;
+        _limitedTransmit = 0;
+        _tlpEndSeq = null;
+        _lossProbeDeadline = Instant.Never;
+        _frtoStage = frto ? 1 : 0;
+        BeginUndoEpisode();
+        _undoPossible = frto; // only F-RTO may undo a timeout
+    }
+
+    /// <summary>
+    /// RFC 5682 steps 1 and 2: during F-RTO only the segment at SND.UNA is resent (step 1); after
+    /// the first ACK new data goes out instead of retransmissions (step 2) until the next ACK decides.
+    /// </summary>
+    private bool HoldLostRetransmissions => _recovery == RecoveryState.Loss && _frtoStage > 0
+        && (_frtoStage == 2 || _sent.Count == 0 || !_sent.First.Has(SentFlags.Lost));
+
+    // ---- tail loss probe (RFC 8985 7) ----
+
+    private void OnDataSent()
+    {
+        if (_roundEnd == default) _roundEnd = _sndNxt;
+        // RFC 8985 7.2: (re)start the probe timer after sending new data.
+        if (_recovery == RecoveryState.Open && _tlpEndSeq is null) ArmLossTimers();
+    }
+
+    /// <summary>Tracks round trips for HyStart++: a round ends when its windowEnd is acknowledged.</summary>
+    private bool TakeRoundStart(SeqNumber ack)
+    {
+        if (ack >= _roundEnd) { _roundEnd = _sndNxt; return true; }
+        return false;
+    }
+
+    /// <summary>RFC 8985 7.2: arm the probe timeout while data is outstanding in the Open state.</summary>
+    private void ArmLossTimers()
+    {
+        if (!RackEnabled || _recovery != RecoveryState.Open || _sent.Count == 0 || _tlpEndSeq is not null
+            || _sent.First.Has(SentFlags.Probe) || !IsSynchronized)
+        {
+            if (_recovery != RecoveryState.Open || _sent.Count == 0) _lossProbeDeadline = Instant.Never;
+            ArmRackReorderTimer();
+            return;
+        }
+        long pto = _rtt.HasSample ? 2 * _rtt.SmoothedUs : 1_000_000;
+        // One segment in flight: the peer may be delaying its ACK (RFC 8985 7.2 WCDelAckT = 200 ms).
+        if (_sent.Count == 1) pto += 200_000;
+        pto = Math.Max(pto, 2_000);
+        var deadline = _now + TimeSpan.FromMicroseconds(pto);
+        if (!_rtoDeadline.IsNever && deadline >= _rtoDeadline) { _lossProbeDeadline = Instant.Never; return; }
+        _lossProbeDeadline = deadline;
+    }
+
+    /// <summary>RFC 8985 6.3: when segments are not yet lost only for lack of time, wake when they would be.</summary>
+    private void ArmRackReorderTimer()
+    {
+        if (!RackEnabled || _rackXmitTs.IsNever || (_scoreboard.IsEmpty && _recovery == RecoveryState.Open)) return;
+        long reoWndUs = RackReorderWindowUs();
+        Instant earliest = Instant.Never;
         for (int i = 0; i < _sent.Count; i++)
         {
             ref var rec = ref _sent[i];
             if (rec.Has(SentFlags.Sacked) || rec.Has(SentFlags.Lost) || rec.Has(SentFlags.Probe)) continue;
-            rec.Flags |= SentFlags.Lost;
-            _lostCount++;
-            if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
+            bool sentBefore = rec.SentAt < _rackXmitTs || (rec.SentAt == _rackXmitTs && rec.End <= _rackEndSeq);
+            if (!sentBefore) { if (!rec.Has(SentFlags.Retransmitted)) break; continue; }
+            var at = rec.SentAt + TimeSpan.FromMicroseconds(_rackRttUs + reoWndUs);
+            if (at < earliest) earliest = at;
         }
-        _recovery = RecoveryState.Loss;
-        _recoveryPoint = _sndNxt;
+        if (!earliest.IsNever && (_lossProbeDeadline.IsNever || earliest < _lossProbeDeadline)) _lossProbeDeadline = earliest;
+    }
+
+    /// <summary>The loss-probe deadline fired: either RACK's reordering timer or the TLP timer.</summary>
+    private void OnLossProbeTimeout()
+    {
+        _lossProbeDeadline = Instant.Never;
+        if (_sent.Count == 0 || !IsSynchronized) return;
+        if (_recovery != RecoveryState.Open || !_scoreboard.IsEmpty)
+        {
+            // RACK reordering timer (RFC 8985 6.3): re-run detection now that time has passed.
+            int flight = _pipe;
+            if (DetectLosses(advanced: false) && _recovery == RecoveryState.Open) EnterFastRecovery(flight);
+            ArmLossTimers();
+            return;
+        }
+        if (_tlpEndSeq is not null) return;
+        // RFC 8985 7.3: send one new segment if the windows allow, else retransmit the last one.
+        int unsent = Math.Max(0, DataEnd - _sndNxt);
+        long peerRoom = _sndWnd - (_sndNxt - _sndUna);
+        if (unsent > 0 && peerRoom > 0)
+        {
+            _tlpIsRetransmission = false;
+            SendNewSegment((int)Math.Min(Math.Min(unsent, _smss), peerRoom), fin: _finQueued && !_finSent && unsent <= _smss && unsent <= peerRoom);
+        }
+        else
+        {
+            _tlpIsRetransmission = true;
+            if (_sent.Last.Has(SentFlags.Sacked)) return;
+            Retransmit(_sent.Count - 1);
+        }
+        _tlpEndSeq = _sndNxt;
+        _tlpDsackWaiting = 0;
+        _env.Statistics.TailLossProbes++;
+        // RFC 8985 7.3: the RTO is re-armed after the probe.
+        _rtoDeadline = _now + _rtt.Rto;
+    }
+
+    /// <summary>
+    /// RFC 8985 7.4: when the probe is acknowledged, a probe that was a retransmission and is not
+    /// D-SACKed repaired a real loss, which calls for a congestion response.
+    /// </summary>
+    private void CheckTailLossProbe(bool advanced, bool dsack)
+    {
+        if (_tlpEndSeq is not SeqNumber end || !advanced || _sndUna < end) return;
+        _tlpEndSeq = null;
+        if (_tlpIsRetransmission && _tlpDsackWaiting == 0 && !dsack && _recovery == RecoveryState.Open)
+        {
+            _cc.OnCongestionEvent(_pipe, _smss, _now);
+            _cc.OnRecoveryEnd(_smss, _now);
+        }
     }
 }

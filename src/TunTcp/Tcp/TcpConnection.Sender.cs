@@ -49,8 +49,8 @@ public sealed partial class TcpConnection
     {
         for (int guard = 0; guard < 1 << 20; guard++)
         {
-            int cwndRoom = _cc.CongestionWindow - _pipe;
-            if (_lostCount > 0 && _recovery != RecoveryState.Open)
+            int cwndRoom = CongestionLimit - _pipe;
+            if (_lostCount > 0 && _recovery != RecoveryState.Open && !HoldLostRetransmissions)
             {
                 // RFC 6675 NextSeg (1) and RFC 5681 after an RTO: lost segments first, within cwnd.
                 if (cwndRoom < Math.Min(_smss, FirstLostLength())) return;
@@ -154,29 +154,21 @@ public sealed partial class TcpConnection
     {
         for (int i = 0; i < _sent.Count; i++)
         {
-            ref var rec = ref _sent[i];
-            if (!rec.Has(SentFlags.Lost)) continue;
-            Retransmit(ref rec);
+            if (!_sent[i].Has(SentFlags.Lost)) continue;
+            Retransmit(i);
             return;
         }
         _lostCount = 0;
     }
 
-    /// <summary>Sends one record again, byte for byte from the send ring.</summary>
-    private void Retransmit(ref SentSegment rec)
+    /// <summary>Sends the record at <paramref name="index"/> again, byte for byte from the send ring.</summary>
+    private void Retransmit(int index)
     {
         var options = DataOptions();
         int limit = SegmentPayloadLimit(options.EncodedLength);
-        if (rec.DataLength > limit)
-        {
-            // Options grew (SACK blocks): split the record so the segment fits the MSS. The split
-            // happens before the Lost mark is cleared, so a lost tail stays lost and is resent next
-            // (as cwnd allows) rather than at the next timeout. Inserting the tail may grow the
-            // queue, which moves the records: find this one again.
-            var start = rec.Start;
-            SplitRecord(ref rec, limit);
-            rec = ref RecordAt(start);
-        }
+        // Options grew since the first transmission (SACK blocks): split so the segment fits the MSS.
+        if (_sent[index].DataLength > limit) SplitRecord(index, limit);
+        ref var rec = ref _sent[index];
         if (rec.Has(SentFlags.Lost)) { rec.Flags &= ~SentFlags.Lost; _lostCount--; }
         int dataLength = rec.DataLength;
         bool fin = rec.Has(SentFlags.Fin);
@@ -192,41 +184,32 @@ public sealed partial class TcpConnection
             rec.Flags |= SentFlags.InPipe;
             _pipe += rec.Length;
         }
+        bool isHead = rec.Start == _sndUna;
         Retransmissions++;
         _env.Statistics.SegmentsRetransmitted++;
-        if (_rtoDeadline.IsNever) _rtoDeadline = _now + _rtt.Rto;
+        OnRetransmitted();
+        // Linux (tcp_xmit_retransmit_queue): resending the head restarts the timer, so that a
+        // repair that RACK found lost again gets a round trip before the timeout. NewReno without
+        // SACK keeps the Impatient timer of RFC 6582 4 instead.
+        bool impatient = _recovery == RecoveryState.FastRecovery && !_sackOk;
+        if (_rtoDeadline.IsNever || (isHead && !impatient)) _rtoDeadline = _now + _rtt.Rto;
     }
 
-    /// <summary>Splits a record after <paramref name="dataLength"/> bytes (both halves keep its state).</summary>
-    private void SplitRecord(ref SentSegment rec, int dataLength)
+    /// <summary>
+    /// Splits the record at <paramref name="index"/> after <paramref name="dataLength"/> bytes.
+    /// Both halves keep its state (lost, in pipe, retransmitted), so the counters stay exact.
+    /// </summary>
+    private void SplitRecord(int index, int dataLength)
     {
-        // Records are kept in order, so the tail half is inserted by rebuilding behind this one.
-        var tail = rec;
-        tail.Start = rec.Start + dataLength;
-        rec.End = tail.Start;
-        rec.Flags &= ~SentFlags.Fin;
+        var head = _sent[index];
+        var tail = head;
+        tail.Start = head.Start + dataLength;
         tail.Flags &= ~SentFlags.Syn;
+        head.End = tail.Start;
+        head.Flags &= ~SentFlags.Fin;
         if (tail.Has(SentFlags.Lost)) _lostCount++;
-        InsertAfter(rec.Start, tail);
-    }
-
-    private ref SentSegment RecordAt(SeqNumber start)
-    {
-        for (int i = 0; i < _sent.Count; i++)
-            if (_sent[i].Start == start) return ref _sent[i];
-        throw new InvalidOperationException("no record starts at " + start);
-    }
-
-    private void InsertAfter(SeqNumber start, in SentSegment record)
-    {
-        _sent.Add(record);
-        // Bubble the new record back to its place right after the record starting at `start`.
-        for (int i = _sent.Count - 1; i > 0; i--)
-        {
-            ref var prev = ref _sent[i - 1];
-            if (prev.Start == start) break;
-            (prev, _sent[i]) = (_sent[i], prev);
-        }
+        _sent[index] = head;
+        _sent.Insert(index + 1, tail);
     }
 
     /// <summary>A pure ACK: &lt;SEQ=SND.NXT&gt;&lt;ACK=RCV.NXT&gt;&lt;CTL=ACK&gt;, with timestamps and SACK blocks.</summary>
@@ -305,6 +288,7 @@ public sealed partial class TcpConnection
         if (_sackOk && seg.Options.SackCount > 0) newlySacked = ProcessSackBlocks(seg.Options, ack, out dsack);
 
         bool advanced = ack > _sndUna;
+        int ackedBytes = advanced ? ack - _sndUna : 0;
         if (advanced) AcknowledgeUpTo(ack, seg);
 
         // RFC 9293: if SND.UNA =< SEG.ACK =< SND.NXT, update the send window when the segment is
@@ -321,7 +305,7 @@ public sealed partial class TcpConnection
         }
         if (_sent.Count > 0 && _sent.First.Has(SentFlags.Probe) && !advanced) _probesUnanswered = 0; // peer alive, window still closed
 
-        OnAckProcessed(advanced, duplicateCandidate, newlySacked, dsack, flightBefore, seg);
+        OnAckProcessed(advanced, ackedBytes, duplicateCandidate, newlySacked, dsack, flightBefore, seg);
 
         switch (State)
         {
@@ -402,9 +386,13 @@ public sealed partial class TcpConnection
         if (_ccInitialized && _recovery != RecoveryState.FastRecovery)
         {
             bool appLimited = DataEnd - _sndNxt <= 0 && flightBefore < _cc.CongestionWindow;
-            _cc.OnAck(new AckEvent(ackedBytes, flightBefore, _smss, _now, rttUs, _rtt.HasSample ? _rtt.MinUs : -1, appLimited));
+            _cc.OnAck(new AckEvent(ackedBytes, flightBefore, _smss, _now, rttUs, _rtt.HasSample ? _rtt.MinUs : -1, appLimited, TakeRoundStart(ack)));
         }
-        RearmRetransmissionTimer();
+        // RFC 6582 4 (the Impatient variant): in NewReno fast recovery only the first partial ACK
+        // restarts the timer, so that when many segments of a window were lost a timeout takes
+        // over instead of repairing one hole per round trip.
+        bool impatient = _recovery == RecoveryState.FastRecovery && !_sackOk && _partialAckSeen && ack < _recoveryPoint;
+        if (!impatient) RearmRetransmissionTimer();
     }
 
     /// <summary>RFC 6298 5.2 and 5.3: stop the timer when nothing is outstanding, else restart it.</summary>

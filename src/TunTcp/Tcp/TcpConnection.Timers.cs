@@ -118,7 +118,7 @@ public sealed partial class TcpConnection
         }
         if (_sent.Count > 0 && _sent.Last.Has(SentFlags.Probe))
         {
-            Retransmit(ref _sent.Last);
+            Retransmit(_sent.Count - 1);
             // A probe is not congestion-controlled: undo the pipe accounting Retransmit did.
             ref var rec = ref _sent.Last;
             if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }

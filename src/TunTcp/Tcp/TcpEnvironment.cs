@@ -115,4 +115,5 @@ public sealed class TcpStatistics
     public long TimeWaitReopens;
     public long Timeouts;
     public long SpuriousRetransmissionsUndone;
+    public long TailLossProbes;
 }

@@ -70,8 +70,20 @@ public sealed record TcpSettings
     /// <summary>RFC 6928 initial window, in segments.</summary>
     public int InitialWindowSegments { get; init; } = 10;
 
-    /// <summary>Creates the congestion controller of each new connection.</summary>
-    public Func<ICongestionControl> CongestionControl { get; init; } = static () => new NewRenoCongestionControl();
+    /// <summary>Creates the congestion controller of each new connection (default CUBIC with HyStart++).</summary>
+    public Func<ICongestionControl> CongestionControl { get; init; } = static () => new CubicCongestionControl();
+
+    /// <summary>RACK-TLP loss detection (RFC 8985) when SACK is negotiated; off: duplicate-ACK threshold (RFC 6675).</summary>
+    public bool Rack { get; init; } = true;
+
+    /// <summary>F-RTO detection of spurious retransmission timeouts (RFC 5682).</summary>
+    public bool Frto { get; init; } = true;
+
+    /// <summary>Undo a spurious fast retransmit found by timestamps or D-SACK (RFC 3522, RFC 3708, RFC 4015).</summary>
+    public bool UndoSpuriousRetransmissions { get; init; } = true;
+
+    /// <summary>RFC 5681 / RFC 6675 DupThresh.</summary>
+    public int DuplicateAckThreshold { get; init; } = 3;
 
     /// <summary>Half-open (SYN-RECEIVED) connections a listener holds; further SYNs are dropped.</summary>
     public int SynBacklog { get; init; } = 256;

@@ -20,7 +20,7 @@ public sealed class SimulatedNetwork
     private long _order;
     private PcapWriter? _pcap;
 
-    private sealed record Delivery(NetStackCore Target, byte[] Packet);
+    private sealed record Delivery(NetStackCore Target, byte[] Packet, SimulatedPath Path, long OfferIndex);
 
     public SimulatedNetwork(PathConfig aToB, PathConfig bToA, ulong seed = 1, TcpSettings? tcpA = null, TcpSettings? tcpB = null, int mtu = 1500)
     {
@@ -78,6 +78,8 @@ public sealed class SimulatedNetwork
         {
             _events.Dequeue();
             PacketsCarried++;
+            if (d.OfferIndex < d.Path.HighestDelivered) d.Path.Stats.ArrivedLate++;
+            else d.Path.HighestDelivered = d.OfferIndex;
             d.Target.Receive(d.Packet, Now);
         }
         A.Poll(Now);
@@ -97,8 +99,9 @@ public sealed class SimulatedNetwork
         var copy = packet.ToArray();
         _pcap?.Write(copy, Now.Microseconds);
         _arrivals.Clear();
+        long index = path.Stats.Offered;
         path.Offer(copy, Now, _arrivals);
-        foreach (var (at, p) in _arrivals) _events.Enqueue(new Delivery(target, p), (at.Microseconds, _order++));
+        foreach (var (at, p) in _arrivals) _events.Enqueue(new Delivery(target, p, path, index), (at.Microseconds, _order++));
     }
 
     private sealed class PathOutput(SimulatedNetwork network, SimulatedPath path, Func<NetStackCore> target) : IPacketOutput

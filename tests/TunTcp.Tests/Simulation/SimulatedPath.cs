@@ -41,9 +41,11 @@ public sealed record PathConfig
 public sealed class PathStats
 {
     public long Offered, Delivered, Lost, QueueDrops, Reordered, Duplicated, Corrupted;
+    /// <summary>Packets that arrived after a packet offered later than them (overtaken: reordering as the receiver sees it).</summary>
+    public long ArrivedLate;
     public long BytesDelivered;
     public override string ToString() =>
-        $"offered {Offered} delivered {Delivered} lost {Lost} queue-drops {QueueDrops} reordered {Reordered} dup {Duplicated} corrupt {Corrupted}";
+        $"offered {Offered} delivered {Delivered} lost {Lost} queue-drops {QueueDrops} reordered {Reordered} late {ArrivedLate} dup {Duplicated} corrupt {Corrupted}";
 }
 
 internal sealed class SimulatedPath
@@ -63,6 +65,9 @@ internal sealed class SimulatedPath
     }
 
     public PathStats Stats { get; } = new();
+
+    /// <summary>Offer index of the newest packet delivered so far (for counting late arrivals).</summary>
+    public long HighestDelivered { get; set; } = -1;
 
     /// <summary>
     /// A packet enters the path at <paramref name="now"/>; yields the copies that will arrive and when.

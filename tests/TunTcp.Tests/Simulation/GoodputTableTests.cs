@@ -1,0 +1,59 @@
+using System.Runtime.CompilerServices;
+
+namespace TunTcp.Tests.Simulation;
+
+/// <summary>The goodput table: a snapshot checked in beside this file, and the expectations of the issue.</summary>
+public class GoodputTableTests
+{
+    private static string SnapshotPath([CallerFilePath] string source = "") =>
+        Path.Combine(Path.GetDirectoryName(source)!, "goodput-table.md");
+
+    /// <summary>Set UPDATE_SNAPSHOTS=1 to rewrite the snapshot after a deliberate change.</summary>
+    [Fact]
+    public void Snapshot_MatchesCheckedInTable()
+    {
+        var table = GoodputTable.Render();
+        var path = SnapshotPath();
+        if (Environment.GetEnvironmentVariable("UPDATE_SNAPSHOTS") == "1") File.WriteAllText(path, table);
+        Assert.True(File.Exists(path), $"snapshot missing: run with UPDATE_SNAPSHOTS=1 to create {path}");
+        Assert.Equal(File.ReadAllText(path).ReplaceLineEndings("\n"), table);
+    }
+
+    [Fact]
+    public void EveryTransfer_ArrivesIntact()
+    {
+        foreach (var c in GoodputTable.Cells) Assert.True(c.Result.Intact, $"{c.Profile.Name} {c.Loss} {c.RttMs} ms corrupted data");
+    }
+
+    [Fact]
+    public void NoLoss_EveryConfigurationFillsNinetyPercentOfThePath()
+    {
+        foreach (var c in GoodputTable.Cells.Where(c => c.Loss == 0))
+            Assert.True(c.Result.GoodputMbps >= 0.9 * GoodputTable.PathBitsPerSecond / 1e6, $"{c.Profile.Name} {c.RttMs} ms: {c.Result.GoodputMbps:F1} Mbit/s");
+    }
+
+    [Fact]
+    public void SackWithRackTlp_NeverBelowNewRenoWithoutSack()
+    {
+        foreach (var loss in GoodputTable.Losses)
+        foreach (var rtt in GoodputTable.RttsMs)
+        {
+            var rack = GoodputTable.Get(loss, rtt, SenderProfile.CubicSackRack).Result;
+            var reno = GoodputTable.Get(loss, rtt, SenderProfile.NewRenoNoSack).Result;
+            Assert.True(rack.GoodputMbps >= reno.GoodputMbps, $"{loss} {rtt} ms: RACK {rack.GoodputMbps:F2} < NewReno {reno.GoodputMbps:F2}");
+        }
+    }
+
+    [Fact]
+    public void SackWithRackTlp_HasFewerTimeoutsAtOneAndFivePercentLoss()
+    {
+        foreach (var loss in new[] { 0.01, 0.05 })
+        {
+            long rack = GoodputTable.RttsMs.Sum(rtt => GoodputTable.Get(loss, rtt, SenderProfile.CubicSackRack).Result.Rtos);
+            long reno = GoodputTable.RttsMs.Sum(rtt => GoodputTable.Get(loss, rtt, SenderProfile.NewRenoNoSack).Result.Rtos);
+            Assert.True(rack < reno, $"loss {loss}: RACK {rack} RTOs, NewReno {reno}");
+            foreach (var rtt in GoodputTable.RttsMs)
+                Assert.True(GoodputTable.Get(loss, rtt, SenderProfile.CubicSackRack).Result.Rtos <= GoodputTable.Get(loss, rtt, SenderProfile.NewRenoNoSack).Result.Rtos, $"{loss} {rtt} ms");
+        }
+    }
+}
