@@ -51,7 +51,7 @@ public class NewRenoCongestionControlTests
     public void CongestionAvoidance_OneSmssPerCwndAcked_Rfc5681_3_1()
     {
         var cc = Started();
-        cc.OnRetransmissionTimeout(8 * Mss, Mss, Instant.Zero); // ssthresh 4 MSS, cwnd 1 MSS
+        cc.OnRetransmissionTimeout(8 * Mss, Mss, Instant.Zero, alreadyReduced: false); // ssthresh 4 MSS, cwnd 1 MSS
         Assert.Equal(4 * Mss, cc.SlowStartThreshold);
         for (int i = 0; i < 3; i++) cc.OnAck(Ack(Mss, cc.CongestionWindow));
         Assert.Equal(4 * Mss, cc.CongestionWindow);
@@ -93,7 +93,7 @@ public class NewRenoCongestionControlTests
     public void RetransmissionTimeout_LossWindowOneSegment_Rfc5681_3_1()
     {
         var cc = Started();
-        cc.OnRetransmissionTimeout(3 * Mss, Mss, Instant.Zero);
+        cc.OnRetransmissionTimeout(3 * Mss, Mss, Instant.Zero, alreadyReduced: false);
         Assert.Equal(Mss, cc.CongestionWindow);
         Assert.Equal(2 * Mss, cc.SlowStartThreshold);
     }
@@ -107,7 +107,7 @@ public class NewRenoCongestionControlTests
         Assert.True(cc.CongestionWindow > 14480);
         cc.OnIdleRestart(Mss, 10, Instant.Zero);
         Assert.Equal(14480, cc.CongestionWindow);
-        cc.OnRetransmissionTimeout(2 * Mss, Mss, Instant.Zero);
+        cc.OnRetransmissionTimeout(2 * Mss, Mss, Instant.Zero, alreadyReduced: false);
         cc.OnIdleRestart(Mss, 10, Instant.Zero);
         Assert.Equal(Mss, cc.CongestionWindow);
     }
@@ -119,7 +119,7 @@ public class NewRenoCongestionControlTests
         var cc = Started();
         cc.Undo();
         Assert.Equal(14480, cc.CongestionWindow);
-        cc.OnRetransmissionTimeout(10 * Mss, Mss, Instant.Zero);
+        cc.OnRetransmissionTimeout(10 * Mss, Mss, Instant.Zero, alreadyReduced: false);
         cc.Undo();
         Assert.Equal(14480, cc.CongestionWindow);
         Assert.Equal(int.MaxValue, cc.SlowStartThreshold);

@@ -49,7 +49,9 @@ public class RttEstimatorTests
     }
 
     // RFC 6298 2.4 (minimum, 200 ms here as Linux) and 2.5 (maximum); G is 1 ms (our timestamp
-    // clock): with no variation the RTO is SRTT + G before the bounds apply.
+    // clock): with no variation the RTO is SRTT + G before the bounds apply. Deviation, as Linux
+    // (tcp_set_rto): the variance term is at least the minimum RTO, so the RTO keeps a whole
+    // minimum-RTO margin above SRTT (here 1 ms + 200 ms), not just a 200 ms floor.
     [Fact]
     public void RtoBounds_AndClockGranularity_Rfc6298_2_4_2_5()
     {
@@ -59,7 +61,7 @@ public class RttEstimatorTests
 
         var d = Default();
         d.AddSample(1000);
-        Assert.Equal(TimeSpan.FromMilliseconds(200), d.Rto);
+        Assert.Equal(TimeSpan.FromMilliseconds(201), d.Rto);
         d.AddSample(200_000_000);
         Assert.Equal(TimeSpan.FromSeconds(120), d.Rto);
     }
@@ -81,17 +83,18 @@ public class RttEstimatorTests
     public void BackOff_DoublesUpToMaximum_ResetRestores_Rfc6298_5_5()
     {
         var r = Default();
-        r.AddSample(1000); // RTO 200 ms
-        var expected = new[] { 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 102400, 120000, 120000 };
+        r.AddSample(100_000); // SRTT 100 ms, RTTVAR 50 ms: RTO 300 ms
+        Assert.Equal(TimeSpan.FromMilliseconds(300), r.Rto);
+        var expected = new[] { 600, 1200, 2400, 4800, 9600, 19200, 38400, 76800, 120000, 120000 };
         foreach (var ms in expected)
         {
             r.BackOff();
             Assert.Equal(TimeSpan.FromMilliseconds(ms), r.Rto);
         }
-        Assert.Equal(10, r.Backoff);
+        Assert.Equal(9, r.Backoff);
         r.ResetBackoff();
         Assert.Equal(0, r.Backoff);
-        Assert.Equal(TimeSpan.FromMilliseconds(200), r.Rto);
+        Assert.Equal(TimeSpan.FromMilliseconds(300), r.Rto);
     }
 
     // RFC 6298 5.7: after a SYN timeout with no RTT sample, RTO is 3 s when data transmission

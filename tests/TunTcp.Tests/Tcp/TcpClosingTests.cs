@@ -76,7 +76,7 @@ public class TcpClosingTests
     {
         var h = FinWait1();
         Assert.True(h.C.SendClosed);
-        Assert.Equal(h.Now + Ms(200), h.C.NextDeadline); // the FIN is under the retransmission timer
+        Assert.Equal(h.Now + Rto0, h.C.NextDeadline); // the FIN is under the retransmission timer
     }
 
     // RFC 9293 3.10.7.4 fifth, FIN-WAIT-1: "if the FIN segment is now acknowledged, then enter
@@ -93,9 +93,9 @@ public class TcpClosingTests
     public void FinWait1_FinNotAcked_RetransmittedOnRto()
     {
         var h = FinWait1();
-        h.NothingUntil(h.Now + Ms(200));
+        h.NothingUntil(h.Now + Rto0);
         h.Recv(h.Ours(flags: FinAck));
-        h.NothingUntil(h.Now + Ms(400));
+        h.NothingUntil(h.Now + 2 * Rto0);
         h.Recv(h.Ours(flags: FinAck));
     }
 
@@ -226,7 +226,7 @@ public class TcpClosingTests
     public void LastAck_FinRetransmittedOnRto()
     {
         var h = LastAck();
-        h.NothingUntil(h.Now + Ms(200));
+        h.NothingUntil(h.Now + Rto0);
         h.Recv(h.Ours(ack: 1, flags: FinAck));
     }
 

@@ -85,7 +85,7 @@ public class TcpEstablishedSendTests
     public void Established_CongestionAvoidance_OneSmssPerWindowAcked()
     {
         var cc = new NewRenoCongestionControl();
-        var h = Established(new TcpSettings { CongestionControl = () => cc });
+        var h = Established(Classic() with { CongestionControl = () => cc });
         h.Write(Bytes(200 * TsMss));
         h.RecvAll();
         // Force ssthresh down by a timeout, then recover to congestion avoidance.
@@ -118,7 +118,7 @@ public class TcpEstablishedSendTests
     public void Established_CongestionControlHook_SenderRespectsCwnd()
     {
         var fixedCc = new FixedWindow(2 * TsMss);
-        var h = Established(new TcpSettings { CongestionControl = () => fixedCc });
+        var h = Established(Classic() with { CongestionControl = () => fixedCc });
         Assert.Equal("fixed", h.C.CongestionControlName);
         Assert.Equal(1, fixedCc.Initialized);
         h.Write(Bytes(10 * TsMss));
@@ -260,11 +260,11 @@ public class TcpEstablishedSendTests
         Assert.True(s.Timestamps);
         Assert.True(s.Sack);
         Assert.Equal(TsMss, s.Mss);
-        Assert.Equal("newreno", s.CongestionControl);
+        Assert.Equal("cubic", s.CongestionControl); // the default controller
         Assert.Equal(100, s.BytesSent);
         Assert.Equal(10, s.BytesReceived);
         Assert.Equal(0, s.BytesInFlight);
-        Assert.Equal(TimeSpan.FromMilliseconds(200), s.Rto);
+        Assert.Equal(Rto0, s.Rto);
         Assert.Equal(3, h.C.SegmentsReceived);
         Assert.Equal(2, h.C.SegmentsSent);
         Assert.Contains("Established", h.C.ToString());
@@ -282,7 +282,7 @@ public class TcpEstablishedSendTests
         public void OnAck(in AckEvent ack) { Acks++; LastAck = ack; }
         public void OnCongestionEvent(int bytesInFlight, int mss, Instant now) { }
         public void OnRecoveryEnd(int mss, Instant now) { }
-        public void OnRetransmissionTimeout(int bytesInFlight, int mss, Instant now) => Timeouts++;
+        public void OnRetransmissionTimeout(int bytesInFlight, int mss, Instant now, bool alreadyReduced) => Timeouts++;
         public void OnIdleRestart(int mss, int initialWindowSegments, Instant now) { }
         public void Undo() { }
     }

@@ -58,6 +58,24 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     public static readonly TcpOptions NoOptions = new();
     public static readonly TimeSpan Microsecond = TimeSpan.FromTicks(TimeSpan.TicksPerMicrosecond);
 
+    /// <summary>
+    /// The RTO after the harness's handshakes, whose RTT is zero: SRTT (1 us, the smallest sample)
+    /// plus the variance term, which (as in Linux) is at least the 200 ms minimum RTO.
+    /// </summary>
+    public static readonly TimeSpan Rto0 = TimeSpan.FromMilliseconds(200) + Microsecond;
+
+    /// <summary>
+    /// Settings for tests of the retransmission timer (RFC 6298) and RFC 5681 congestion control
+    /// in isolation: NewReno, and neither RACK-TLP (RFC 8985: its probe would fire first) nor
+    /// F-RTO (RFC 5682: it sends new data after a timeout). Those are loss recovery, tested with it.
+    /// </summary>
+    public static TcpSettings Classic(TcpSettings? settings = null) => (settings ?? new TcpSettings()) with
+    {
+        Rack = false,
+        Frto = false,
+        CongestionControl = static () => new NewRenoCongestionControl(),
+    };
+
     private readonly Queue<Emitted> _out = new();
 
     public TcpHarness(TcpSettings? settings = null, int challengeAcksPerSecond = 1000, ulong seed = 1, Instant? start = null)

@@ -345,7 +345,7 @@ public class TcpOptionTests
     [Fact]
     public void Options_PeerSackBlocks_SackedSegmentsNotRetransmittedAfterRto()
     {
-        var h = Established();
+        var h = Established(Classic());
         h.Write(Bytes(4 * TsMss));
         Assert.Equal(4, h.RecvAll().Count);
         var o = h.EchoOptions();
@@ -373,7 +373,7 @@ public class TcpOptionTests
     [Fact]
     public void Options_SackRenegedAtSndUna_ResentAfterRto_Rfc2018_8()
     {
-        var h = Established();
+        var h = Established(Classic());
         h.Write(Bytes(3 * TsMss));
         h.RecvAll();
         var o = h.EchoOptions();

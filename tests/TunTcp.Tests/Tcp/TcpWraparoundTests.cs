@@ -23,7 +23,7 @@ public class TcpWraparoundTests
 
     private static TcpHarness NearWrap()
     {
-        var h = Established(start: StartForIss(OurIsn), irs: PeerIsn);
+        var h = Established(Classic(), start: StartForIss(OurIsn), irs: PeerIsn);
         Assert.Equal(new SeqNumber(OurIsn), h.Iss);
         return h;
     }
