@@ -11,7 +11,8 @@ internal static class Program
         {
             var commandLine = ToolCommandLine.Build(
                 dump: settings => DumpCommand.Run(settings, console),
-                serve: settings => ServeCommand.Run(settings, console));
+                serve: settings => ServeCommand.Run(settings, console),
+                connect: settings => ConnectCommand.Run(settings, console, Console.OpenStandardInput(), Console.OpenStandardOutput()));
             return commandLine.Run(args, console.Out, console.Error);
         }
         catch (Exception e)

@@ -1,13 +1,31 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Parsing;
+using System.Globalization;
 using TunTcp.Links;
+using TunTcp.Tcp;
 using TunTcp.Wire;
 
 namespace TunTcp.Cli;
 
 /// <summary>What a command needs to run, validated and converted from the command line.</summary>
-internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address StackAddress, string? PcapPath, bool Trace);
+internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address StackAddress, string? PcapPath, bool Trace)
+{
+    /// <summary>Services of <c>serve</c>.</summary>
+    public ServiceOptions Services { get; init; } = ServiceOptions.Default;
+
+    /// <summary>TCP settings of the stack (serve, connect).</summary>
+    public TcpSettings Tcp { get; init; } = new();
+
+    /// <summary>Fault injection on the link (serve, connect).</summary>
+    public LinkFaults Faults { get; init; } = LinkFaults.None;
+
+    /// <summary>Where <c>connect</c> connects to.</summary>
+    public System.Net.IPEndPoint? Target { get; init; }
+
+    /// <summary>How long <c>connect</c> waits for the handshake.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
 
 /// <summary>
 /// The <c>tuntcp</c> command tree (System.CommandLine): the options shared by every command, their
@@ -86,6 +104,84 @@ internal sealed class ToolCommandLine
         Description = "packet-information mode: every packet carries the 4-byte flags/protocol header (no IFF_NO_PI)",
     };
 
+    private readonly Option<int> _echo = Port("--echo", 7, "TCP echo service (RFC 862) port");
+    private readonly Option<bool> _noEcho = Switch("--no-echo", "switch the TCP echo service off");
+    private readonly Option<int> _discard = Port("--discard", 9, "TCP discard service (RFC 863) port");
+    private readonly Option<bool> _noDiscard = Switch("--no-discard", "switch the discard service off");
+    private readonly Option<int> _chargen = Port("--chargen", 19, "TCP character generator (RFC 864) port");
+    private readonly Option<bool> _noChargen = Switch("--no-chargen", "switch the character generator off");
+    private readonly Option<int> _udpEcho = Port("--udp-echo", 7, "UDP echo service (RFC 862) port");
+    private readonly Option<bool> _noUdpEcho = Switch("--no-udp-echo", "switch the UDP echo service off");
+
+    private readonly Option<int> _http = Port("--http", 80, "HTTP app (ASP.NET Core on the stack: GET /, /bytes/{n}, /healthz, POST /echo) port");
+    private readonly Option<bool> _noHttp = Switch("--no-http", "switch the HTTP app off");
+    private readonly Option<int?> _https = new("--https")
+    {
+        Description = "also serve the HTTP app over TLS on this port (self-signed certificate made at start unless --pfx)",
+        HelpName = "port",
+    };
+    private readonly Option<string?> _pfx = new("--pfx") { Description = "PKCS#12 file with the HTTPS certificate and key", HelpName = "file" };
+    private readonly Option<string?> _pfxPassword = new("--pfx-password") { Description = "password of the --pfx file", HelpName = "password" };
+
+    private readonly Option<string> _cc = new("--cc")
+    {
+        Description = "congestion control of every connection: cubic (RFC 9438, with HyStart++) or newreno (RFC 5681/6582)",
+        DefaultValueFactory = _ => "cubic",
+        HelpName = "name",
+    };
+
+    private readonly Option<string> _buffer = new("--buffer")
+    {
+        Description = "send and receive buffer of each connection in bytes (bounds the window); 'auto': 32 segments, at least 1 MiB, at most 4 MiB",
+        DefaultValueFactory = _ => "auto",
+        HelpName = "bytes",
+    };
+
+    private readonly Option<string?> _loss = Fault("--loss", "drop packets at random, in percent", "pct");
+    private readonly Option<string?> _delay = Fault("--delay", "delay every packet, in milliseconds", "ms");
+    private readonly Option<string?> _jitter = Fault("--jitter", "extra random delay per packet in [0, ms) (reorders)", "ms");
+    private readonly Option<string?> _reorder = Fault("--reorder", "hold back packets at random, in percent, so later ones overtake them", "pct");
+    private readonly Option<string?> _duplicate = Fault("--duplicate", "deliver packets twice at random, in percent", "pct");
+    private readonly Option<string?> _corrupt = Fault("--corrupt", "flip one bit of packets at random, in percent (checksums catch it)", "pct");
+    private readonly Option<string?> _rate = Fault("--rate", "bandwidth limit, e.g. 10mbit, 1gbit, 800kbit", "rate");
+
+    private readonly Option<ulong> _seed = new("--seed")
+    {
+        Description = "seed of the fault injector's random choices (same seed, same choices)",
+        DefaultValueFactory = _ => 1,
+        HelpName = "n",
+    };
+
+    private readonly Option<double> _timeout = new("--timeout")
+    {
+        Description = "connect: give up on the handshake after this many seconds",
+        DefaultValueFactory = _ => 30,
+        HelpName = "seconds",
+    };
+
+    private readonly Option<bool> _noOffload = new("--no-offload")
+    {
+        Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
+    };
+
+    private readonly Argument<string> _host = new("host") { Description = "IPv4 address to connect to (the host side, e.g. 192.168.0.1)" };
+    private readonly Argument<int> _port = new("port") { Description = "TCP port to connect to" };
+
+    private static Option<int> Port(string name, int defaultPort, string description) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultPort,
+        HelpName = "port",
+    };
+
+    private static Option<bool> Switch(string name, string description) => new(name) { Description = description };
+
+    private static Option<string?> Fault(string name, string description, string unit) => new(name)
+    {
+        Description = $"{description}; N for both directions, or in:N, out:N, in:N,out:M (in = host to stack)",
+        HelpName = unit,
+    };
+
     private ToolCommandLine() { }
 
     /// <summary>The root command, <c>tuntcp</c>, and the subcommand that was parsed.</summary>
@@ -95,7 +191,7 @@ internal sealed class ToolCommandLine
     /// Builds the command tree. <paramref name="dump"/> and <paramref name="serve"/> run the
     /// subcommands with validated settings and return the exit code.
     /// </summary>
-    public static ToolCommandLine Build(Func<ToolSettings, int> dump, Func<ToolSettings, int> serve)
+    public static ToolCommandLine Build(Func<ToolSettings, int> dump, Func<ToolSettings, int> serve, Func<ToolSettings, int>? connect = null)
     {
         // A plain Command rather than RootCommand: RootCommand names itself after the executable
         // (TunTcp.Cli), but the tool is called tuntcp.
@@ -106,10 +202,14 @@ internal sealed class ToolCommandLine
         root.Options.Add(new VersionOption());
 
         var dumpCommand = new Command("dump", "Set up the device and print one line per packet the host sends to it (nothing is answered).");
-        var serveCommand = new Command("serve", "Set up the device and run the TunTcp stack on it; prints a line with 'ready' once it receives.");
-        foreach (var (command, run) in new[] { (dumpCommand, dump), (serveCommand, serve) })
+        var serveCommand = new Command("serve", "Set up the device and run the TunTcp stack on it with its services (echo 7, discard 9, chargen 19, UDP echo 7); prints a line with 'ready' once it receives.");
+        var connectCommand = new Command("connect", "Set up the device, open a TCP connection from the stack to HOST PORT (a listener on the host side) and copy stdin to it and it to stdout, like nc; half-closes on stdin EOF.");
+        foreach (var (command, run) in new[] { (dumpCommand, dump), (serveCommand, serve), (connectCommand, connect ?? (_ => RunFailure)) })
         {
             line.AddCommonOptions(command);
+            if (command != dumpCommand) line.AddStackOptions(command);
+            if (command == serveCommand) line.AddServiceOptions(command);
+            if (command == connectCommand) line.AddConnectArguments(command);
             command.SetAction(parseResult => run(line.ReadSettings(parseResult)));
             root.Subcommands.Add(command);
         }
@@ -154,6 +254,38 @@ internal sealed class ToolCommandLine
         {
             if (string.IsNullOrWhiteSpace(LastToken(r))) r.AddError("--pcap: give a file name");
         });
+        _https.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"--https: {p} is not a port (1..65535)"); });
+        foreach (var port in new[] { _echo, _discard, _chargen, _udpEcho, _http })
+            port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"{port.Name}: {p} is not a port (1..65535)"); });
+        _port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"port: {p} is not a port (1..65535)"); });
+        _host.Validators.Add(r => { if (LastToken(r) is { } h && !Ipv4Address.TryParse(h, out _)) r.AddError($"host: '{h}' is not an IPv4 address (TunTcp speaks IPv4)"); });
+        _timeout.Validators.Add(r => { if (double.TryParse(LastToken(r), NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t is <= 0 or > 3600) r.AddError($"--timeout: {t} s is out of range (0..3600)"); });
+        _cc.Validators.Add(r => { if (LastToken(r) is { } cc && cc is not ("cubic" or "newreno")) r.AddError($"--cc: '{cc}' is not one of cubic, newreno"); });
+        _buffer.Validators.Add(r =>
+        {
+            if (LastToken(r) is not { } b || b == "auto") return;
+            if (!int.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out int size) || size < 4096 || size > 1 << 30)
+                r.AddError($"--buffer: '{b}' is not a size in bytes from 4096 to 1073741824, or 'auto'");
+        });
+        foreach (var (option, check, what) in new (Option<string?>, Func<string?, bool>, string)[]
+        {
+            (_loss, t => FaultSyntax.TryPercent(t, out _), "a percentage from 0 to 100"),
+            (_reorder, t => FaultSyntax.TryPercent(t, out _), "a percentage from 0 to 100"),
+            (_duplicate, t => FaultSyntax.TryPercent(t, out _), "a percentage from 0 to 100"),
+            (_corrupt, t => FaultSyntax.TryPercent(t, out _), "a percentage from 0 to 100"),
+            (_delay, t => FaultSyntax.TryMilliseconds(t, out _), "milliseconds from 0 to 600000"),
+            (_jitter, t => FaultSyntax.TryMilliseconds(t, out _), "milliseconds from 0 to 600000"),
+            (_rate, t => FaultSyntax.TryRate(t, out _), "a rate such as 10mbit, 1gbit or 800kbit (8 kbit/s to 1 Tbit/s)"),
+        })
+        {
+            option.Validators.Add(r =>
+            {
+                if (LastToken(r) is not { } text) return;
+                if (FaultSyntax.Split(text, option.Name, out var error) is not { } parts) { r.AddError(error!); return; }
+                foreach (var part in new[] { parts.In, parts.Out })
+                    if (part is not null && !check(part)) { r.AddError($"{option.Name}: '{part}' is not {what}"); return; }
+            });
+        }
     }
 
     /// <summary>
@@ -225,6 +357,113 @@ internal sealed class ToolCommandLine
             PacketInformation = result.GetValue(_packetInfo),
             ClonePath = Environment.GetEnvironmentVariable(ClonePathVariable) is { Length: > 0 } path ? path : TunDevice.DefaultClonePath,
         };
-        return new ToolSettings(options, Ipv4Address.Parse(result.GetValue(_addr)!), result.GetValue(_pcap), result.GetValue(_trace));
+        var settings = new ToolSettings(options, Ipv4Address.Parse(result.GetValue(_addr)!), result.GetValue(_pcap), result.GetValue(_trace));
+        var command = result.CommandResult.Command;
+        if (command.Name == "dump") return settings;
+        settings = settings with { Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result) };
+        // Offloads only when the stack reads the device directly: decorators expect plain packets.
+        bool offloads = !result.GetValue(_noOffload) && settings.PcapPath is null && !settings.Trace && settings.Faults.IsEmpty && !options.PacketInformation;
+        settings = settings with { Interface = options with { Offloads = offloads } };
+        if (command.Name == "serve")
+        {
+            settings = settings with
+            {
+                Services = new ServiceOptions(
+                    result.GetValue(_noEcho) ? null : (ushort)result.GetValue(_echo),
+                    result.GetValue(_noDiscard) ? null : (ushort)result.GetValue(_discard),
+                    result.GetValue(_noChargen) ? null : (ushort)result.GetValue(_chargen),
+                    result.GetValue(_noUdpEcho) ? null : (ushort)result.GetValue(_udpEcho))
+                {
+                    Http = result.GetValue(_noHttp) ? null : (ushort)result.GetValue(_http),
+                    Https = result.GetValue(_https) is int https ? (ushort)https : null,
+                    PfxPath = result.GetValue(_pfx),
+                    PfxPassword = result.GetValue(_pfxPassword),
+                },
+            };
+        }
+        if (command.Name == "connect")
+        {
+            settings = settings with
+            {
+                Target = new System.Net.IPEndPoint(Ipv4Address.Parse(result.GetValue(_host)!).ToIPAddress(), result.GetValue(_port)),
+                ConnectTimeout = TimeSpan.FromSeconds(result.GetValue(_timeout)),
+            };
+        }
+        return settings;
+    }
+
+    /// <summary>
+    /// The buffer size 'auto' picks: 32 full segments, within [1 MiB, 4 MiB]. The rings grow on
+    /// demand, so a large maximum costs memory only on connections that fill it.
+    /// </summary>
+    public static int AutoBufferSize(int mtu) => Math.Clamp(32 * (mtu - 40), 1024 * 1024, 4 * 1024 * 1024);
+
+    private TcpSettings ReadTcp(ParseResult result, int mtu)
+    {
+        string buffer = result.GetValue(_buffer)!;
+        int size = buffer == "auto" ? AutoBufferSize(mtu) : int.Parse(buffer, CultureInfo.InvariantCulture);
+        Func<ICongestionControl> cc = result.GetValue(_cc) == "newreno"
+            ? static () => new NewRenoCongestionControl()
+            : static () => new CubicCongestionControl();
+        return new TcpSettings { SendBufferSize = size, ReceiveBufferSize = size, CongestionControl = cc };
+    }
+
+    private LinkFaults ReadFaults(ParseResult result)
+    {
+        var inbound = new FaultProfile();
+        var outbound = new FaultProfile();
+        void Apply(Option<string?> option, Func<FaultProfile, string, FaultProfile> set)
+        {
+            if (result.GetValue(option) is not { } text) return;
+            var (i, o) = FaultSyntax.Split(text, option.Name, out _)!.Value;
+            if (i is not null) inbound = set(inbound, i);
+            if (o is not null) outbound = set(outbound, o);
+        }
+        Apply(_loss, (p, t) => { FaultSyntax.TryPercent(t, out var v); return p with { LossPercent = v }; });
+        Apply(_delay, (p, t) => { FaultSyntax.TryMilliseconds(t, out var v); return p with { Delay = v }; });
+        Apply(_jitter, (p, t) => { FaultSyntax.TryMilliseconds(t, out var v); return p with { Jitter = v }; });
+        Apply(_reorder, (p, t) => { FaultSyntax.TryPercent(t, out var v); return p with { ReorderPercent = v }; });
+        Apply(_duplicate, (p, t) => { FaultSyntax.TryPercent(t, out var v); return p with { DuplicatePercent = v }; });
+        Apply(_corrupt, (p, t) => { FaultSyntax.TryPercent(t, out var v); return p with { CorruptPercent = v }; });
+        Apply(_rate, (p, t) => { FaultSyntax.TryRate(t, out var v); return p with { RateBitsPerSecond = v }; });
+        return new LinkFaults(inbound, outbound, result.GetValue(_seed));
+    }
+
+    private void AddStackOptions(Command command)
+    {
+        foreach (Option option in new Option[] { _cc, _buffer, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
+            command.Options.Add(option);
+    }
+
+    private void AddServiceOptions(Command command)
+    {
+        foreach (Option option in new Option[] { _echo, _noEcho, _discard, _noDiscard, _chargen, _noChargen, _udpEcho, _noUdpEcho, _http, _noHttp, _https, _pfx, _pfxPassword })
+            command.Options.Add(option);
+        command.Validators.Add(r =>
+        {
+            if (LastToken(r.GetResult(_pfx)) is { } file)
+            {
+                if (r.GetResult(_https) is null) r.AddError("--pfx only matters with --https PORT");
+                if (!File.Exists(file)) r.AddError($"--pfx: '{file}' does not exist");
+            }
+            // Command validators see no default values yet: read the tokens, else the defaults.
+            int PortOf(Option<int> option, int fallback) => int.TryParse(LastToken(r.GetResult(option)), out int p) ? p : fallback;
+            bool On(Option<bool> off) => r.GetResult(off) is null;
+            var ports = new List<(string, int)>();
+            if (On(_noEcho)) ports.Add(("--echo", PortOf(_echo, 7)));
+            if (On(_noDiscard)) ports.Add(("--discard", PortOf(_discard, 9)));
+            if (On(_noChargen)) ports.Add(("--chargen", PortOf(_chargen, 19)));
+            if (On(_noHttp)) ports.Add(("--http", PortOf(_http, 80)));
+            if (int.TryParse(LastToken(r.GetResult(_https)), out int h)) ports.Add(("--https", h));
+            foreach (var clash in ports.GroupBy(p => p.Item2).Where(g => g.Count() > 1))
+                r.AddError($"{string.Join(" and ", clash.Select(c => c.Item1))} use the same TCP port {clash.Key}; move one of them");
+        });
+    }
+
+    private void AddConnectArguments(Command command)
+    {
+        command.Arguments.Add(_host);
+        command.Arguments.Add(_port);
+        command.Options.Add(_timeout);
     }
 }

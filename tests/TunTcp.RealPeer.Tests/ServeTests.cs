@@ -78,7 +78,7 @@ public sealed class ServeTests : IDisposable
         var python = Ns.Run("python3", "-c", $$"""
             import socket, sys
             try:
-                socket.create_connection(("{{StackAddress}}", 80), timeout=10)
+                socket.create_connection(("{{StackAddress}}", 81), timeout=10)
                 print("connected")
             except ConnectionRefusedError:
                 print("refused")
@@ -86,7 +86,7 @@ public sealed class ServeTests : IDisposable
                 print("other", e)
             """);
         Assert.Equal("refused", python.Output.Trim());
-        var nc = Ns.Run("nc", "-z", "-w", "5", StackAddress, "81");
+        var nc = Ns.Run("nc", "-z", "-w", "5", StackAddress, "82");
         Assert.NotEqual(0, nc.ExitCode);
         Assert.Equal(0, tool.Stop());
     }

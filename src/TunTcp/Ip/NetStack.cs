@@ -20,6 +20,8 @@ public sealed class NetStack : IDisposable
     private readonly WakeSignal _wake = new();
     private readonly ConcurrentQueue<Action<NetStackCore, Instant>> _commands = new();
     private readonly LinkOutput _output;
+    /// <summary>The link's segmentation offload, used only when the outermost link is the device itself.</summary>
+    private readonly ISegmentationOffload? _offload;
     private readonly int _batch;
     private Thread? _thread;
     private volatile bool _stopping;
@@ -31,9 +33,10 @@ public sealed class NetStack : IDisposable
         _time = time ?? TimeProvider.System;
         loggerFactory ??= NullLoggerFactory.Instance;
         _log = loggerFactory.CreateLogger<NetStack>();
-        _output = new LinkOutput(link);
+        _offload = link is ISegmentationOffload { MaxSegmentationSize: > 0 } offload ? offload : null;
+        _output = new LinkOutput(link, _offload);
         _batch = Math.Max(1, options.ReceiveBatch);
-        Core = new NetStackCore(options, _output, loggerFactory.CreateLogger<NetStackCore>());
+        Core = new NetStackCore(options, _output, loggerFactory.CreateLogger<NetStackCore>(), _offload?.MaxSegmentationSize ?? 0);
         Core.ReadyCallback = _wake.Signal;
         Options = options;
         LoggerFactory = loggerFactory;
@@ -117,7 +120,8 @@ public sealed class NetStack : IDisposable
     {
         try
         {
-            var buffer = new byte[Math.Max(_link.Mtu, 1500) + 64];
+            // With offload a single read may carry a 64 KiB super-segment.
+            var buffer = new byte[Math.Max(Math.Max(_link.Mtu, 1500), _offload?.MaxSegmentationSize ?? 0) + 64];
             while (!_stopping)
             {
                 var now = Now;
@@ -126,7 +130,7 @@ public sealed class NetStack : IDisposable
                 {
                     int length = _link.Receive(buffer);
                     if (length == 0) break;
-                    Core.Receive(buffer.AsSpan(0, length), now);
+                    Core.Receive(buffer.AsSpan(0, length), now, _offload?.LastReceiveChecksumTrusted ?? false);
                 }
                 _wake.Reset();
                 while (_commands.TryDequeue(out var command)) command(Core, now);
@@ -173,8 +177,10 @@ public sealed class NetStack : IDisposable
         _wake.Dispose();
     }
 
-    private sealed class LinkOutput(ILinkDevice link) : IPacketOutput
+    private sealed class LinkOutput(ILinkDevice link, ISegmentationOffload? offload) : IPacketOutput
     {
         public void Send(ReadOnlySpan<byte> packet) => link.Send(packet);
+
+        public void SendSegmented(ReadOnlySpan<byte> packet, int segmentPayload) => offload!.SendSegmented(packet, segmentPayload);
     }
 }

@@ -15,6 +15,9 @@ public sealed class ConnectionEntry
 
     internal bool Removed;
 
+    /// <summary>Queued for a flush at the end of the current receive batch.</summary>
+    internal bool FlushPending;
+
     /// <summary>Work the application asked for (<see cref="PendingWork"/> bits), set from any thread.</summary>
     internal int Pending;
 }
@@ -44,6 +47,9 @@ public sealed partial class NetStackCore
     private readonly PriorityQueue<ConnectionEntry, long> _timers = new();
     private readonly Dictionary<ushort, UdpBinding> _udp = new();
 
+    /// <summary>Connections that received segments in the current batch and have not sent yet.</summary>
+    private readonly List<ConnectionEntry> _flush = new();
+
     /// <summary>Connections whose application side has work (written/read), drained by the stack thread.</summary>
     private readonly System.Collections.Concurrent.ConcurrentQueue<ConnectionEntry> _ready = new();
 
@@ -72,6 +78,8 @@ public sealed partial class NetStackCore
     {
         get
         {
+            if (_flush.Count > 0) return Now; // a receive batch still owes its answers
+
             while (_timers.TryPeek(out var e, out long at))
             {
                 if (!e.Removed && e.Scheduled.Microseconds == at) return new Instant(at);
@@ -88,6 +96,16 @@ public sealed partial class NetStackCore
     public void Poll(Instant now)
     {
         Now = now;
+        // End of a receive batch: each connection that got segments answers once.
+        for (int i = 0; i < _flush.Count; i++)
+        {
+            var e = _flush[i];
+            e.FlushPending = false;
+            if (e.Removed) continue;
+            e.Connection.Flush(now, this);
+            AfterTouch(e);
+        }
+        _flush.Clear();
         while (_ready.TryDequeue(out var entry))
         {
             var work = (PendingWork)Interlocked.Exchange(ref entry.Pending, 0);
@@ -169,7 +187,8 @@ public sealed partial class NetStackCore
     {
         if (_connections.TryGetValue(tuple, out var entry))
         {
-            var result = entry.Connection.OnSegment(segment, now, this);
+            var result = entry.Connection.OnSegment(segment, now, this, transmit: false);
+            if (!entry.FlushPending) { entry.FlushPending = true; _flush.Add(entry); }
             AfterTouch(entry);
             if (result != TcpSegmentResult.ReopenFromTimeWait) return true;
         }

@@ -20,12 +20,14 @@ public sealed partial class NetStackCore : ITcpOutput
     private readonly TcpEnvironment _tcpEnv;
     private readonly TcpSettings _tcpSettings;
     private ushort _ipIdentification;
+    private bool _checksumTrusted;
 
     // ICMP error token bucket (RFC 1812 4.3.2.8 asks routers to rate-limit ICMP errors; hosts do too).
     private double _icmpTokens;
     private Instant _icmpTokensAt;
 
-    public NetStackCore(NetStackOptions options, IPacketOutput output, ILogger? logger = null)
+    /// <param name="segmentationOffload">Largest IP packet the output cuts into segments itself (0: none).</param>
+    public NetStackCore(NetStackOptions options, IPacketOutput output, ILogger? logger = null, int segmentationOffload = 0)
     {
         if (options.Mtu < 68 || options.Mtu > Ipv4Packet.MaxPacketLength)
             throw new ArgumentOutOfRangeException(nameof(options), $"MTU {options.Mtu} is outside 68..65535.");
@@ -36,7 +38,7 @@ public sealed partial class NetStackCore : ITcpOutput
         _icmpTokens = options.IcmpErrorBurst;
         options.Tcp.Validate();
         _tcpSettings = options.Tcp;
-        _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond);
+        _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond) { SegmentationOffloadBytes = segmentationOffload };
     }
 
     public Ipv4Address Address => _options.Address;
@@ -44,8 +46,13 @@ public sealed partial class NetStackCore : ITcpOutput
     public NetStackStatistics Statistics { get; } = new();
 
     /// <summary>Processes one arriving packet (any bytes: malformed input is counted and dropped).</summary>
-    public void Receive(ReadOnlySpan<byte> packet, Instant now)
+    /// <param name="checksumTrusted">
+    /// The link vouches for the transport checksum (verified, or left partial by a local sender
+    /// with offload): it is not checked again. IP header checksums are always checked.
+    /// </param>
+    public void Receive(ReadOnlySpan<byte> packet, Instant now, bool checksumTrusted = false)
     {
+        _checksumTrusted = checksumTrusted;
         Now = now;
         var stats = Statistics;
         if (packet.IsEmpty || (packet[0] >> 4) is not (4 or 6)) { stats.nonIpDropped++; return; }
@@ -90,7 +97,7 @@ public sealed partial class NetStackCore : ITcpOutput
     private void ReceiveUdp(Ipv4Packet ip, Instant now)
     {
         if (!UdpDatagram.TryParse(ip.Payload, out var udp, out _)) { Statistics.malformedDropped++; return; }
-        if (!udp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
+        if (!_checksumTrusted && !udp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
         Statistics.udpDatagramsReceived++;
         if (DeliverUdp(ip, udp, now)) return;
         // RFC 1122 4.1.3.1: a datagram to a port with no listener gets ICMP port unreachable.
@@ -105,7 +112,7 @@ public sealed partial class NetStackCore : ITcpOutput
             _log.LogDebug("dropped TCP segment: {Reason}", error.Describe());
             return;
         }
-        if (!tcp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
+        if (!_checksumTrusted && !tcp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
         Statistics.tcpSegmentsReceived++;
         var tuple = new TcpTuple(ip.Destination, tcp.DestinationPort, ip.Source, tcp.SourcePort);
         var segment = TcpSegment.From(tcp);
@@ -156,13 +163,32 @@ public sealed partial class NetStackCore : ITcpOutput
         SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length);
     }
 
+    /// <summary>
+    /// A TCP super-segment for a link with segmentation offload: the checksum field gets the
+    /// pseudo-header sum only (CHECKSUM_PARTIAL, as Linux's TCP leaves it for TSO); the kernel
+    /// completes it for every segment it cuts.
+    /// </summary>
+    public void SendSegmented(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload)
+    {
+        var segment = _tx.AsSpan(Ipv4Header.Length);
+        int headerLength = header.Write(segment, options);
+        payload.CopyTo(segment[headerLength..]);
+        payloadContinued.CopyTo(segment[(headerLength + payload.Length)..]);
+        int length = headerLength + payload.Length + payloadContinued.Length;
+        ushort partial = (ushort)~Checksum.Finish(Checksum.PseudoHeader(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(segment[16..], partial);
+        Statistics.tcpSegmentsSent++;
+        SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length, segmentPayload);
+    }
+
     /// <summary>Prepends the IPv4 header to the <paramref name="payloadLength"/> bytes already at offset 20 and sends.</summary>
-    private void SendIp(Ipv4Address destination, IpProtocol protocol, int payloadLength)
+    private void SendIp(Ipv4Address destination, IpProtocol protocol, int payloadLength, int segmentPayload = 0)
     {
         var header = new Ipv4Header(_options.Address, destination, protocol, payloadLength,
             TimeToLive: _options.TimeToLive, Identification: _ipIdentification++);
         header.Write(_tx);
         Statistics.ipPacketsSent++;
-        _output.Send(_tx.AsSpan(0, header.TotalLength));
+        if (segmentPayload > 0) _output.SendSegmented(_tx.AsSpan(0, header.TotalLength), segmentPayload);
+        else _output.Send(_tx.AsSpan(0, header.TotalLength));
     }
 }

@@ -29,14 +29,18 @@ namespace TunTcp.Links;
 /// <see cref="Send"/> prepends it with ETH_P_IP or ETH_P_IPV6 chosen by the version nibble.
 /// </para>
 /// </remarks>
-public sealed unsafe class TunDevice : ILinkDevice
+public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
 {
     /// <summary>The clone device every TUN device is opened through.</summary>
     public const string DefaultClonePath = "/dev/net/tun";
 
     // <linux/if_tun.h>
-    private const nuint TUNSETIFF = 0x400454CA, TUNGETIFF = 0x800454D2;
-    private const short IFF_TUN = 0x0001, IFF_NO_PI = 0x1000, IFF_PERSIST = 0x0800;
+    private const nuint TUNSETIFF = 0x400454CA, TUNGETIFF = 0x800454D2, TUNSETOFFLOAD = 0x400454D0, TUNSETVNETHDRSZ = 0x400454D8;
+    private const short IFF_TUN = 0x0001, IFF_NO_PI = 0x1000, IFF_PERSIST = 0x0800, IFF_VNET_HDR = 0x4000;
+    private const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02;
+    // <linux/virtio_net.h>: struct virtio_net_hdr, native (little) endian on tun by default.
+    private const int VnetHeaderLength = 10;
+    private const byte VIRTIO_NET_HDR_F_NEEDS_CSUM = 1, VIRTIO_NET_HDR_F_DATA_VALID = 2, VIRTIO_NET_HDR_GSO_TCPV4 = 1;
     private const ushort TUN_PKT_STRIP = 0x0001;
     private const int PacketInfoLength = 4;
     // <linux/if_ether.h>
@@ -50,9 +54,10 @@ public sealed unsafe class TunDevice : ILinkDevice
     private int _fd;
     private bool _sendErrorLogged;
 
-    private TunDevice(int fd, string name, bool created, bool persistent, bool packetInformation, int mtu, ILogger logger)
+    private TunDevice(int fd, string name, bool created, bool persistent, bool packetInformation, bool offloads, int mtu, ILogger logger)
     {
         _fd = fd;
+        Offloads = offloads;
         Name = name;
         Created = created;
         Persistent = persistent;
@@ -72,6 +77,18 @@ public sealed unsafe class TunDevice : ILinkDevice
 
     /// <summary>True in packet-information mode: a 4-byte flags/protocol prefix on every packet (no IFF_NO_PI).</summary>
     public bool PacketInformation { get; }
+
+    /// <summary>
+    /// True when the device runs with IFF_VNET_HDR and TSO/checksum offloads: the kernel hands
+    /// over TCP super-segments of up to 64 KiB and takes them from us (<see cref="ISegmentationOffload"/>).
+    /// </summary>
+    public bool Offloads { get; }
+
+    /// <inheritdoc/>
+    public int MaxSegmentationSize => Offloads ? 65535 : 0;
+
+    /// <inheritdoc/>
+    public bool LastReceiveChecksumTrusted { get; private set; }
 
     /// <summary>The device MTU: read from the kernel when opened, updated when <see cref="TunInterface"/> sets it.</summary>
     public int Mtu { get; internal set; }
@@ -97,8 +114,13 @@ public sealed unsafe class TunDevice : ILinkDevice
     /// <param name="clonePath">The TUN clone device; only tests point it elsewhere.</param>
     /// <param name="logger">Receives the first send failure (later ones are only counted).</param>
     /// <exception cref="LinkSetupException">The device cannot be opened; the message names the fix.</exception>
-    public static TunDevice Open(string name, bool packetInformation = false, string clonePath = DefaultClonePath, ILogger? logger = null)
+    /// <param name="offloads">
+    /// Ask for IFF_VNET_HDR with checksum and TSO offloads (not with packet information). If the
+    /// kernel refuses the offloads, the device still works with plain packets.
+    /// </param>
+    public static TunDevice Open(string name, bool packetInformation = false, string clonePath = DefaultClonePath, ILogger? logger = null, bool offloads = false)
     {
+        offloads &= !packetInformation;
         if (!NetDeviceControl.IsValidName(name, out var nameError)) throw new LinkSetupException(nameError);
         using var control = NetDeviceControl.Open();
         bool existed = control.Exists(name);
@@ -112,6 +134,7 @@ public sealed unsafe class TunDevice : ILinkDevice
             NetDeviceControl.WriteName(req, name);
             short flags = IFF_TUN;
             if (!packetInformation) flags |= IFF_NO_PI;
+            if (offloads) flags |= IFF_VNET_HDR;
             BinaryPrimitives.WriteInt16LittleEndian(req[16..], flags);
             fixed (byte* p = req)
             {
@@ -126,14 +149,36 @@ public sealed unsafe class TunDevice : ILinkDevice
                 if (Libc.Ioctl(fd, TUNGETIFF, p) == 0)
                     persistent = (BinaryPrimitives.ReadInt16LittleEndian(req[16..]) & IFF_PERSIST) != 0;
             }
+            bool offloaded = offloads && EnableOffloads(fd);
+            if (offloads && !offloaded)
+            {
+                // The header stays (IFF_VNET_HDR cannot be dropped once set); every packet then
+                // carries an all-zero one, which Send and Receive handle.
+                (logger ?? NullLogger.Instance).LogInformation("TUN device {Device}: the kernel refused TSO/checksum offloads; using plain packets", actualName);
+            }
             int mtu = control.GetMtu(actualName);
-            return new TunDevice(fd, actualName, created: !existed, persistent, packetInformation, mtu, logger ?? NullLogger.Instance);
+            return new TunDevice(fd, actualName, created: !existed, persistent, packetInformation, offloads, mtu, logger ?? NullLogger.Instance) { _vnetHeader = offloads };
         }
         catch
         {
             _ = Libc.Close(fd);
             throw;
         }
+    }
+
+    /// <summary>The descriptor carries a virtio_net_hdr before every packet (IFF_VNET_HDR).</summary>
+    private bool _vnetHeader;
+
+    /// <summary>
+    /// TUNSETVNETHDRSZ to the plain 10-byte header, then TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4:
+    /// we take partial checksums and TSO super-segments, so the kernel stops cutting its TCP's
+    /// 64 KiB GSO segments into MTU-sized packets for us (tun_set_offload in drivers/net/tun.c).
+    /// </summary>
+    private static bool EnableOffloads(int fd)
+    {
+        int size = VnetHeaderLength;
+        if (Libc.Ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) return false;
+        return Libc.Ioctl(fd, TUNSETOFFLOAD, (void*)(nint)(TUN_F_CSUM | TUN_F_TSO4)) == 0;
     }
 
     /// <inheritdoc/>
@@ -149,11 +194,13 @@ public sealed unsafe class TunDevice : ILinkDevice
             // would come back silently truncated. With it, n > buffer.Length means "too long".
             byte overflow;
             uint packetInfo = 0;
+            byte* vnet = stackalloc byte[VnetHeaderLength];
             fixed (byte* p = buffer)
             {
                 Libc.IoVec* iov = stackalloc Libc.IoVec[3];
                 int count = 0;
                 if (PacketInformation) iov[count++] = new Libc.IoVec { Base = &packetInfo, Length = PacketInfoLength };
+                if (_vnetHeader) iov[count++] = new Libc.IoVec { Base = vnet, Length = VnetHeaderLength };
                 iov[count++] = new Libc.IoVec { Base = p, Length = (nuint)buffer.Length };
                 iov[count++] = new Libc.IoVec { Base = &overflow, Length = 1 };
                 n = Libc.ReadV(_fd, iov, count);
@@ -166,6 +213,12 @@ public sealed unsafe class TunDevice : ILinkDevice
                 throw new IOException($"reading from TUN device {Name} failed: {Libc.Describe(errno)}");
             }
             int length = (int)n;
+            if (_vnetHeader)
+            {
+                length -= VnetHeaderLength;
+                byte vflags = vnet[0];
+                LastReceiveChecksumTrusted = (vflags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) != 0;
+            }
             if (PacketInformation)
             {
                 var pi = new ReadOnlySpan<byte>(&packetInfo, PacketInfoLength);
@@ -193,30 +246,73 @@ public sealed unsafe class TunDevice : ILinkDevice
             _statistics.CountSendDrop();
             return;
         }
+        if (PacketInformation)
+        {
+            ushort protocol = (packet[0] >> 4) switch { 4 => EthPIp, 6 => EthPIpv6, _ => 0 };
+            if (protocol == 0)
+            {
+                // The kernel would take proto 0 as "unknown" and drop it anyway.
+                _statistics.CountSendDrop();
+                return;
+            }
+            Span<byte> pi = stackalloc byte[PacketInfoLength];
+            BinaryPrimitives.WriteUInt16BigEndian(pi, 0);
+            BinaryPrimitives.WriteUInt16BigEndian(pi[2..], protocol);
+            Write(pi, packet);
+        }
+        else if (_vnetHeader)
+        {
+            // An all-zero header: no offload, the checksums are complete.
+            Span<byte> header = stackalloc byte[VnetHeaderLength];
+            header.Clear();
+            Write(header, packet);
+        }
+        else
+        {
+            Write(default, packet);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void SendSegmented(ReadOnlySpan<byte> packet, int segmentPayload)
+    {
+        ObjectDisposedException.ThrowIf(_fd < 0, this);
+        if (!Offloads) throw new InvalidOperationException($"TUN device {Name} runs without offloads");
+        int ipHeader = (packet[0] & 0x0F) * 4;
+        int tcpHeader = (packet[ipHeader + 12] >> 4) * 4;
+        if (packet.Length > MaxSegmentationSize || segmentPayload <= 0)
+        {
+            _statistics.CountSendDrop();
+            return;
+        }
+        // struct virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
+        Span<byte> header = stackalloc byte[VnetHeaderLength];
+        header[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        header[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+        BinaryPrimitives.WriteUInt16LittleEndian(header[2..], (ushort)(ipHeader + tcpHeader));
+        BinaryPrimitives.WriteUInt16LittleEndian(header[4..], (ushort)segmentPayload);
+        BinaryPrimitives.WriteUInt16LittleEndian(header[6..], (ushort)ipHeader);
+        BinaryPrimitives.WriteUInt16LittleEndian(header[8..], 16); // offsetof(struct tcphdr, check)
+        Write(header, packet);
+    }
+
+    /// <summary>One write(2)/writev(2) of an optional prefix and the packet; failures are counted drops.</summary>
+    private void Write(ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> packet)
+    {
         nint n;
+        fixed (byte* pre = prefix)
         fixed (byte* p = packet)
         {
-            if (PacketInformation)
+            if (prefix.IsEmpty)
             {
-                ushort protocol = (packet[0] >> 4) switch { 4 => EthPIp, 6 => EthPIpv6, _ => 0 };
-                if (protocol == 0)
-                {
-                    // The kernel would take proto 0 as "unknown" and drop it anyway.
-                    _statistics.CountSendDrop();
-                    return;
-                }
-                uint packetInfo;
-                var pi = new Span<byte>(&packetInfo, PacketInfoLength);
-                BinaryPrimitives.WriteUInt16BigEndian(pi, 0);
-                BinaryPrimitives.WriteUInt16BigEndian(pi[2..], protocol);
-                Libc.IoVec* iov = stackalloc Libc.IoVec[2];
-                iov[0] = new Libc.IoVec { Base = &packetInfo, Length = PacketInfoLength };
-                iov[1] = new Libc.IoVec { Base = p, Length = (nuint)packet.Length };
-                n = Libc.WriteV(_fd, iov, 2);
+                n = Libc.Write(_fd, p, (nuint)packet.Length);
             }
             else
             {
-                n = Libc.Write(_fd, p, (nuint)packet.Length);
+                Libc.IoVec* iov = stackalloc Libc.IoVec[2];
+                iov[0] = new Libc.IoVec { Base = pre, Length = (nuint)prefix.Length };
+                iov[1] = new Libc.IoVec { Base = p, Length = (nuint)packet.Length };
+                n = Libc.WriteV(_fd, iov, 2);
             }
         }
         if (n < 0)
@@ -255,7 +351,7 @@ public sealed unsafe class TunDevice : ILinkDevice
     }
 
     public override string ToString() =>
-        $"{Name} ({(Created ? "created" : "attached")}{(PacketInformation ? ", packet info" : "")}, MTU {Mtu})";
+        $"{Name} ({(Created ? "created" : "attached")}{(PacketInformation ? ", packet info" : "")}{(Offloads ? ", TSO offloads" : "")}, MTU {Mtu})";
 
     private static LinkSetupException OpenCloneFailed(string path, int errno) => errno switch
     {

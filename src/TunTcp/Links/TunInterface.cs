@@ -39,6 +39,13 @@ public sealed record TunInterfaceOptions
     /// <summary>Packet-information mode: a 4-byte flags/protocol prefix per packet (no IFF_NO_PI).</summary>
     public bool PacketInformation { get; init; }
 
+    /// <summary>
+    /// Open the device with IFF_VNET_HDR and TSO/checksum offloads (<see cref="ISegmentationOffload"/>).
+    /// Only for a stack that reads the device directly: packets then carry partial checksums and
+    /// can be 64 KiB long, which capture or fault decorators in between would not expect.
+    /// </summary>
+    public bool Offloads { get; init; }
+
     /// <summary>The TUN clone device; tests point it at a missing path to exercise the error.</summary>
     public string ClonePath { get; init; } = TunDevice.DefaultClonePath;
 
@@ -123,7 +130,7 @@ public sealed class TunInterface : IDisposable
                     using var control = NetDeviceControl.Open();
                     control.BringUp("lo");
                 }
-                device = TunDevice.Open(options.DeviceName, options.PacketInformation, options.ClonePath, logger);
+                device = TunDevice.Open(options.DeviceName, options.PacketInformation, options.ClonePath, logger, options.Offloads);
                 if (device.Created) Configure(device, options, logger);
                 else ReportAttached(device, logger);
             }

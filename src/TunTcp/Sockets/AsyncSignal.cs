@@ -7,13 +7,15 @@ namespace TunTcp.Sockets;
 /// allocating: the stack thread calls <see cref="Set"/> when a ring changes; the application
 /// thread re-checks its condition and awaits <see cref="WaitAsync"/> when it must block. A
 /// <see cref="Set"/> that finds no waiter is remembered, so the check-then-wait race cannot
-/// lose a wake-up.
+/// lose a wake-up. The waiter never runs on the signalling (stack) thread: the signal queues
+/// itself, a preallocated thread-pool work item, so waking an application costs no allocation.
 /// </summary>
-internal sealed class AsyncSignal : IValueTaskSource
+internal sealed class AsyncSignal : IValueTaskSource, IThreadPoolWorkItem
 {
     private const int Idle = 0, Waiting = 1, Signaled = 2;
 
-    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+    // Continuations run inline in Execute, which is already on a pool thread.
+    private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
     private int _state;
     private CancellationTokenRegistration _registration;
 
@@ -31,11 +33,14 @@ internal sealed class AsyncSignal : IValueTaskSource
             }
             if (Interlocked.CompareExchange(ref _state, Idle, Waiting) == Waiting)
             {
-                _core.SetResult(true);
+                ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
                 return;
             }
         }
     }
+
+    /// <summary>On a pool thread: complete the wait (its continuation runs here, not on the stack thread).</summary>
+    void IThreadPoolWorkItem.Execute() => _core.SetResult(true);
 
     /// <summary>Completes at the next <see cref="Set"/> (at once if one is pending), or on cancellation.</summary>
     public ValueTask WaitAsync(CancellationToken cancellationToken)
@@ -54,6 +59,7 @@ internal sealed class AsyncSignal : IValueTaskSource
             _registration = cancellationToken.UnsafeRegister(static (s, token) =>
             {
                 var self = (AsyncSignal)s!;
+                // The cancellation callback runs off the stack thread, so completing inline is fine.
                 if (Interlocked.CompareExchange(ref self._state, Idle, Waiting) == Waiting)
                     self._core.SetException(new OperationCanceledException(token));
             }, this);

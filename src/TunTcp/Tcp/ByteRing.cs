@@ -7,31 +7,42 @@ namespace TunTcp.Tcp;
 /// keeps its send and receive buffers in these: for the send buffer the application produces
 /// and the stack consumes (on ACK), for the receive buffer the stack produces and the
 /// application consumes. Positions only grow, so <c>tail - head</c> is the byte count without
-/// a separate flag for full; the capacity is a power of two so an index is a mask.
+/// a separate flag for full; array lengths are powers of two so an index is a mask.
 /// </summary>
 /// <remarks>
-/// Thread safety: one producer thread and one consumer thread at a time. The producer writes
-/// bytes, then publishes the tail with a release store; the consumer reads the tail with an
-/// acquire load before touching those bytes, and publishes the head the same way. The array
-/// is allocated by the producer on first write, so idle or half-open connections cost no
-/// buffer memory.
+/// <para>Thread safety: one producer thread and one consumer thread at a time. The producer
+/// writes bytes, then publishes the tail with a release store; the consumer reads the tail with
+/// an acquire load before touching those bytes, and publishes the head the same way.</para>
+/// <para>Memory grows with use: the array starts small (nothing at all until the first write)
+/// and doubles up to <see cref="Capacity"/> when the producer needs room. Only the producer
+/// grows it: it copies the live bytes (and any written past the tail) into the new array and
+/// publishes the array before it publishes a new tail, so a consumer that sees the new tail also
+/// sees the new array; a consumer still reading the old array reads bytes that are still there.
+/// Idle connections and short exchanges therefore cost little, while a connection that needs a
+/// large window gets it.</para>
 /// </remarks>
 public sealed class ByteRing
 {
+    private const int InitialArray = 16 * 1024;
+
     private byte[]? _buffer;
-    private readonly int _mask;
     private long _head;
     private long _tail;
+    /// <summary>Producer only: the furthest position ever written (past the tail for out-of-order data).</summary>
+    private long _writtenEnd;
 
     /// <param name="capacity">Rounded up to a power of two, at least 16 bytes.</param>
     public ByteRing(int capacity)
     {
         if (capacity <= 0 || capacity > (1 << 30)) throw new ArgumentOutOfRangeException(nameof(capacity));
         Capacity = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(16, capacity));
-        _mask = Capacity - 1;
     }
 
+    /// <summary>The most bytes the ring holds; the receive window and send buffer limit.</summary>
     public int Capacity { get; }
+
+    /// <summary>Bytes of memory currently allocated (grows on demand up to <see cref="Capacity"/>).</summary>
+    public int AllocatedBytes => Volatile.Read(ref _buffer)?.Length ?? 0;
 
     /// <summary>Bytes written and not yet consumed.</summary>
     public int Count => (int)(Volatile.Read(ref _tail) - Volatile.Read(ref _head));
@@ -66,23 +77,31 @@ public sealed class ByteRing
     {
         if ((uint)offset > (uint)Free || data.Length > Free - offset)
             throw new ArgumentOutOfRangeException(nameof(offset), "write past the free space of the ring");
-        var buffer = _buffer ??= GC.AllocateUninitializedArray<byte>(Capacity);
-        int start = (int)((_tail + offset) & _mask);
-        int first = Math.Min(data.Length, Capacity - start);
+        if (data.IsEmpty) return;
+        var buffer = EnsureArray(offset + data.Length);
+        int mask = buffer.Length - 1;
+        int start = (int)((_tail + offset) & mask);
+        int first = Math.Min(data.Length, buffer.Length - start);
         data[..first].CopyTo(buffer.AsSpan(start));
         data[first..].CopyTo(buffer);
+        _writtenEnd = Math.Max(_writtenEnd, _tail + offset + data.Length);
     }
 
-    /// <summary>The free space past the tail as up to two spans, for writing in place before <see cref="Commit"/>.</summary>
-    public void GetWritable(out Span<byte> first, out Span<byte> second)
+    /// <summary>
+    /// Up to <paramref name="maxBytes"/> of free space past the tail as up to two spans, for
+    /// writing in place before <see cref="Commit"/> (grows the array as needed).
+    /// </summary>
+    public void GetWritable(out Span<byte> first, out Span<byte> second, int maxBytes = int.MaxValue)
     {
-        int free = Free;
-        if (free == 0) { first = second = default; return; }
-        var buffer = _buffer ??= GC.AllocateUninitializedArray<byte>(Capacity);
-        int start = (int)(_tail & _mask);
-        int firstLength = Math.Min(free, Capacity - start);
+        int want = Math.Min(Free, maxBytes);
+        if (want <= 0) { first = second = default; return; }
+        var buffer = EnsureArray(want);
+        int room = Math.Min(want, buffer.Length - Count);
+        int start = (int)(_tail & (buffer.Length - 1));
+        int firstLength = Math.Min(room, buffer.Length - start);
         first = buffer.AsSpan(start, firstLength);
-        second = buffer.AsSpan(0, free - firstLength);
+        second = buffer.AsSpan(0, room - firstLength);
+        _writtenEnd = Math.Max(_writtenEnd, _tail + room);
     }
 
     /// <summary>Publishes <paramref name="count"/> bytes already written past the tail.</summary>
@@ -90,6 +109,38 @@ public sealed class ByteRing
     {
         if ((uint)count > (uint)Free) throw new ArgumentOutOfRangeException(nameof(count));
         Volatile.Write(ref _tail, _tail + count);
+    }
+
+    /// <summary>
+    /// Producer: an array with room for <paramref name="bytesPastTail"/> bytes past the tail,
+    /// doubling (within <see cref="Capacity"/>) and carrying over the live bytes when needed.
+    /// </summary>
+    private byte[] EnsureArray(int bytesPastTail)
+    {
+        var buffer = _buffer;
+        long head = Volatile.Read(ref _head);
+        long needed = _tail - head + bytesPastTail;
+        if (buffer is not null && buffer.Length >= needed) return buffer;
+        long wanted = Math.Max(needed, Math.Min(Capacity, InitialArray));
+        int length = (int)Math.Min(Capacity, (long)BitOperations.RoundUpToPowerOf2((ulong)wanted));
+        var bigger = GC.AllocateUninitializedArray<byte>(length);
+        if (buffer is not null)
+        {
+            // Carry over everything from the head to the furthest byte written (out-of-order data
+            // past the tail included). The consumer may consume meanwhile; copying bytes it no
+            // longer needs is harmless.
+            long end = Math.Max(_tail, _writtenEnd);
+            int oldMask = buffer.Length - 1, newMask = length - 1;
+            for (long p = head; p < end;)
+            {
+                int from = (int)(p & oldMask), to = (int)(p & newMask);
+                int n = (int)Math.Min(end - p, Math.Min(buffer.Length - from, length - to));
+                buffer.AsSpan(from, n).CopyTo(bigger.AsSpan(to));
+                p += n;
+            }
+        }
+        Volatile.Write(ref _buffer, bigger);
+        return bigger;
     }
 
     // ---- consumer side ----
@@ -110,11 +161,13 @@ public sealed class ByteRing
     public void Peek(int offset, int count, out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second)
     {
         if (count == 0) { first = second = default; return; }
+        // Count reads the tail (acquire) before the array is read below, so the array is at
+        // least as new as the bytes the tail published.
         if (offset < 0 || count < 0 || (long)offset + count > Count)
             throw new ArgumentOutOfRangeException(nameof(count), "peek past the published data of the ring");
-        var buffer = _buffer!;
-        int start = (int)((Volatile.Read(ref _head) + offset) & _mask);
-        int firstLength = Math.Min(count, Capacity - start);
+        var buffer = Volatile.Read(ref _buffer)!;
+        int start = (int)((Volatile.Read(ref _head) + offset) & (buffer.Length - 1));
+        int firstLength = Math.Min(count, buffer.Length - start);
         first = buffer.AsSpan(start, firstLength);
         second = buffer.AsSpan(0, count - firstLength);
     }

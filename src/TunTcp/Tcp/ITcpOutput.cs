@@ -10,4 +10,13 @@ namespace TunTcp.Tcp;
 public interface ITcpOutput
 {
     void Send(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued);
+
+    /// <summary>
+    /// Sends a super-segment whose payload is longer than one segment; the link cuts it into
+    /// segments of <paramref name="segmentPayload"/> bytes. Only used when
+    /// <see cref="TcpEnvironment.SegmentationOffloadBytes"/> is set; outputs without offload
+    /// need not implement it.
+    /// </summary>
+    void SendSegmented(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload) =>
+        Send(tuple, header, options, payload, payloadContinued);
 }

@@ -69,7 +69,7 @@ public sealed partial class TcpConnection
             }
 
             long peerRoom = _sndWnd - (_sndNxt - _sndUna);
-            int len = (int)Math.Min(Math.Min(unsent, _smss), Math.Max(0, Math.Min(peerRoom, cwndRoom)));
+            int len = (int)Math.Min(Math.Min(unsent, MaxSendChunk), Math.Max(0, Math.Min(peerRoom, cwndRoom)));
             if (len <= 0)
             {
                 // Window-limited. With nothing in flight no ACK will come to reopen it: persist.
@@ -111,7 +111,8 @@ public sealed partial class TcpConnection
         if (_ccInitialized && _sent.Count == 0 && _now - _lastSendAt > _rtt.Rto)
             _cc.OnIdleRestart(_smss, _settings.InitialWindowSegments, _now);
         var options = DataOptions();
-        int limit = SegmentPayloadLimit(options.EncodedLength);
+        int segment = SegmentPayloadLimit(options.EncodedLength);
+        int limit = probe ? segment : SuperSegmentLimit(segment, options.EncodedLength);
         if (length > limit)
         {
             length = limit;
@@ -124,7 +125,7 @@ public sealed partial class TcpConnection
         if (length > 0 && last) flags |= TcpFlags.Psh; // the last segment of what the application queued
         if (fin) flags |= TcpFlags.Fin;
         var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, start, _rcvNxt, flags, WindowField());
-        Emit(header, options, offset, length);
+        Emit(header, options, offset, length, length > segment ? segment : 0);
         int seqLength = length + (fin ? 1 : 0);
         var recordFlags = (fin ? SentFlags.Fin : SentFlags.None) | (probe ? SentFlags.Probe : SentFlags.InPipe);
         if (_sent.Count == 0) _progressAt = _now;
@@ -245,12 +246,26 @@ public sealed partial class TcpConnection
     /// <summary>The window field of a non-SYN segment, scaled (RFC 7323 2.3).</summary>
     private ushort WindowField() => (ushort)Math.Min(65535, UpdateAdvertisedWindow() >> _rcvShift);
 
-    /// <summary>Puts one segment on the wire; every segment we send carries what an ACK would.</summary>
-    private void Emit(in TcpHeader header, in TcpOptions options, int dataOffset, int dataLength)
+    /// <summary>The most new data one transmission may carry: one segment, or a super-segment with offload.</summary>
+    private int MaxSendChunk => _env.SegmentationOffloadBytes > 0 ? SuperSegmentLimit(_smss, _tsOk ? 12 : 0) : _smss;
+
+    /// <summary>With segmentation offload: as many whole segments as fit one IP packet of the offload size.</summary>
+    private int SuperSegmentLimit(int segment, int optionBytes)
+    {
+        int room = _env.SegmentationOffloadBytes - Ipv4Header.Length - TcpPacket.MinHeaderLength - optionBytes;
+        return room >= 2 * segment ? room / segment * segment : segment;
+    }
+
+    /// <summary>
+    /// Puts one segment on the wire; every segment we send carries what an ACK would. With
+    /// <paramref name="segmentPayload"/> &gt; 0 it is a super-segment the link cuts into pieces of that size.
+    /// </summary>
+    private void Emit(in TcpHeader header, in TcpOptions options, int dataOffset, int dataLength, int segmentPayload = 0)
     {
         ReadOnlySpan<byte> first = default, second = default;
         if (dataLength > 0) SendBuffer.Peek(dataOffset, dataLength, out first, out second);
-        _out!.Send(Tuple, header, options, first, second);
+        if (segmentPayload > 0) _out!.SendSegmented(Tuple, header, options, first, second, segmentPayload);
+        else _out!.Send(Tuple, header, options, first, second);
         SegmentsSent++;
         _lastSendAt = _now;
         if ((header.Flags & TcpFlags.Ack) != 0)

@@ -233,7 +233,13 @@ public sealed partial class TcpConnection
     public void Abort(Instant now, ITcpOutput output) => Run(now, output, static c => c.AbortWithReset(TcpError.Aborted));
 
     /// <summary>Handles an arriving segment (RFC 9293 3.10.7), then sends whatever became due.</summary>
-    public TcpSegmentResult OnSegment(in TcpSegment segment, Instant now, ITcpOutput output)
+    /// <param name="transmit">
+    /// False to process input only and leave sending (ACKs, data freed by the ACK) to a later
+    /// <see cref="Flush"/>: the stack handles a whole batch of received packets first, so that a
+    /// burst of segments gets one cumulative ACK at the end of the batch instead of one per two
+    /// segments. The ACK is not delayed in time, only sent after the rest of the batch.
+    /// </param>
+    public TcpSegmentResult OnSegment(in TcpSegment segment, Instant now, ITcpOutput output, bool transmit = true)
     {
         _now = now;
         _out = output;
@@ -249,7 +255,7 @@ public sealed partial class TcpConnection
                 case TcpState.Closed: break;
                 default: result = ProcessSynchronized(segment); break;
             }
-            if (State != TcpState.Closed) Transmit();
+            if (State != TcpState.Closed && transmit) Transmit();
         }
         finally
         {
@@ -257,6 +263,9 @@ public sealed partial class TcpConnection
         }
         return result;
     }
+
+    /// <summary>Sends what became due since input was processed with <c>transmit: false</c>.</summary>
+    public void Flush(Instant now, ITcpOutput output) => Run(now, output, static c => { });
 
     /// <summary>Runs due timers and sends what is due.</summary>
     public void Poll(Instant now, ITcpOutput output) => Run(now, output, static c => c.RunTimers());

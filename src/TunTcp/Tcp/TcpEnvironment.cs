@@ -31,6 +31,13 @@ public sealed class TcpEnvironment
     public TcpStatistics Statistics { get; } = new();
 
     /// <summary>
+    /// Largest IP packet the link cuts into segments itself (TSO/GSO), 0 when it does not. With
+    /// it, new data goes out in super-segments of whole MSS-sized segments; retransmissions stay
+    /// single segments.
+    /// </summary>
+    public int SegmentationOffloadBytes { get; set; }
+
+    /// <summary>
     /// RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), where M is
     /// a timer that ticks every 4 microseconds and F is a keyed hash (here HMAC-SHA-256) of the
     /// connection's 4-tuple. The ISN of a new incarnation thus grows with time per tuple, while

@@ -1,0 +1,50 @@
+using TunTcp.Ip;
+using TunTcp.Links;
+using TunTcp.Tcp;
+
+namespace TunTcp.AspNetCore.Http;
+
+/// <summary>
+/// A consistent copy of a stack's counters, taken on the stack thread (the only thread that
+/// may walk its connection table), for the statistics page.
+/// </summary>
+public sealed record StackSnapshot(
+    string Address,
+    int Mtu,
+    IReadOnlyDictionary<TcpState, int> ConnectionsByState,
+    int Listeners,
+    long TcpSegmentsReceived,
+    long TcpSegmentsSent,
+    long TcpRetransmissions,
+    long RetransmissionTimeouts,
+    long FastRetransmits,
+    long TcpResetsSent,
+    long TcpResetsReceived,
+    long TcpConnectionsOpened,
+    long TcpConnectionsClosed,
+    long IpPacketsReceived,
+    long IpPacketsSent,
+    long IcmpEchoRequests,
+    long UdpDatagramsReceived,
+    long UdpDatagramsSent,
+    long LinkBytesReceived,
+    long LinkBytesSent,
+    long LinkDrops)
+{
+    /// <summary>Reads the counters of <paramref name="stack"/> on its stack thread.</summary>
+    public static Task<StackSnapshot> CaptureAsync(NetStack stack)
+    {
+        LinkStatistics link = stack.LinkStatistics;
+        return stack.Invoke((core, _) =>
+        {
+            var s = core.Statistics;
+            var tcp = core.TcpEnvironment.Statistics;
+            return new StackSnapshot(
+                core.Address.ToString(), core.Mtu, core.CountConnectionsByState(), core.ListenerCount,
+                s.TcpSegmentsReceived, s.TcpSegmentsSent, s.TcpRetransmissions, tcp.RetransmissionTimeouts, tcp.FastRetransmits,
+                s.TcpResetsSent, tcp.ResetsReceived, s.TcpConnectionsOpened, s.TcpConnectionsClosed,
+                s.IpPacketsReceived, s.IpPacketsSent, s.IcmpEchoRequests, s.UdpDatagramsReceived, s.UdpDatagramsSent,
+                link.BytesReceived, link.BytesSent, link.ReceiveDrops + link.SendDrops);
+        });
+    }
+}
