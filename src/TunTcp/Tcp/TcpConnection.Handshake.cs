@@ -136,7 +136,12 @@ public sealed partial class TcpConnection
         if (_synRetransmitted) _rtt.ReinitializeAfterSynTimeout();
         _rtt.ResetBackoff();
         _cc.Initialize(_smss, _settings.InitialWindowSegments, _now);
+        // From here on the controller is told of ACKs and timeouts (RFC 5681 3.1: an RTO before
+        // the first ACK of data must still cut cwnd to one segment, also after an active open).
+        _ccInitialized = true;
         _lastSendAt = _now;
+        // A CLOSE in SYN-RECEIVED was queued until now (RFC 9293 3.10.4).
+        if (_finQueued) SetState(TcpState.FinWait1);
     }
 
     /// <summary>Builds the options of our SYN or SYN-ACK.</summary>

@@ -20,14 +20,16 @@ public sealed partial class TcpConnection
             return TcpSegmentResult.Processed;
         }
 
-        // RFC 9293 3.10.7.4 (fourth, TIME-WAIT) and RFC 6191: a SYN in TIME-WAIT may start a new
-        // incarnation if its sequence number is beyond RCV.NXT, or, with timestamps, its TSval is
-        // newer than TS.Recent. The old incarnation ends and the listener takes the SYN.
+        // RFC 9293 3.10.7.4 (fourth, TIME-WAIT) and RFC 6191 2: a SYN in TIME-WAIT may start a new
+        // incarnation if its TSval is newer than TS.Recent, or, with an equal TSval or without
+        // timestamps, its sequence number is beyond RCV.NXT; never if PAWS would reject it.
+        // (This is Linux's tcp_timewait_state_process rule.) The old incarnation ends and the
+        // listener takes the SYN.
         if (State == TcpState.TimeWait && seg.Syn && !seg.Ack && !seg.Rst)
         {
-            bool newer = _tsOk && seg.Options.HasTimestamps
-                ? unchecked((int)(seg.Options.TimestampValue - _tsRecent)) > 0
-                : seg.Sequence > _rcvNxt;
+            bool hasTs = _tsOk && seg.Options.HasTimestamps;
+            int tsAge = hasTs ? unchecked((int)(seg.Options.TimestampValue - _tsRecent)) : 0;
+            bool newer = tsAge >= 0 && (tsAge > 0 || seg.Sequence > _rcvNxt);
             if (newer)
             {
                 _env.Statistics.TimeWaitReopens++;
@@ -58,6 +60,13 @@ public sealed partial class TcpConnection
         {
             if (seg.Rst) return TcpSegmentResult.Processed;
             _env.Statistics.UnacceptableSegments++;
+            // RFC 5961 4.2: "If the SYN bit is set, irrespective of the sequence number, TCP MUST
+            // send an ACK (also referred to as challenge ACK)" - under the section 7 rate limit.
+            if (seg.Syn)
+            {
+                SendChallengeAck();
+                return TcpSegmentResult.Processed;
+            }
             // RFC 2883 4.1.1: an entirely duplicate data segment is reported in a D-SACK block.
             if (_sackOk && seg.Payload.Length > 0 && seg.End <= _rcvNxt)
                 SetDsack(seg.Sequence, seg.Sequence + seg.Payload.Length);
@@ -68,9 +77,10 @@ public sealed partial class TcpConnection
             return TcpSegmentResult.Processed;
         }
 
-        // RFC 7323 4.3: update TS.Recent from a segment that covers Last.ACK.sent.
+        // RFC 7323 4.3: update TS.Recent from a segment that covers Last.ACK.sent; 5.5: a TS.Recent
+        // idle for 24 days is invalid, and then any TSval replaces it (Linux tcp_replace_ts_recent).
         if (_tsOk && seg.Options.HasTimestamps && seg.Sequence <= _lastAckSent
-            && unchecked((int)(seg.Options.TimestampValue - _tsRecent)) >= 0)
+            && (unchecked((int)(seg.Options.TimestampValue - _tsRecent)) >= 0 || _now - _tsRecentAt >= PawsIdleLimit))
         {
             _tsRecent = seg.Options.TimestampValue;
             _tsRecentAt = _now;

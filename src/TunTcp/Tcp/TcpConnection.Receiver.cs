@@ -8,6 +8,8 @@ public sealed partial class TcpConnection
     private bool _ackNow;
     /// <summary>Bytes received in order since our last ACK (RFC 9293 3.8.6.3: ACK every second full segment).</summary>
     private int _bytesSinceAck;
+    /// <summary>Estimated size of a full-sized segment from the peer (Linux icsk_ack.rcv_mss; starts at 536, RFC 9293 3.7.1).</summary>
+    private int _rcvMss = 536;
     private Instant _delayedAckDeadline = Instant.Never;
     /// <summary>A D-SACK block (RFC 2883) to report first in the next ACK, if any.</summary>
     private SackBlock? _dsack;
@@ -46,10 +48,14 @@ public sealed partial class TcpConnection
                 BytesReceived += contiguous;
                 Raise(TcpConnectionEvents.Readable);
                 _bytesSinceAck += payload.Length;
+                // Linux tcp_measure_rcv_mss: the largest segment seen is what a full-sized one is
+                // (our MSS less the options the peer carries, or less if its own MSS is smaller).
+                if (payload.Length > _rcvMss) _rcvMss = Math.Min(payload.Length, (int)OwnMss);
                 // RFC 5681 4.2: an ACK SHOULD be sent at once when a segment fills (part of) a gap.
                 if (filledGap) _ackNow = true;
-                // RFC 9293 3.8.6.3: acknowledge at least every second full-sized segment.
-                else if (_bytesSinceAck >= 2 * OwnMss || _settings.DelayedAckTimeout == TimeSpan.Zero) _ackNow = true;
+                // RFC 9293 3.8.6.3 / RFC 5681 4.2: acknowledge at least every second full-sized
+                // segment, i.e. (as Linux) once more than one full segment is unacknowledged.
+                else if (_bytesSinceAck > _rcvMss || _settings.DelayedAckTimeout == TimeSpan.Zero) _ackNow = true;
                 else if (_delayedAckDeadline.IsNever) _delayedAckDeadline = _now + _settings.DelayedAckTimeout;
             }
             else

@@ -14,6 +14,8 @@ public sealed partial class TcpConnection
     private bool _forceSend;
     /// <summary>When SND.UNA last advanced (or data was first sent into an empty pipe): user-timeout base.</summary>
     private Instant _progressAt;
+    /// <summary>End of the last segment sent shorter than SMSS (Linux snd_sml, Minshall's Nagle variant).</summary>
+    private SeqNumber _sndSml;
 
     private bool FinAcknowledged => _finSent && _sndUna == _finSeq + 1;
 
@@ -88,9 +90,12 @@ public sealed partial class TcpConnection
                         return;
                     }
                 }
-                else if (!NoDelay && _sndNxt > _sndUna && !finPending)
+                else if (!NoDelay && _sndSml > _sndUna && _sndSml <= _sndNxt && !finPending)
                 {
-                    // RFC 896 / RFC 9293 3.7.4 Nagle: no new small segment while data is unacknowledged.
+                    // RFC 896 / RFC 1122 4.2.3.4 Nagle, with Minshall's refinement as Linux has it
+                    // (tcp_nagle_check): no new small segment while an earlier small segment is
+                    // unacknowledged. Full-sized segments in flight do not hold back the short
+                    // tail of a write, which would otherwise wait for a delayed ACK.
                     return;
                 }
             }
@@ -127,6 +132,10 @@ public sealed partial class TcpConnection
         _sent.Add(new SentSegment { Start = start, End = start + seqLength, SentAt = _now, Flags = recordFlags, Transmissions = 1 });
         if (!probe) _pipe += seqLength;
         _sndNxt = start + seqLength;
+        // Nagle's "small segment" is one shorter than what the current options leave room for
+        // (Linux compares with tcp_current_mss); a zero-window probe is not one: it must not hold
+        // back the data that follows once the window opens.
+        if (length < limit && !probe) _sndSml = _sndNxt;
         if (fin) _finSent = true;
         BytesSent += length;
         // RFC 6298 5.1: start the timer when sending data and it is not running.
@@ -299,8 +308,9 @@ public sealed partial class TcpConnection
 
         // RFC 9293: if SND.UNA =< SEG.ACK =< SND.NXT, update the send window when the segment is
         // newer (SND.WL1 < SEG.SEQ, or same SEQ and SND.WL2 =< SEG.ACK) - the WL1/WL2 rule
-        // that keeps old segments from moving the window back.
-        if (_sndWl1 < seg.Sequence || (_sndWl1 == seg.Sequence && _sndWl2 <= ack))
+        // that keeps old segments from moving the window back. An old ACK (below SND.UNA, let
+        // through by RFC 5961 5.2) never updates it.
+        if (ack >= _sndUna && (_sndWl1 < seg.Sequence || (_sndWl1 == seg.Sequence && _sndWl2 <= ack)))
         {
             _sndWnd = newWindow;
             _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);

@@ -134,6 +134,7 @@ public sealed partial class TcpConnection
         _offeredRcvShift = shift;
         _sndUna = _iss;
         _sndNxt = _iss;
+        _sndSml = _iss;
         _sendBufferStart = _iss + 1;
         _smss = SegmentPayloadLimit(0);
         CreatedAt = now;
@@ -309,9 +310,13 @@ public sealed partial class TcpConnection
                 Terminate(TcpError.None);
                 return;
             case TcpState.SynReceived:
+                // RFC 9293 3.10.4: "queue for processing after entering ESTABLISHED state". The
+                // state stays SYN-RECEIVED so that the SYN-ACK is still retransmitted as a SYN-ACK;
+                // EnterEstablished moves on to FIN-WAIT-1 and the FIN goes out then.
+                SetFinQueued();
+                return;
             case TcpState.Established:
-                // RFC 9293 3.10.4: queue the FIN after the data; enter FIN-WAIT-1. (In SYN-RECEIVED
-                // the FIN waits until ESTABLISHED; Transmit sends nothing before then.)
+                // RFC 9293 3.10.4: queue the FIN after the data; enter FIN-WAIT-1.
                 SetFinQueued();
                 SetState(TcpState.FinWait1);
                 return;
@@ -333,11 +338,11 @@ public sealed partial class TcpConnection
 
     private void AbortWithReset(TcpError error)
     {
-        if (IsSynchronizedOrSynReceived && State != TcpState.TimeWait)
-        {
-            // RFC 9293 3.10.5: <SEQ=SND.NXT><CTL=RST>.
+        // RFC 9293 3.10.5: SYN-RECEIVED, ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2, CLOSE-WAIT send
+        // <SEQ=SND.NXT><CTL=RST>; CLOSING, LAST-ACK and TIME-WAIT just delete the TCB (the peer
+        // has closed already; Linux tcp_need_reset agrees).
+        if (State is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait)
             SendReset(_sndNxt);
-        }
         Terminate(error);
     }
 

@@ -13,9 +13,10 @@ public sealed class TcpEnvironment
     private readonly byte[] _secret = new byte[32];
     private long _challengeWindowStart = long.MinValue;
     private int _challengeAcksInWindow;
+    private long _challengeBudget;
 
     /// <param name="random">Source of the ISN secret, ports and offsets; seed it in tests.</param>
-    /// <param name="challengeAcksPerSecond">RFC 5961 7: system-wide limit of challenge ACKs per second (Linux: 1000).</param>
+    /// <param name="challengeAcksPerSecond">RFC 5961 7: system-wide limit of challenge ACKs per second (Linux: 1000), randomized per second around it.</param>
     public TcpEnvironment(IRandomSource random, int challengeAcksPerSecond = 1000)
     {
         Random = random;
@@ -69,7 +70,10 @@ public sealed class TcpEnvironment
 
     /// <summary>
     /// RFC 5961 7: challenge ACKs are limited per second across the whole stack, so that a
-    /// blind attacker cannot make us flood, nor learn from the budget what it hit.
+    /// blind attacker cannot make us flood. A fixed budget would itself be a side channel
+    /// (CVE-2016-5696: an off-path attacker counts the challenge ACKs left on its own connection
+    /// to learn whether its spoofed segments hit another connection's window), so, as Linux does
+    /// since then, each second's budget is random in [limit/2, limit/2 + limit).
     /// </summary>
     public bool TryTakeChallengeAck(Instant now)
     {
@@ -78,8 +82,10 @@ public sealed class TcpEnvironment
         {
             _challengeWindowStart = second;
             _challengeAcksInWindow = 0;
+            long limit = Math.Max(0, ChallengeAcksPerSecond);
+            _challengeBudget = limit == 0 ? 0 : (limit + 1) / 2 + (long)(Random.NextUInt32() % (ulong)limit);
         }
-        if (_challengeAcksInWindow >= ChallengeAcksPerSecond)
+        if (_challengeAcksInWindow >= _challengeBudget)
         {
             Statistics.ChallengeAcksSuppressed++;
             return false;
