@@ -43,11 +43,21 @@ public class AllocationTests
                 await Task.Delay(1, timeout.Token);
         }
 
-        // Warm-up as long as the measured stretch: JIT tiers, and the rings and the in-flight
-        // record queue grow (by doubling, once) to the size this flow needs.
-        await Send(10 << 20);
-        long beforeA = await stackA.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread());
-        long beforeB = await stackB.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread());
+        // Warm-up until steady state: JIT tiers settle, and the rings and the in-flight record
+        // queue grow (by doubling) to the size this flow needs. A round that allocates nothing
+        // on either stack thread ends it; five rounds at most.
+        long beforeA = 0, beforeB = 0;
+        for (int round = 0; round < 5; round++)
+        {
+            beforeA = await stackA.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread());
+            beforeB = await stackB.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread());
+            await Send(10 << 20);
+            long roundA = await stackA.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread()) - beforeA;
+            long roundB = await stackB.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread()) - beforeB;
+            if (roundA < 1024 && roundB < 1024) break;
+        }
+        beforeA = await stackA.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread());
+        beforeB = await stackB.Invoke((_, _) => GC.GetAllocatedBytesForCurrentThread());
         long packetsBefore = stackA.LinkStatistics.PacketsSent + stackB.LinkStatistics.PacketsSent;
 
         const long Moved = 10L << 20;

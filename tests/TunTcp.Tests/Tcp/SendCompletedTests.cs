@@ -29,11 +29,11 @@ public class SendCompletedTests
         Assert.Contains(sent, s => (s.Flags & TcpFlags.Fin) != 0);
         Assert.Equal(TcpState.FinWait1, h.C.State);
 
-        h.Send(TcpFlags.Ack, h.Irs + 1, h.Iss + 6, 1000, h.EchoOptions()); // the data, not the FIN
+        h.Send(h.Peer(ack: 5)); // the data, not the FIN
         Assert.Equal(TcpState.FinWait1, h.C.State);
         Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
 
-        h.Send(TcpFlags.Ack, h.Irs + 1, h.Iss + 7, 1000, h.EchoOptions()); // the FIN
+        h.Send(h.Peer(ack: 6)); // the FIN
         Assert.Equal(TcpState.FinWait2, h.C.State);
         Assert.Equal(TcpConnectionEvents.SendCompleted, log.Events[^1] & TcpConnectionEvents.SendCompleted);
     }
@@ -46,7 +46,7 @@ public class SendCompletedTests
         h.C.Observer = log;
         h.C.ShutdownSend(h.Now, h);
         h.Recv();
-        h.Send(TcpFlags.Fin | TcpFlags.Ack, h.Irs + 1, h.Iss + 2, 1000, h.EchoOptions());
+        h.Send(h.Peer(ack: 1, flags: TcpFlags.Fin | TcpFlags.Ack));
         Assert.Equal(TcpState.TimeWait, h.C.State);
         Assert.True(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
     }
@@ -57,13 +57,13 @@ public class SendCompletedTests
         var h = TcpHarness.Established();
         var log = new EventLog();
         h.C.Observer = log;
-        h.Send(TcpFlags.Fin | TcpFlags.Ack, h.Irs + 1, h.Iss + 1, 1000, h.EchoOptions());
+        h.Send(h.Peer(flags: TcpFlags.Fin | TcpFlags.Ack));
         h.RecvAll();
         h.C.ShutdownSend(h.Now, h);
         h.Recv();
         Assert.Equal(TcpState.LastAck, h.C.State);
         Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
-        h.Send(TcpFlags.Ack, h.Irs + 2, h.Iss + 2, 1000, h.EchoOptions());
+        h.Send(h.Peer(seq: 1, ack: 1));
         Assert.Equal(TcpState.Closed, h.C.State);
         Assert.Equal(TcpConnectionEvents.SendCompleted | TcpConnectionEvents.Closed,
             log.Events[^1] & (TcpConnectionEvents.SendCompleted | TcpConnectionEvents.Closed));
@@ -75,13 +75,13 @@ public class SendCompletedTests
         var h = TcpHarness.Established();
         var log = new EventLog();
         h.C.Observer = log;
-        h.Send(TcpFlags.Fin | TcpFlags.Ack, h.Irs + 1, h.Iss + 1, 1000, h.EchoOptions());
+        h.Send(h.Peer(flags: TcpFlags.Fin | TcpFlags.Ack));
         h.RecvAll();
         h.Write("unacknowledged"u8);
         h.C.ShutdownSend(h.Now, h);
         h.RecvAll();
         // RFC 9293 3.10.7.4: a RST in LAST-ACK closes without an error; our data was never acknowledged.
-        h.Send(TcpFlags.Rst, h.Irs + 2, default, 0);
+        h.Send(h.Peer(seq: 1, flags: TcpFlags.Rst) with { Ack = default, Window = 0 });
         Assert.Equal(TcpState.Closed, h.C.State);
         Assert.Equal(TcpError.None, h.C.Error);
         Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
