@@ -23,6 +23,9 @@ internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address S
     /// <summary>Where <c>connect</c> connects to.</summary>
     public System.Net.IPEndPoint? Target { get; init; }
 
+    /// <summary>How long the stack thread polls after activity before sleeping.</summary>
+    public TimeSpan Spin { get; init; } = TimeSpan.FromMicroseconds(200);
+
     /// <summary>How long <c>connect</c> waits for the handshake.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
@@ -159,6 +162,13 @@ internal sealed class ToolCommandLine
         HelpName = "seconds",
     };
 
+    private readonly Option<int> _spin = new("--spin")
+    {
+        Description = "microseconds the stack thread keeps polling after activity before it sleeps (lower latency for some CPU; 0 = sleep at once)",
+        DefaultValueFactory = _ => 200,
+        HelpName = "us",
+    };
+
     private readonly Option<bool> _noOffload = new("--no-offload")
     {
         Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
@@ -259,6 +269,7 @@ internal sealed class ToolCommandLine
             port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"{port.Name}: {p} is not a port (1..65535)"); });
         _port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"port: {p} is not a port (1..65535)"); });
         _host.Validators.Add(r => { if (LastToken(r) is { } h && !Ipv4Address.TryParse(h, out _)) r.AddError($"host: '{h}' is not an IPv4 address (TunTcp speaks IPv4)"); });
+        _spin.Validators.Add(r => { if (int.TryParse(LastToken(r), out int us) && us is < 0 or > 100_000) r.AddError($"--spin: {us} us is out of range (0..100000)"); });
         _timeout.Validators.Add(r => { if (double.TryParse(LastToken(r), NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t is <= 0 or > 3600) r.AddError($"--timeout: {t} s is out of range (0..3600)"); });
         _cc.Validators.Add(r => { if (LastToken(r) is { } cc && cc is not ("cubic" or "newreno")) r.AddError($"--cc: '{cc}' is not one of cubic, newreno"); });
         _buffer.Validators.Add(r =>
@@ -360,7 +371,7 @@ internal sealed class ToolCommandLine
         var settings = new ToolSettings(options, Ipv4Address.Parse(result.GetValue(_addr)!), result.GetValue(_pcap), result.GetValue(_trace));
         var command = result.CommandResult.Command;
         if (command.Name == "dump") return settings;
-        settings = settings with { Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result) };
+        settings = settings with { Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result), Spin = TimeSpan.FromMicroseconds(result.GetValue(_spin)) };
         // Offloads only when the stack reads the device directly: decorators expect plain packets.
         bool offloads = !result.GetValue(_noOffload) && settings.PcapPath is null && !settings.Trace && settings.Faults.IsEmpty && !options.PacketInformation;
         settings = settings with { Interface = options with { Offloads = offloads } };
@@ -431,7 +442,7 @@ internal sealed class ToolCommandLine
 
     private void AddStackOptions(Command command)
     {
-        foreach (Option option in new Option[] { _cc, _buffer, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
+        foreach (Option option in new Option[] { _cc, _buffer, _spin, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
             command.Options.Add(option);
     }
 

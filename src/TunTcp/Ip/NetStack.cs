@@ -23,6 +23,7 @@ public sealed class NetStack : IDisposable
     /// <summary>The link's segmentation offload, used only when the outermost link is the device itself.</summary>
     private readonly ISegmentationOffload? _offload;
     private readonly int _batch;
+    private readonly TimeSpan _spin;
     private Thread? _thread;
     private volatile bool _stopping;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -36,6 +37,7 @@ public sealed class NetStack : IDisposable
         _offload = link is ISegmentationOffload { MaxSegmentationSize: > 0 } offload ? offload : null;
         _output = new LinkOutput(link, _offload);
         _batch = Math.Max(1, options.ReceiveBatch);
+        _spin = options.SpinBeforeSleep;
         Core = new NetStackCore(options, _output, loggerFactory.CreateLogger<NetStackCore>(), _offload?.MaxSegmentationSize ?? 0);
         Core.ReadyCallback = _wake.Signal;
         Options = options;
@@ -122,6 +124,7 @@ public sealed class NetStack : IDisposable
         {
             // With offload a single read may carry a 64 KiB super-segment.
             var buffer = new byte[Math.Max(Math.Max(_link.Mtu, 1500), _offload?.MaxSegmentationSize ?? 0) + 64];
+            var lastActivity = Instant.Zero;
             while (!_stopping)
             {
                 var now = Now;
@@ -133,9 +136,16 @@ public sealed class NetStack : IDisposable
                     Core.Receive(buffer.AsSpan(0, length), now, _offload?.LastReceiveChecksumTrusted ?? false);
                 }
                 _wake.Reset();
-                while (_commands.TryDequeue(out var command)) command(Core, now);
+                bool commands = false;
+                while (_commands.TryDequeue(out var command)) { command(Core, now); commands = true; }
                 Core.Poll(now);
                 if (received == _batch || !_commands.IsEmpty) continue;
+                if (received > 0 || commands) lastActivity = now;
+                // DESIGN.md: waking a sleeping thread costs tens of microseconds on these VMs,
+                // more than the TUN round trip. Right after activity, keep polling the device for
+                // a short while instead of sleeping, so the next request of a conversation is
+                // seen at once. Bounded, so an idle stack sleeps.
+                if (now - lastActivity < _spin) { Thread.SpinWait(20); continue; }
 
                 var deadline = Core.NextDeadline;
                 TimeSpan timeout = Timeout.InfiniteTimeSpan;

@@ -33,6 +33,13 @@ public sealed class NetStackOptions
     /// <summary>RFC 5961 7: challenge ACKs per second across the stack (Linux: 1000).</summary>
     public int ChallengeAcksPerSecond { get; init; } = 1000;
 
+    /// <summary>
+    /// How long the stack thread keeps polling the link after its last activity before it goes
+    /// to sleep: trades a little CPU for request/response latency (a sleeping thread takes tens
+    /// of microseconds to wake on a VM). Zero sleeps at once.
+    /// </summary>
+    public TimeSpan SpinBeforeSleep { get; init; } = TimeSpan.FromMicroseconds(200);
+
     /// <summary>How many packets the stack thread reads per batch before running timers and writes.</summary>
     public int ReceiveBatch { get; init; } = 64;
 }
