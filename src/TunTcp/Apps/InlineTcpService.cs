@@ -93,4 +93,24 @@ public abstract class InlineTcpHandler : ITcpConnectionObserver
     protected abstract void OnActivity(TcpConnectionEvents events);
 
     protected void Request(PendingWork work) => Core.MarkReady(Entry, work);
+
+    private bool _halfClosed;
+
+    /// <summary>Half-closes once: a FIN after whatever is queued; later calls do nothing.</summary>
+    protected void HalfCloseOnce()
+    {
+        if (_halfClosed) return;
+        _halfClosed = true;
+        Request(PendingWork.ShutdownSend);
+    }
+
+    /// <summary>Releases everything received without copying it (and lets the window reopen).</summary>
+    protected void DiscardReceived()
+    {
+        var rx = Connection.ReceiveBuffer;
+        int n = rx.Count;
+        if (n == 0) return;
+        rx.Consume(n);
+        Request(PendingWork.ReceiveBufferRead);
+    }
 }

@@ -16,8 +16,6 @@ public sealed class EchoService(NetStackCore core, ushort port, ILogger logger, 
     private sealed class Handler(InlineTcpService service, NetStackCore core, TcpConnection connection, ConnectionEntry entry)
         : InlineTcpHandler(service, core, connection, entry)
     {
-        private bool _shutdown;
-
         protected override void OnActivity(TcpConnectionEvents events)
         {
             var rx = Connection.ReceiveBuffer;
@@ -32,11 +30,8 @@ public sealed class EchoService(NetStackCore core, ushort port, ILogger logger, 
                 rx.Consume(n);
                 Request(PendingWork.SendBufferWritten | PendingWork.ReceiveBufferRead);
             }
-            if (Connection.PeerFinReceived && rx.Count == 0 && !_shutdown)
-            {
-                _shutdown = true;
-                Request(PendingWork.ShutdownSend);
-            }
+            // The peer's FIN is echoed once everything before it went back.
+            if (Connection.PeerFinReceived && rx.Count == 0) HalfCloseOnce();
         }
     }
 }
@@ -53,22 +48,10 @@ public sealed class DiscardService(NetStackCore core, ushort port, ILogger logge
     private sealed class Handler(InlineTcpService service, NetStackCore core, TcpConnection connection, ConnectionEntry entry)
         : InlineTcpHandler(service, core, connection, entry)
     {
-        private bool _shutdown;
-
         protected override void OnActivity(TcpConnectionEvents events)
         {
-            var rx = Connection.ReceiveBuffer;
-            int n = rx.Count;
-            if (n > 0)
-            {
-                rx.Consume(n); // no copy: the bytes are simply released
-                Request(PendingWork.ReceiveBufferRead);
-            }
-            if (Connection.PeerFinReceived && !_shutdown)
-            {
-                _shutdown = true;
-                Request(PendingWork.ShutdownSend);
-            }
+            DiscardReceived();
+            if (Connection.PeerFinReceived) HalfCloseOnce();
         }
     }
 }
@@ -90,17 +73,14 @@ public sealed class ChargenService(NetStackCore core, ushort port, ILogger logge
         : InlineTcpHandler(service, core, connection, entry)
     {
         private long _position;
-        private bool _shutdown;
 
         protected override void OnActivity(TcpConnectionEvents events)
         {
-            var rx = Connection.ReceiveBuffer;
-            if (rx.Count > 0) { rx.Consume(rx.Count); Request(PendingWork.ReceiveBufferRead); }
-            if (Connection.PeerFinReceived && !_shutdown)
+            DiscardReceived();
+            if (Connection.PeerFinReceived)
             {
-                // The peer half-closed: it will read no more? RFC 864 says stop when the peer closes.
-                _shutdown = true;
-                Request(PendingWork.ShutdownSend);
+                // RFC 864: the stream goes on "until the calling user terminates the connection".
+                HalfCloseOnce();
                 return;
             }
             if (Connection.SendClosed || Connection.State is not (TcpState.Established or TcpState.CloseWait)) return;
