@@ -42,8 +42,6 @@ public sealed partial class TcpConnection
         return c;
     }
 
-    private void ArmFirstSyn(Instant now) => _synAckDue = false;
-
     /// <summary>
     /// Reads the options of the peer's SYN (or SYN-ACK) and settles what this connection uses.
     /// RFC 7323 2.2/3.2 and RFC 2018 2: window scaling, timestamps and SACK are used only when

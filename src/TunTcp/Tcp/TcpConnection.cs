@@ -146,8 +146,6 @@ public sealed partial class TcpConnection
     {
         var c = new TcpConnection(tuple, settings, env, mtu, now) { State = TcpState.SynSent };
         env.Statistics.ActiveOpens++;
-        c._ackNow = false;
-        c.ArmFirstSyn(now);
         return c;
     }
 
