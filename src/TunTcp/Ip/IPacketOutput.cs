@@ -7,10 +7,11 @@ public interface IPacketOutput
     void Send(ReadOnlySpan<byte> packet);
 
     /// <summary>
-    /// Takes a TCP/IPv4 super-segment for the link to cut into segments of
-    /// <paramref name="segmentPayload"/> bytes (only called when the core was told the link
-    /// offloads segmentation; see <see cref="Links.ISegmentationOffload"/>).
+    /// Takes a TCP/IPv4 packet as headers plus payload pieces, with a partial (pseudo-header)
+    /// checksum, for the link to complete and, with <paramref name="segmentPayload"/> &gt; 0, to
+    /// cut into segments (only called when the core was told the link offloads; see
+    /// <see cref="Links.ISegmentationOffload"/>).
     /// </summary>
-    void SendSegmented(ReadOnlySpan<byte> packet, int segmentPayload) =>
+    void SendSegmented(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload) =>
         throw new NotSupportedException("this output does not offload segmentation");
 }

@@ -191,6 +191,7 @@ public sealed class NetStack : IDisposable
     {
         public void Send(ReadOnlySpan<byte> packet) => link.Send(packet);
 
-        public void SendSegmented(ReadOnlySpan<byte> packet, int segmentPayload) => offload!.SendSegmented(packet, segmentPayload);
+        public void SendSegmented(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload) =>
+            offload!.SendSegmented(headers, payload, payloadContinued, segmentPayload);
     }
 }

@@ -180,26 +180,28 @@ public sealed partial class NetStackCore : ITcpOutput
     /// </summary>
     public void SendSegmented(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload)
     {
+        // Headers only: the payload goes from the send ring straight to the link (writev), since
+        // with a partial checksum nothing here needs to read it.
         var segment = _tx.AsSpan(Ipv4Header.Length);
         int headerLength = header.Write(segment, options);
-        payload.CopyTo(segment[headerLength..]);
-        payloadContinued.CopyTo(segment[(headerLength + payload.Length)..]);
         int length = headerLength + payload.Length + payloadContinued.Length;
         ushort partial = (ushort)~Checksum.Finish(Checksum.PseudoHeader(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(segment[16..], partial);
         Statistics.tcpSegmentsSent++;
-        SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length, segmentPayload, partialChecksum: true);
+        var ip = new Ipv4Header(_options.Address, tuple.RemoteAddress, IpProtocol.Tcp, length,
+            TimeToLive: _options.TimeToLive, Identification: _ipIdentification++);
+        ip.Write(_tx);
+        Statistics.ipPacketsSent++;
+        _output.SendSegmented(_tx.AsSpan(0, Ipv4Header.Length + headerLength), payload, payloadContinued, segmentPayload);
     }
 
     /// <summary>Prepends the IPv4 header to the <paramref name="payloadLength"/> bytes already at offset 20 and sends.</summary>
-    /// <param name="partialChecksum">The transport checksum holds only the pseudo-header sum: the link must complete it.</param>
-    private void SendIp(Ipv4Address destination, IpProtocol protocol, int payloadLength, int segmentPayload = 0, bool partialChecksum = false)
+    private void SendIp(Ipv4Address destination, IpProtocol protocol, int payloadLength)
     {
         var header = new Ipv4Header(_options.Address, destination, protocol, payloadLength,
             TimeToLive: _options.TimeToLive, Identification: _ipIdentification++);
         header.Write(_tx);
         Statistics.ipPacketsSent++;
-        if (partialChecksum) _output.SendSegmented(_tx.AsSpan(0, header.TotalLength), segmentPayload);
-        else _output.Send(_tx.AsSpan(0, header.TotalLength));
+        _output.Send(_tx.AsSpan(0, header.TotalLength));
     }
 }

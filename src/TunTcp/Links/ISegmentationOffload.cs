@@ -24,10 +24,12 @@ public interface ISegmentationOffload
     bool LastReceiveChecksumTrusted { get; }
 
     /// <summary>
-    /// Sends a TCP/IPv4 packet whose TCP checksum field holds only the pseudo-header sum
-    /// (CHECKSUM_PARTIAL, as Linux's own TCP leaves it): the kernel completes it, or, for local
-    /// delivery, never needs it. With <paramref name="segmentPayload"/> &gt; 0 the kernel also
-    /// cuts the payload into segments of that size, each with copies of the headers.
+    /// Sends a TCP/IPv4 packet given as its headers and up to two payload pieces (gathered with
+    /// writev(2), so the payload goes from where it lies, e.g. a send ring, straight to the kernel).
+    /// The TCP checksum field holds only the pseudo-header sum (CHECKSUM_PARTIAL, as Linux's own
+    /// TCP leaves it): the kernel completes it, or, for local delivery, never needs it. With
+    /// <paramref name="segmentPayload"/> &gt; 0 the kernel also cuts the payload into segments of
+    /// that size, each with copies of the headers.
     /// </summary>
-    void SendSegmented(ReadOnlySpan<byte> packet, int segmentPayload);
+    void SendSegmented(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload);
 }

@@ -274,14 +274,16 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
     }
 
     /// <inheritdoc/>
-    public void SendSegmented(ReadOnlySpan<byte> packet, int segmentPayload)
+    public void SendSegmented(ReadOnlySpan<byte> headers, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued, int segmentPayload)
     {
         ObjectDisposedException.ThrowIf(_fd < 0, this);
         if (!Offloads) throw new InvalidOperationException($"TUN device {Name} runs without offloads");
-        int ipHeader = (packet[0] & 0x0F) * 4;
-        int tcpHeader = (packet[ipHeader + 12] >> 4) * 4;
-        bool segmented = segmentPayload > 0 && packet.Length > ipHeader + tcpHeader + segmentPayload;
-        if (packet.Length > (segmented ? MaxSegmentationSize : Mtu) || segmentPayload < 0)
+        int ipHeader = (headers[0] & 0x0F) * 4;
+        int tcpHeader = (headers[ipHeader + 12] >> 4) * 4;
+        int length = headers.Length + payload.Length + payloadContinued.Length;
+        int dataLength = payload.Length + payloadContinued.Length;
+        bool segmented = segmentPayload > 0 && dataLength > segmentPayload;
+        if (length > (segmented ? MaxSegmentationSize : Mtu) || segmentPayload < 0 || headers.Length != ipHeader + tcpHeader)
         {
             _statistics.CountSendDrop();
             return;
@@ -298,7 +300,21 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
         }
         BinaryPrimitives.WriteUInt16LittleEndian(header[6..], (ushort)ipHeader);
         BinaryPrimitives.WriteUInt16LittleEndian(header[8..], 16); // offsetof(struct tcphdr, check)
-        Write(header, packet);
+        nint n;
+        fixed (byte* v = header)
+        fixed (byte* h = headers)
+        fixed (byte* p1 = payload)
+        fixed (byte* p2 = payloadContinued)
+        {
+            Libc.IoVec* iov = stackalloc Libc.IoVec[4];
+            int count = 0;
+            iov[count++] = new Libc.IoVec { Base = v, Length = VnetHeaderLength };
+            iov[count++] = new Libc.IoVec { Base = h, Length = (nuint)headers.Length };
+            if (!payload.IsEmpty) iov[count++] = new Libc.IoVec { Base = p1, Length = (nuint)payload.Length };
+            if (!payloadContinued.IsEmpty) iov[count++] = new Libc.IoVec { Base = p2, Length = (nuint)payloadContinued.Length };
+            n = Libc.WriteV(_fd, iov, count);
+        }
+        Completed(n, length);
     }
 
     /// <summary>One write(2)/writev(2) of an optional prefix and the packet; failures are counted drops.</summary>
@@ -320,6 +336,12 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
                 n = Libc.WriteV(_fd, iov, 2);
             }
         }
+        Completed(n, packet.Length);
+    }
+
+    /// <summary>After a write: count it, or count and (once) log the failure.</summary>
+    private void Completed(nint n, int length)
+    {
         if (n < 0)
         {
             // EIO: the link is down (tun_get_user); EAGAIN/ENOBUFS: no room; EINVAL: the kernel
@@ -334,7 +356,7 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
             }
             return;
         }
-        _statistics.CountSent(packet.Length);
+        _statistics.CountSent(length);
     }
 
     /// <inheritdoc/>
