@@ -204,7 +204,9 @@ public sealed partial class TcpConnection
 
         // Spurious-retransmission detection first, so that an undone episode sends no more repairs.
         if (advanced) DetectSpuriousRetransmission(seg);
-        if (_recovery == RecoveryState.Loss && _frtoStage > 0) { FrtoOnAck(advanced, dsack || newlySacked > 0); }
+        // A D-SACK reports a duplicate, which is no sign of loss (Linux fails F-RTO on newly SACKed
+        // data or a duplicate ACK only).
+        if (_recovery == RecoveryState.Loss && _frtoStage > 0) { FrtoOnAck(advanced, newlySacked > 0); }
         // RFC 3708 3 (Linux tcp_try_undo_dsack): the last D-SACK of an episode that has already
         // ended, with every retransmission of it reported as a duplicate: undo it now.
         if (dsack && _recovery == RecoveryState.Open && _undoPossible && _undoRetransmissions == 0) Undo();
@@ -354,20 +356,19 @@ public sealed partial class TcpConnection
 
     private void ExitRecovery()
     {
-        bool awaitDsack = false;
-        if (_recovery == RecoveryState.FastRecovery)
+        // RFC 3708: every retransmission of the episode was D-SACKed: nothing was lost. For a
+        // timeout (undoable only with F-RTO on) this is Linux's tcp_try_undo_loss: a stall that
+        // delivers everything at once ends the episode with one ACK that covers "recover", which
+        // tells F-RTO nothing, while its D-SACK shows the resent segment was a duplicate.
+        if (_undoPossible && _undoRetransmissions == 0 && !_undoTsPending && _settings.UndoSpuriousRetransmissions)
         {
-            if (_undoPossible && _undoRetransmissions == 0 && _settings.UndoSpuriousRetransmissions)
-            {
-                // RFC 3708: every retransmission of the episode was D-SACKed: nothing was lost.
-                Undo();
-                return;
-            }
-            _cc.OnRecoveryEnd(_smss, _now);
-            // RFC 3708 3: the D-SACK for the last retransmission usually comes after the ACK that
-            // ends recovery (the late original fills the hole first): keep counting them.
-            awaitDsack = _undoPossible && _sackOk;
+            Undo();
+            return;
         }
+        if (_recovery == RecoveryState.FastRecovery) _cc.OnRecoveryEnd(_smss, _now);
+        // RFC 3708 3: the D-SACK for the last retransmission usually comes after the ACK that
+        // ends recovery (the late original fills the hole first): keep counting them.
+        bool awaitDsack = _undoPossible && _sackOk;
         _recovery = RecoveryState.Open;
         _frtoStage = 0;
         _retransmitNow = false;

@@ -159,6 +159,50 @@ public class TcpSpuriousUndoTests
         Assert.Equal(0, h.Env.Statistics.SpuriousRetransmissionsUndone);
     }
 
+    // RFC 5682 with SACK (as Linux): a D-SACK reports a duplicate, no loss: on the first ACK after
+    // the timeout it does not stop F-RTO, which sends new data (step 2b), not retransmissions.
+    [Fact]
+    public void Frto_DsackOnFirstAck_NotTakenForLoss_Rfc5682_2b()
+    {
+        var h = Established(Classic() with { Frto = true }, synOptions: LinuxSyn(ts: false));
+        var data = Bytes(20 * S);
+        h.Write(data);
+        Assert.Equal(10, h.RecvAll().Count);
+        h.AtNextDeadline();
+        h.Recv(Segment(h, data, 0, S));
+        h.After(Ms(10));
+        h.Send(TcpRecoverySackTests.SackAck(h, 2, (0, 1)));
+        h.Recv(Segment(h, data, 10, S));
+        h.Recv(Segment(h, data, 11, S));
+        h.RecvNothing();
+        h.Send(h.Peer(ack: 4 * S));
+        Assert.Equal(1, h.Env.Statistics.SpuriousRetransmissionsUndone);
+        Assert.Equal(10 * S, h.C.GetStatistics().CongestionWindow);
+    }
+
+    // RFC 3708 (Linux tcp_try_undo_loss): a timeout whose only retransmission the peer reports as a
+    // duplicate was spurious, also when one ACK covers everything sent before it (so that F-RTO
+    // itself can tell nothing, RFC 5682 2a): undone, with F-RTO on (the engine undoes timeouts only
+    // then); with it off, not.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Dsack_TimeoutsOnlyRetransmissionDsacked_Undone_Rfc3708(bool frto)
+    {
+        var h = Established(Classic() with { Frto = frto }, synOptions: LinuxSyn(ts: false));
+        var data = Bytes(10 * S);
+        h.Write(data);
+        Assert.Equal(10, h.RecvAll().Count);
+        h.AtNextDeadline();
+        h.Recv(Segment(h, data, 0, S));
+        h.After(Ms(10));
+        h.Send(TcpRecoverySackTests.SackAck(h, 10, (0, 1)));
+        var s = h.C.GetStatistics();
+        Assert.Equal(frto ? 1 : 0, h.Env.Statistics.SpuriousRetransmissionsUndone);
+        Assert.Equal(frto ? 10 * S : 2 * S, s.CongestionWindow); // off: slow start from one segment
+        Assert.Equal(frto ? int.MaxValue : 5 * S, s.SlowStartThreshold);
+    }
+
     // Without F-RTO a timeout is never undone: go-back-N in slow start.
     [Fact]
     public void Frto_Disabled_TimeoutNotUndone_GoBackN()
