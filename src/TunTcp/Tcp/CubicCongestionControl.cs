@@ -21,11 +21,15 @@ public sealed class CubicCongestionControl : ICongestionControl
     private double _cwnd;        // bytes
     private double _ssthresh = int.MaxValue;
     private double _wMax;        // segments, W_max
+    private double _cwndPrior;   // segments, cwnd_prior: cwnd when ssthresh was last set
+    /// <summary>RFC 9438 4.8: the first congestion-avoidance stage after a timeout starts with K = 0 and W_max = cwnd.</summary>
+    private bool _afterTimeout;
     private double _k;           // seconds
     private Instant _epochStart = Instant.Never;
     private double _wEst;        // segments, Reno-friendly estimate W_est
     private double _cwndAtEpoch; // segments
-    private double _savedCwnd, _savedSsthresh, _savedWMax;
+    private double _savedCwnd, _savedSsthresh, _savedWMax, _savedCwndPrior;
+    private bool _savedAfterTimeout;
 
     // HyStart++ state (RFC 9406 4.2).
     private long _lastRoundMinRttUs = long.MaxValue, _currentRoundMinRttUs = long.MaxValue;
@@ -60,7 +64,10 @@ public sealed class CubicCongestionControl : ICongestionControl
 
     private void SlowStart(in AckEvent ack)
     {
-        if (!_hystart)
+        // RFC 9406 4.3: "An implementation SHOULD use HyStart++ only for the initial slow start
+        // (when the ssthresh is at its initial value of arbitrarily high ...) and fall back to using
+        // standard slow start for the remainder of the connection lifetime."
+        if (!_hystart || _ssthresh < int.MaxValue)
         {
             _cwnd += Math.Min(ack.BytesAcked, ack.Mss);
             return;
@@ -73,8 +80,10 @@ public sealed class CubicCongestionControl : ICongestionControl
             _rttSampleCount = 0;
             if (_inCss && ++_cssRoundCount >= CssRounds)
             {
-                // CSS lasted CSS_ROUNDS rounds: enter congestion avoidance.
+                // CSS lasted CSS_ROUNDS rounds: enter congestion avoidance. RFC 9438 4.3's
+                // cwnd_prior is cwnd "upon exiting the first slow start".
                 _ssthresh = _cwnd;
+                _cwndPrior = _cwnd / _mss;
                 _inCss = false;
                 return;
             }
@@ -119,10 +128,14 @@ public sealed class CubicCongestionControl : ICongestionControl
             _epochStart = ack.Now;
             _cwndAtEpoch = cwndSegments;
             _wEst = cwndSegments;
-            if (_wMax <= cwndSegments)
+            if (_wMax <= cwndSegments || _afterTimeout)
             {
+                // RFC 9438 4.8: "During the first congestion avoidance stage after a timeout ... K
+                // is set to 0, and W_max is set to the congestion window size at the beginning of
+                // the current congestion avoidance stage" (as when cwnd is already above W_max).
                 _k = 0;
                 _wMax = cwndSegments;
+                _afterTimeout = false;
             }
             else
             {
@@ -135,9 +148,11 @@ public sealed class CubicCongestionControl : ICongestionControl
         double target = WCubic(t + rtt);
         target = Math.Clamp(target, cwndSegments, 1.5 * cwndSegments);
         double segmentsAcked = ack.BytesAcked / (double)_mss;
-        // 4.3: the Reno-friendly region. Once W_est passes cwnd_prior (W_max), alpha becomes 1 so
-        // that CUBIC grows at least as fast as Reno's AIMD(1, 0.5).
-        double alpha = _wEst >= _wMax ? 1.0 : AlphaCubic;
+        // 4.3: the Reno-friendly region. "Once W_est has grown to reach the cwnd at the time of most
+        // recently setting ssthresh -- that is, W_est >= cwnd_prior -- the sender SHOULD set
+        // alpha_cubic to 1" so that CUBIC grows at least as fast as Reno's AIMD(1, 0.5). That is
+        // cwnd_prior, not W_max, which fast convergence (4.7) puts below it.
+        double alpha = _wEst >= _cwndPrior ? 1.0 : AlphaCubic;
         _wEst += alpha * segmentsAcked / cwndSegments;
         double next;
         if (WCubic(t) < _wEst)
@@ -156,6 +171,8 @@ public sealed class CubicCongestionControl : ICongestionControl
         double cwndSegments = _cwnd / mss;
         // RFC 9438 4.7 fast convergence.
         _wMax = cwndSegments < _wMax ? cwndSegments * (1 + Beta) / 2 : cwndSegments;
+        _cwndPrior = cwndSegments;
+        _afterTimeout = false;
         // 4.6: ssthresh = cwnd * beta; cwnd = max(ssthresh, 2 SMSS).
         _ssthresh = Math.Max(_cwnd * Beta, 2.0 * mss);
         _cwnd = _ssthresh;
@@ -177,8 +194,10 @@ public sealed class CubicCongestionControl : ICongestionControl
         if (!alreadyReduced)
         {
             _wMax = cwndSegments < _wMax ? cwndSegments * (1 + Beta) / 2 : cwndSegments;
+            _cwndPrior = cwndSegments;
             _ssthresh = Math.Max(_cwnd * Beta, 2.0 * mss);
         }
+        _afterTimeout = true;
         _cwnd = mss;
         _epochStart = Instant.Never;
         _inCss = false;
@@ -198,6 +217,8 @@ public sealed class CubicCongestionControl : ICongestionControl
         _cwnd = Math.Max(_cwnd, _savedCwnd);
         _ssthresh = Math.Max(_ssthresh, _savedSsthresh);
         _wMax = _savedWMax;
+        _cwndPrior = _savedCwndPrior;
+        _afterTimeout = _savedAfterTimeout;
         _epochStart = Instant.Never;
         _savedCwnd = 0;
     }
@@ -207,5 +228,7 @@ public sealed class CubicCongestionControl : ICongestionControl
         _savedCwnd = _cwnd;
         _savedSsthresh = _ssthresh;
         _savedWMax = _wMax;
+        _savedCwndPrior = _cwndPrior;
+        _savedAfterTimeout = _afterTimeout;
     }
 }

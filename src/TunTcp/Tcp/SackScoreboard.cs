@@ -123,11 +123,15 @@ public sealed class SackScoreboard
         return n;
     }
 
-    /// <summary>SACKed ranges (discontiguous blocks) entirely above <paramref name="seq"/>.</summary>
+    /// <summary>
+    /// SACKed ranges (discontiguous blocks) starting at or after <paramref name="seq"/>: with
+    /// <paramref name="seq"/> the end of a segment, those above it (RFC 6675 4 IsLost counts the
+    /// "discontiguous SACKed sequences ... above" the segment, a range right after it included).
+    /// </summary>
     public int RangesAbove(SeqNumber seq)
     {
         int n = 0;
-        for (int i = _count - 1; i >= 0 && _ranges[i].Left > seq; i--) n++;
+        for (int i = _count - 1; i >= 0 && _ranges[i].Left >= seq; i--) n++;
         return n;
     }
 

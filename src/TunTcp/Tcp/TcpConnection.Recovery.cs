@@ -17,15 +17,19 @@ internal enum RecoveryState
 /// Loss detection and recovery of the sender:
 /// <list type="bullet">
 /// <item>without SACK, NewReno (RFC 5681 3.2, RFC 6582): three duplicate ACKs start fast
-/// retransmit; cwnd is inflated per duplicate ACK and deflated on partial ACKs, each of which
-/// retransmits the next hole; limited transmit (RFC 3042) sends new data on the first two
-/// duplicate ACKs;</item>
+/// retransmit (not before an ACK has passed the last episode's "recover"); cwnd is inflated per
+/// duplicate ACK and deflated on partial ACKs, each of which retransmits the next hole; limited
+/// transmit (RFC 3042) sends new data on the first two duplicate ACKs;</item>
 /// <item>with SACK, the scoreboard recovery of RFC 6675 (pipe, IsLost, NextSeg), with losses found
-/// either by DupThresh or, by default, by RACK (RFC 8985), which also arms the tail loss probe;</item>
+/// either by DupThresh or, by default, by RACK (RFC 8985), which also arms the tail loss probe;
+/// limited transmit is then simply cwnd - pipe;</item>
+/// <item>the retransmission that starts an episode (and NewReno's on a partial ACK) goes out
+/// whatever cwnd and pipe say; ssthresh comes from FlightSize without limited-transmit data;</item>
 /// <item>after a timeout, every unSACKed segment is lost (as in Linux), F-RTO (RFC 5682) tells a
 /// spurious timeout by new data being acknowledged, and timestamps (Eifel, RFC 3522) and D-SACK
-/// (RFC 3708) tell a spurious fast retransmit; both are undone (RFC 4015): cwnd and ssthresh
-/// come back, and segments no longer deemed lost go back in the pipe.</item>
+/// (RFC 3708, also after the episode has ended) tell a spurious fast retransmit; both are undone
+/// (RFC 4015): cwnd and ssthresh come back, and segments no longer deemed lost go back in the
+/// pipe.</item>
 /// </list>
 /// </summary>
 public sealed partial class TcpConnection
@@ -33,13 +37,32 @@ public sealed partial class TcpConnection
     private RecoveryState _recovery = RecoveryState.Open;
     /// <summary>RFC 6582 "recover" / RFC 6675 RecoveryPoint: SND.NXT when recovery began.</summary>
     private SeqNumber _recoveryPoint;
+    /// <summary>
+    /// RFC 6582 3.2 step 1 (without SACK): since the last recovery no ACK has gone beyond
+    /// "recover", so duplicate ACKs may come from our own needless retransmissions (a timeout's
+    /// go-back-N resends data the receiver holds) and must not start another fast retransmit.
+    /// As Linux (tcp_try_undo_recovery: "Hold old state until something *above* high_seq is
+    /// ACKed. For Reno it is MUST to prevent false fast retransmits"), an ACK of exactly SND.NXT
+    /// at the start of recovery does not yet count: the duplicates' ACKs carry just that.
+    /// </summary>
+    private bool _recoverNotPassed;
     /// <summary>Duplicate ACKs in a row (RFC 5681 definition; with SACK, ACKs bringing new SACK information).</summary>
     private int _dupAcks;
     /// <summary>NewReno's inflated window during fast recovery without SACK (RFC 6582 3.2).</summary>
     private int _newRenoWindow;
-    /// <summary>RFC 3042: segments that may be sent past cwnd on the first two duplicate ACKs.</summary>
+    /// <summary>RFC 3042: segments that may be sent past cwnd on the first two duplicate ACKs (without SACK).</summary>
     private int _limitedTransmit;
+    /// <summary>New data sent on duplicate ACKs since SND.UNA last advanced (RFC 5681 3.2 step 2 leaves it out of FlightSize).</summary>
+    private int _limitedTransmitBytes;
     private bool _partialAckSeen;
+    /// <summary>
+    /// The next retransmission of a lost segment goes out whatever cwnd and pipe say: the fast
+    /// retransmit on entering recovery (RFC 5681 3.2 step 3, RFC 6675 5 (4.3)) and NewReno's
+    /// retransmission on a partial ACK (RFC 6582 3.2 step 5).
+    /// </summary>
+    private bool _retransmitNow;
+    /// <summary>Records marked SACKed (RFC 8985 RACK.segs_sacked).</summary>
+    private int _sackedCount;
 
     // ---- undo (RFC 3522 Eifel, RFC 3708 D-SACK, RFC 4015 response) ----
     /// <summary>Retransmissions in this recovery episode not yet shown spurious by D-SACK.</summary>
@@ -49,6 +72,10 @@ public sealed partial class TcpConnection
     /// <summary>Our TSval when the episode's first retransmission went out (Eifel: an echo older than it means the original arrived).</summary>
     private uint _undoTsVal;
     private bool _undoTsValid;
+    /// <summary>The episode's first retransmission is still to come (it fixes, or rules out, RetransmitTS).</summary>
+    private bool _undoTsPending;
+    /// <summary>SND.UNA when the episode began (Linux undo_marker): D-SACKs below it are for earlier episodes.</summary>
+    private SeqNumber _undoMarker;
 
     // ---- F-RTO (RFC 5682) ----
     /// <summary>0: off; 1: RTO just fired, first segment resent; 2: new data sent after the first ACK.</summary>
@@ -60,6 +87,10 @@ public sealed partial class TcpConnection
     private long _rackRttUs;
     private bool _rackReorderingSeen;
     private int _rackReoWndMult = 1;
+    /// <summary>RFC 8985 6.2 step 4: recoveries left before reo_wnd_mult falls back to 1.</summary>
+    private int _rackReoWndPersist = 16;
+    /// <summary>RFC 8985 6.2 step 4 RACK.dsack_round: SND.NXT when reo_wnd_mult last grew; one growth per round trip.</summary>
+    private SeqNumber? _rackDsackRound;
     /// <summary>Highest sequence number SACKed or acknowledged (RACK.fack).</summary>
     private SeqNumber _rackFack;
 
@@ -73,9 +104,19 @@ public sealed partial class TcpConnection
 
     private bool RackEnabled => _sackOk && _settings.Rack;
 
-    /// <summary>The window the sender may fill: cwnd, NewReno's inflated window in recovery, plus limited transmit.</summary>
+    /// <summary>
+    /// The window the sender may fill: cwnd, NewReno's inflated window in recovery, plus limited
+    /// transmit without SACK. With SACK, limited transmit needs no allowance: RFC 6675 5 (3) sends
+    /// new data while cwnd - pipe >= 1 SMSS, and SACKed segments have already left the pipe.
+    /// </summary>
     private int CongestionLimit =>
-        (_recovery == RecoveryState.FastRecovery && !_sackOk ? _newRenoWindow : _cc.CongestionWindow) + _limitedTransmit * _smss;
+        (_recovery == RecoveryState.FastRecovery && !_sackOk ? _newRenoWindow : _cc.CongestionWindow) + (_sackOk ? 0 : _limitedTransmit * _smss);
+
+    /// <summary>
+    /// RFC 5681 3.2 step 2 FlightSize for ssthresh: data sent and not cumulatively acknowledged
+    /// (RFC 6675 5 (4.2) likewise), "additional data sent in limited transmit MUST NOT be included".
+    /// </summary>
+    private int FlightSizeForLossResponse => Math.Max(0, (_sndNxt - _sndUna) - _limitedTransmitBytes);
 
     /// <summary>
     /// Updates the scoreboard from the SACK blocks of an ACK (RFC 2018) and marks fully SACKed
@@ -103,6 +144,7 @@ public sealed partial class TcpConnection
             if (rec.Has(SentFlags.Sacked) || rec.End <= ack) continue;
             if (!_scoreboard.IsSacked(rec.Start) || _scoreboard.NextHole(rec.Start, out _) < rec.End) continue;
             rec.Flags |= SentFlags.Sacked;
+            _sackedCount++;
             if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
             if (rec.Has(SentFlags.Lost)) { rec.Flags &= ~SentFlags.Lost; _lostCount--; }
             OnRecordDelivered(rec);
@@ -113,10 +155,20 @@ public sealed partial class TcpConnection
     /// <summary>RFC 3708 / RFC 8985 6.2 step 4: a D-SACK tells a retransmission (or the original) was needless.</summary>
     private void OnDsack(SackBlock block)
     {
-        // A duplicate means the network reorders (or we retransmitted too early): widen RACK's window.
-        if (_rackReoWndMult < 8) _rackReoWndMult++;
+        // A duplicate means the network reorders (or we retransmitted too early): widen RACK's
+        // window, by min_RTT / 4 per round trip that sees a D-SACK (RFC 8985 6.2 step 4).
+        if (_rackDsackRound is SeqNumber round && _sndUna >= round) _rackDsackRound = null;
+        if (_rackDsackRound is null)
+        {
+            _rackDsackRound = _sndNxt;
+            _rackReoWndMult++;
+            _rackReoWndPersist = 16;
+        }
         _rackReorderingSeen = true;
-        if (_undoPossible && _undoRetransmissions > 0) _undoRetransmissions--;
+        // RFC 3708 3: count the episode's retransmissions reported as duplicates (Linux
+        // tcp_check_dsack: only D-SACKs above the episode's undo marker; here also not above its
+        // recovery point, so that a duplicate of later data cannot complete the count).
+        if (_undoPossible && _undoRetransmissions > 0 && block.Right > _undoMarker && block.Right <= _recoveryPoint) _undoRetransmissions--;
         if (_tlpEndSeq is SeqNumber tlp && _tlpIsRetransmission && block.Right >= tlp) _tlpDsackWaiting++;
     }
 
@@ -142,23 +194,32 @@ public sealed partial class TcpConnection
     /// After the ACK field of a segment is processed: count duplicate ACKs, detect losses (RACK
     /// or RFC 6675), enter, drive and leave recovery, detect spurious retransmissions.
     /// </summary>
-    private void OnAckProcessed(bool advanced, int ackedBytes, bool duplicateCandidate, int newlySacked, bool dsack, int flightBefore, in TcpSegment seg)
+    private void OnAckProcessed(bool advanced, int ackedBytes, bool duplicateCandidate, int newlySacked, bool dsack, in TcpSegment seg)
     {
         if (!_ccInitialized) return;
         bool duplicate = !advanced && (_sackOk ? newlySacked > 0 : duplicateCandidate);
-        if (advanced) { _dupAcks = 0; _limitedTransmit = 0; }
+        if (advanced) { _dupAcks = 0; _limitedTransmit = 0; _limitedTransmitBytes = 0; }
         else if (duplicate) _dupAcks++;
+        if (_recoverNotPassed && _sndUna > _recoveryPoint) _recoverNotPassed = false;
 
         // Spurious-retransmission detection first, so that an undone episode sends no more repairs.
         if (advanced) DetectSpuriousRetransmission(seg);
-        if (_recovery == RecoveryState.Loss && _frtoStage > 0) { FrtoOnAck(advanced, dsack || newlySacked > 0); }
+        // A D-SACK reports a duplicate, which is no sign of loss (Linux fails F-RTO on newly SACKed
+        // data or a duplicate ACK only).
+        if (_recovery == RecoveryState.Loss && _frtoStage > 0) { FrtoOnAck(advanced, newlySacked > 0); }
+        // RFC 3708 3 (Linux tcp_try_undo_dsack): the last D-SACK of an episode that has already
+        // ended, with every retransmission of it reported as a duplicate: undo it now.
+        if (dsack && _recovery == RecoveryState.Open && _undoPossible && _undoRetransmissions == 0) Undo();
 
         switch (_recovery)
         {
             case RecoveryState.Open:
-                if (DetectLosses(advanced) || (!_sackOk && _dupAcks >= _settings.DuplicateAckThreshold))
+                // RFC 6582 3.2 step 1: on the third duplicate ACK, "check to see if the Cumulative
+                // Acknowledgment field covers more than recover ... If not, the TCP does not enter
+                // fast retransmit and does not reset ssthresh."
+                if (DetectLosses(advanced) || (!_sackOk && _dupAcks >= _settings.DuplicateAckThreshold && !_recoverNotPassed))
                 {
-                    EnterFastRecovery(flightBefore);
+                    EnterFastRecovery();
                 }
                 else if (duplicate && _dupAcks < _settings.DuplicateAckThreshold && _sent.Count > 0)
                 {
@@ -176,6 +237,7 @@ public sealed partial class TcpConnection
                         // new data acknowledged, add back one SMSS; reset the timer on the first one.
                         _newRenoWindow = Math.Max(_smss, _newRenoWindow - ackedBytes + (ackedBytes >= _smss ? _smss : 0));
                         MarkFirstUnackedLost();
+                        _retransmitNow = true;
                         if (!_partialAckSeen) { _partialAckSeen = true; _rtoDeadline = _now + _rtt.Rto; }
                     }
                 }
@@ -187,7 +249,7 @@ public sealed partial class TcpConnection
         }
 
         if (_recovery != RecoveryState.Open && advanced && _sndUna >= _recoveryPoint) ExitRecovery();
-        CheckTailLossProbe(advanced, dsack);
+        CheckTailLossProbe(advanced, seg);
         ArmLossTimers();
     }
 
@@ -249,7 +311,9 @@ public sealed partial class TcpConnection
     /// <summary>RFC 8985 6.2 step 4: RACK.reo_wnd.</summary>
     private long RackReorderWindowUs()
     {
-        if (!_rackReorderingSeen && _recovery != RecoveryState.Open) return 0;
+        // "If RACK.reordering_seen is FALSE: If in Fast or RTO recovery: return 0; Else if
+        // RACK.segs_sacked >= DupThresh: return 0" - without reordering, DupThresh applies at once.
+        if (!_rackReorderingSeen && (_recovery != RecoveryState.Open || _sackedCount >= _settings.DuplicateAckThreshold)) return 0;
         long min = _rtt.HasSample ? _rtt.MinUs : 0;
         long wnd = _rackReoWndMult * min / 4;
         return _rtt.HasSample ? Math.Min(wnd, _rtt.SmoothedUs) : wnd;
@@ -271,41 +335,52 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>RFC 6675 5 / RFC 6582 3.2 step 2: start fast recovery.</summary>
-    private void EnterFastRecovery(int flightBefore)
+    private void EnterFastRecovery()
     {
         _recovery = RecoveryState.FastRecovery;
         _recoveryPoint = _sndNxt;
         FastRetransmits++;
         _env.Statistics.FastRetransmits++;
-        _cc.OnCongestionEvent(flightBefore, _smss, _now);
+        _cc.OnCongestionEvent(FlightSizeForLossResponse, _smss, _now);
         BeginUndoEpisode();
         _partialAckSeen = false;
         _limitedTransmit = 0;
+        _limitedTransmitBytes = 0;
         MarkFirstUnackedLost();
+        // RFC 5681 3.2 step 3 / RFC 6675 5 (4.3): the first lost segment goes out now, even
+        // though pipe is above the reduced cwnd (it usually is: half the window is still in flight).
+        _retransmitNow = true;
         // RFC 6582 3.2 step 3: cwnd = ssthresh + 3*SMSS (the segments that left the network).
         _newRenoWindow = _cc.CongestionWindow + _settings.DuplicateAckThreshold * _smss;
     }
 
     private void ExitRecovery()
     {
-        if (_recovery == RecoveryState.FastRecovery)
+        // RFC 3708: every retransmission of the episode was D-SACKed: nothing was lost. For a
+        // timeout (undoable only with F-RTO on) this is Linux's tcp_try_undo_loss: a stall that
+        // delivers everything at once ends the episode with one ACK that covers "recover", which
+        // tells F-RTO nothing, while its D-SACK shows the resent segment was a duplicate.
+        if (_undoPossible && _undoRetransmissions == 0 && !_undoTsPending && _settings.UndoSpuriousRetransmissions)
         {
-            if (_undoPossible && _undoRetransmissions == 0 && _settings.UndoSpuriousRetransmissions)
-            {
-                // RFC 3708: every retransmission of the episode was D-SACKed: nothing was lost.
-                Undo();
-                return;
-            }
-            _cc.OnRecoveryEnd(_smss, _now);
+            Undo();
+            return;
         }
+        if (_recovery == RecoveryState.FastRecovery) _cc.OnRecoveryEnd(_smss, _now);
+        // RFC 3708 3: the D-SACK for the last retransmission usually comes after the ACK that
+        // ends recovery (the late original fills the hole first): keep counting them.
+        bool awaitDsack = _undoPossible && _sackOk;
         _recovery = RecoveryState.Open;
         _frtoStage = 0;
-        _undoPossible = false;
+        _retransmitNow = false;
+        _undoPossible = awaitDsack;
+        _recoverNotPassed = !_sackOk && _sndUna <= _recoveryPoint;
         _dupAcks = 0;
+        // RFC 8985 6.2 step 4: after 16 recoveries without D-SACK, reo_wnd_mult returns to 1.
+        if (--_rackReoWndPersist <= 0) _rackReoWndMult = 1;
         // Segments sent after the recovery point and already found lost (RACK marks by time) are
         // a new loss in a new window: they start a new episode at once rather than waiting for
         // the timeout, which is all the Open state would do for them.
-        if (_lostCount > 0) EnterFastRecovery(_pipe);
+        if (_lostCount > 0) EnterFastRecovery();
     }
 
     private void BeginUndoEpisode()
@@ -313,14 +388,24 @@ public sealed partial class TcpConnection
         _undoPossible = _settings.UndoSpuriousRetransmissions;
         _undoRetransmissions = 0;
         _undoTsValid = false;
+        _undoTsPending = true;
+        _undoMarker = _sndUna;
     }
 
-    /// <summary>Called for every retransmission: the episode's first one fixes the Eifel reference TSval.</summary>
-    private void OnRetransmitted()
+    /// <summary>
+    /// Called for every retransmission. RFC 3522 3.2 (2): "When retransmitting the oldest
+    /// outstanding segment, store the timestamp value of the retransmit in RetransmitTS": the
+    /// episode's first retransmission fixes it if it is of SND.UNA's segment; an echo older than
+    /// it then shows the original arrived. If the first one is of a later segment, an ACK for
+    /// older data would echo an older TSval without telling anything: no Eifel in that episode.
+    /// </summary>
+    private void OnRetransmitted(bool oldestOutstanding)
     {
         if (_recovery == RecoveryState.Open) return;
         _undoRetransmissions++;
-        if (!_undoTsValid) { _undoTsVal = TsNow; _undoTsValid = true; }
+        if (!_undoTsPending) return;
+        _undoTsPending = false;
+        if (oldestOutstanding) { _undoTsVal = TsNow; _undoTsValid = true; }
     }
 
     /// <summary>
@@ -357,6 +442,7 @@ public sealed partial class TcpConnection
         }
         _recovery = RecoveryState.Open;
         _frtoStage = 0;
+        _retransmitNow = false;
         _undoPossible = false;
         _dupAcks = 0;
         Statistics_SpuriousUndone++;
@@ -375,12 +461,23 @@ public sealed partial class TcpConnection
     {
         if (!advanced || sackInfo)
         {
-            _frtoStage = 0; // real loss: conventional recovery retransmits the lost segments
+            // Real loss: conventional recovery retransmits the lost segments (2a, 3a).
+            bool newDataOut = _frtoStage == 2;
+            _frtoStage = 0;
+            // RFC 5682 3a: "set the congestion window to no more than 3 * MSS, and continue with
+            // the slow-start algorithm retransmitting unacknowledged segments": cwnd is 2 SMSS
+            // here, filled by the two new segments. The duplicate ACK shows one of them has left
+            // the network (with SACK it has left the pipe already), so one retransmission goes.
+            if (newDataOut && !advanced && !_sackOk) _retransmitNow = true;
             return;
         }
         if (_frtoStage == 1)
         {
             if (_sndUna >= _recoveryPoint) { _frtoStage = 0; return; } // everything acknowledged: nothing to tell
+            // RFC 5682 2b: "If the TCP sender is not able to transmit any previously unsent data
+            // ... refrain from entering step 3 ... continue with slow-start retransmissions".
+            long peerRoom = _sndWnd - (_sndNxt - _sndUna);
+            if (DataEnd - _sndNxt <= 0 || peerRoom <= 0) { _frtoStage = 0; return; }
             _frtoStage = 2; // send new data; judge at the next ACK
             return;
         }
@@ -399,6 +496,7 @@ public sealed partial class TcpConnection
             // every SACK mark and resend from SND.UNA (Linux tcp_check_sack_reneging).
             _scoreboard.Clear();
             for (int i = 0; i < _sent.Count; i++) _sent[i].Flags &= ~SentFlags.Sacked;
+            _sackedCount = 0;
         }
         // F-RTO only for the first timeout of an episode whose first segment was not resent before.
         bool frto = _settings.Frto && wasOpen && _sent.Count > 0 && !_sent.First.Has(SentFlags.Retransmitted) && _ccInitialized;
@@ -412,6 +510,8 @@ public sealed partial class TcpConnection
         _recoveryPoint = _sndNxt;
         _dupAcks = 0;
         _limitedTransmit = 0;
+        _limitedTransmitBytes = 0;
+        _retransmitNow = false;
         _tlpEndSeq = null;
         _lossProbeDeadline = Instant.Never;
         _frtoStage = frto ? 1 : 0;
@@ -428,8 +528,9 @@ public sealed partial class TcpConnection
 
     // ---- tail loss probe (RFC 8985 7) ----
 
-    private void OnDataSent()
+    private void OnDataSent(int length)
     {
+        if (_recovery == RecoveryState.Open && _dupAcks > 0) _limitedTransmitBytes += length;
         if (_roundEnd == default) _roundEnd = _sndNxt;
         // RFC 8985 7.2: (re)start the probe timer after sending new data.
         if (_recovery == RecoveryState.Open && _tlpEndSeq is null) ArmLossTimers();
@@ -442,29 +543,36 @@ public sealed partial class TcpConnection
         return false;
     }
 
-    /// <summary>RFC 8985 7.2: arm the probe timeout while data is outstanding in the Open state.</summary>
+    /// <summary>
+    /// RFC 8985 7.2: arm the probe timeout while data is outstanding in the Open state with nothing
+    /// SACKed ("unless it is already in fast recovery, RTO recovery, or segments have been SACKed");
+    /// otherwise RACK's reordering timer (6.3) covers the outstanding data.
+    /// </summary>
     private void ArmLossTimers()
     {
-        if (!RackEnabled || _recovery != RecoveryState.Open || _sent.Count == 0 || _tlpEndSeq is not null
-            || _sent.First.Has(SentFlags.Probe) || !IsSynchronized)
+        _lossProbeDeadline = Instant.Never;
+        if (!RackEnabled || _sent.Count == 0 || !IsSynchronized) return;
+        if (_recovery != RecoveryState.Open || !_scoreboard.IsEmpty)
         {
-            if (_recovery != RecoveryState.Open || _sent.Count == 0) _lossProbeDeadline = Instant.Never;
             ArmRackReorderTimer();
             return;
         }
+        if (_tlpEndSeq is not null || _sent.First.Has(SentFlags.Probe)) return;
         long pto = _rtt.HasSample ? 2 * _rtt.SmoothedUs : 1_000_000;
         // One segment in flight: the peer may be delaying its ACK (RFC 8985 7.2 WCDelAckT = 200 ms).
         if (_sent.Count == 1) pto += 200_000;
         pto = Math.Max(pto, 2_000);
         var deadline = _now + TimeSpan.FromMicroseconds(pto);
-        if (!_rtoDeadline.IsNever && deadline >= _rtoDeadline) { _lossProbeDeadline = Instant.Never; return; }
+        // RFC 8985 7.2: "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()" - the
+        // probe then goes at the timeout's instant instead of the timeout (RunTimers runs it first).
+        if (!_rtoDeadline.IsNever && deadline > _rtoDeadline) deadline = _rtoDeadline;
         _lossProbeDeadline = deadline;
     }
 
     /// <summary>RFC 8985 6.3: when segments are not yet lost only for lack of time, wake when they would be.</summary>
     private void ArmRackReorderTimer()
     {
-        if (!RackEnabled || _rackXmitTs.IsNever || (_scoreboard.IsEmpty && _recovery == RecoveryState.Open)) return;
+        if (_rackXmitTs.IsNever || (_scoreboard.IsEmpty && _recovery == RecoveryState.Open)) return;
         long reoWndUs = RackReorderWindowUs();
         Instant earliest = Instant.Never;
         for (int i = 0; i < _sent.Count; i++)
@@ -487,8 +595,7 @@ public sealed partial class TcpConnection
         if (_recovery != RecoveryState.Open || !_scoreboard.IsEmpty)
         {
             // RACK reordering timer (RFC 8985 6.3): re-run detection now that time has passed.
-            int flight = _pipe;
-            if (DetectLosses(advanced: false) && _recovery == RecoveryState.Open) EnterFastRecovery(flight);
+            if (DetectLosses(advanced: false) && _recovery == RecoveryState.Open) EnterFastRecovery();
             ArmLossTimers();
             return;
         }
@@ -509,23 +616,39 @@ public sealed partial class TcpConnection
         }
         _tlpEndSeq = _sndNxt;
         _tlpDsackWaiting = 0;
+        _lossProbeDeadline = Instant.Never; // one probe per episode: sending it must not arm another
         _env.Statistics.TailLossProbes++;
         // RFC 8985 7.3: the RTO is re-armed after the probe.
         _rtoDeadline = _now + _rtt.Rto;
     }
 
     /// <summary>
-    /// RFC 8985 7.4: when the probe is acknowledged, a probe that was a retransmission and is not
-    /// D-SACKed repaired a real loss, which calls for a congestion response.
+    /// RFC 8985 7.4.2 (Linux tcp_process_tlp_ack): the end of a probe episode. A probe of new data,
+    /// or a retransmission the peer reports as a duplicate (D-SACK), shows no loss; an ACK beyond
+    /// TLP.end_seq without such a D-SACK shows the probe repaired a real loss, which calls for a
+    /// congestion response. An ACK of exactly TLP.end_seq may be for the original, the probe's
+    /// D-SACK following in the next ACK: wait. A pure duplicate ACK without SACK option (a peer
+    /// without D-SACK) means both copies arrived.
     /// </summary>
-    private void CheckTailLossProbe(bool advanced, bool dsack)
+    private void CheckTailLossProbe(bool advanced, in TcpSegment seg)
     {
-        if (_tlpEndSeq is not SeqNumber end || !advanced || _sndUna < end) return;
-        _tlpEndSeq = null;
-        if (_tlpIsRetransmission && _tlpDsackWaiting == 0 && !dsack && _recovery == RecoveryState.Open)
+        if (_tlpEndSeq is not SeqNumber end || _sndUna < end) return;
+        if (!_tlpIsRetransmission || _tlpDsackWaiting > 0)
         {
-            _cc.OnCongestionEvent(_pipe, _smss, _now);
-            _cc.OnRecoveryEnd(_smss, _now);
+            _tlpEndSeq = null;
+            return;
         }
+        if (_sndUna > end)
+        {
+            _tlpEndSeq = null;
+            if (_recovery == RecoveryState.Open)
+            {
+                _cc.OnCongestionEvent(FlightSizeForLossResponse, _smss, _now);
+                _cc.OnRecoveryEnd(_smss, _now);
+                _undoPossible = false; // a later D-SACK is no reason to undo this response
+            }
+            return;
+        }
+        if (!advanced && seg.Acknowledgment == _sndUna && seg.Options.SackCount == 0 && seg.Payload.Length == 0) _tlpEndSeq = null;
     }
 }

@@ -52,8 +52,10 @@ public sealed partial class TcpConnection
             int cwndRoom = CongestionLimit - _pipe;
             if (_lostCount > 0 && _recovery != RecoveryState.Open && !HoldLostRetransmissions)
             {
-                // RFC 6675 NextSeg (1) and RFC 5681 after an RTO: lost segments first, within cwnd.
-                if (cwndRoom < Math.Min(_smss, FirstLostLength())) return;
+                // RFC 6675 NextSeg (1) and RFC 5681 after an RTO: lost segments first, within cwnd
+                // (but the fast retransmit itself goes out regardless, see _retransmitNow).
+                if (cwndRoom < Math.Min(_smss, FirstLostLength()) && !_retransmitNow) return;
+                _retransmitNow = false;
                 RetransmitFirstLost();
                 continue;
             }
@@ -140,7 +142,7 @@ public sealed partial class TcpConnection
         BytesSent += length;
         // RFC 6298 5.1: start the timer when sending data and it is not running.
         if (_rtoDeadline.IsNever && !probe) _rtoDeadline = _now + _rtt.Rto;
-        OnDataSent();
+        OnDataSent(seqLength);
     }
 
     private int FirstLostLength()
@@ -188,7 +190,7 @@ public sealed partial class TcpConnection
         bool isHead = rec.Start == _sndUna;
         Retransmissions++;
         _env.Statistics.SegmentsRetransmitted++;
-        OnRetransmitted();
+        OnRetransmitted(isHead);
         // Linux (tcp_xmit_retransmit_queue): resending the head restarts the timer, so that a
         // repair that RACK found lost again gets a round trip before the timeout. NewReno without
         // SACK keeps the Impatient timer of RFC 6582 4 instead.
@@ -209,6 +211,7 @@ public sealed partial class TcpConnection
         head.End = tail.Start;
         head.Flags &= ~SentFlags.Fin;
         if (tail.Has(SentFlags.Lost)) _lostCount++;
+        if (tail.Has(SentFlags.Sacked)) _sackedCount++;
         _sent[index] = head;
         _sent.Insert(index + 1, tail);
     }
@@ -296,8 +299,6 @@ public sealed partial class TcpConnection
         long newWindow = (long)seg.Window << _sndShift;
         bool duplicateCandidate = ack == _sndUna && seg.Payload.Length == 0 && !seg.Fin && !seg.Syn
             && _sent.Count > 0 && newWindow == windowBefore;
-        int flightBefore = _pipe;
-
         int newlySacked = 0;
         bool dsack = false;
         if (_sackOk && seg.Options.SackCount > 0) newlySacked = ProcessSackBlocks(seg.Options, ack, out dsack);
@@ -320,7 +321,7 @@ public sealed partial class TcpConnection
         }
         if (_sent.Count > 0 && _sent.First.Has(SentFlags.Probe) && !advanced) _probesUnanswered = 0; // peer alive, window still closed
 
-        OnAckProcessed(advanced, ackedBytes, duplicateCandidate, newlySacked, dsack, flightBefore, seg);
+        OnAckProcessed(advanced, ackedBytes, duplicateCandidate, newlySacked, dsack, seg);
 
         switch (State)
         {
@@ -356,6 +357,7 @@ public sealed partial class TcpConnection
             {
                 if (rec.Has(SentFlags.InPipe)) _pipe -= rec.Length;
                 if (rec.Has(SentFlags.Lost)) _lostCount--;
+                if (rec.Has(SentFlags.Sacked)) _sackedCount--;
                 if (rec.Has(SentFlags.Retransmitted)) anyRetransmitted = true;
                 else if (newestClean.IsNever || rec.SentAt > newestClean) newestClean = rec.SentAt;
                 OnRecordAcknowledged(rec);

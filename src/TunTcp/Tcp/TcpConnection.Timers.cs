@@ -43,9 +43,13 @@ public sealed partial class TcpConnection
             Terminate(TcpError.None);
             return;
         }
+        // RFC 8985 7.2: a probe due no later than the timeout goes first (its PTO was clamped to
+        // the RTO's instant); the probe re-arms the RTO, which is then no longer due.
+        bool probeFirst = _lossProbeDeadline <= _now && _lossProbeDeadline <= _rtoDeadline;
+        if (probeFirst) OnLossProbeTimeout();
         if (_rtoDeadline <= _now) OnRetransmissionTimeout();
         if (State == TcpState.Closed) return;
-        if (_lossProbeDeadline <= _now) OnLossProbeTimeout();
+        if (!probeFirst && _lossProbeDeadline <= _now) OnLossProbeTimeout();
         if (_persistDeadline <= _now) OnPersistTimeout();
         if (State == TcpState.Closed) return;
         if (_delayedAckDeadline <= _now)

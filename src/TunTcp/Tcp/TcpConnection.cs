@@ -356,6 +356,8 @@ public sealed partial class TcpConnection
         _sent.Clear();
         _scoreboard.Clear();
         _pipe = 0;
+        _sackedCount = 0;
+        _lostCount = 0;
         _rtoDeadline = _persistDeadline = _delayedAckDeadline = _timeWaitDeadline = _keepaliveDeadline = _finWait2Deadline = _lossProbeDeadline = Instant.Never;
         _pendingEvents |= TcpConnectionEvents.Closed | TcpConnectionEvents.Readable | TcpConnectionEvents.Writable;
     }

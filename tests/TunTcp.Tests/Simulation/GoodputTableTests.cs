@@ -30,13 +30,11 @@ public class GoodputTableTests
     {
         foreach (var c in GoodputTable.Cells.Where(c => c.Loss == 0))
         {
-            // NewReno without SACK at 100 ms: since the receiver ACKs every second full-sized
-            // segment (RFC 5681 4.2; it used to wait for the third), slow start overshoots the
-            // one-BDP queue harder (about 1700 segments lost) and one-hole-per-RTT repair plus
-            // Reno's linear climb take longer than the 30 s warm-up: 84.7 Mbit/s over 30-60 s,
-            // 96.5 Mbit/s over 60-120 s. It must still reach 80 % in the table's window.
-            double fraction = c.Profile == SenderProfile.NewRenoNoSack && c.RttMs >= 100 ? 0.8 : 0.9;
-            Assert.True(c.Result.GoodputMbps >= fraction * GoodputTable.PathBitsPerSecond / 1e6, $"{c.Profile.Name} {c.RttMs} ms: {c.Result.GoodputMbps:F1} Mbit/s");
+            // NewReno without SACK at 100 ms used to need an exception (84.7 Mbit/s): after the
+            // slow-start overshoot, the duplicate ACKs of its own go-back-N retransmissions started
+            // false fast retransmits whose window inflation overran the queue again. With RFC
+            // 6582's "recover" check it reaches the path's rate like the others.
+            Assert.True(c.Result.GoodputMbps >= 0.9 * GoodputTable.PathBitsPerSecond / 1e6, $"{c.Profile.Name} {c.RttMs} ms: {c.Result.GoodputMbps:F1} Mbit/s");
         }
     }
 

@@ -33,6 +33,15 @@ public sealed record PathConfig
     public double Duplicate { get; init; }
     /// <summary>Probability that one random bit of the packet is flipped.</summary>
     public double Corrupt { get; init; }
+    /// <summary>
+    /// Start of a one-off delay spike (virtual time since zero): packets that would arrive during
+    /// [<see cref="SpikeFrom"/>, <see cref="SpikeFrom"/> + <see cref="SpikeFor"/>) are held and
+    /// arrive, in order and none lost, when it ends - a link that stalls (link-layer
+    /// retransmissions, a handover) and then delivers its backlog.
+    /// </summary>
+    public TimeSpan SpikeFrom { get; init; }
+    /// <summary>Length of the delay spike; zero (the default) for none.</summary>
+    public TimeSpan SpikeFor { get; init; }
 
     public static PathConfig Ideal(TimeSpan delay) => new() { OneWayDelay = delay };
 }
@@ -43,6 +52,8 @@ public sealed class PathStats
     public long Offered, Delivered, Lost, QueueDrops, Reordered, Duplicated, Corrupted;
     /// <summary>Packets that arrived after a packet offered later than them (overtaken: reordering as the receiver sees it).</summary>
     public long ArrivedLate;
+    /// <summary>Packets held by the delay spike.</summary>
+    public long Spiked;
     public long BytesDelivered;
     public override string ToString() =>
         $"offered {Offered} delivered {Delivered} lost {Lost} queue-drops {QueueDrops} reordered {Reordered} late {ArrivedLate} dup {Duplicated} corrupt {Corrupted}";
@@ -107,6 +118,12 @@ internal sealed class SimulatedPath
         var arrival = departure + _config.OneWayDelay;
         if (_config.Jitter > TimeSpan.Zero) arrival += TimeSpan.FromTicks((long)(_random.NextDouble() * _config.Jitter.Ticks));
         if (_config.Reorder > 0 && _random.NextDouble() < _config.Reorder) { arrival += _config.ReorderDelay; Stats.Reordered++; }
+        if (_config.SpikeFor > TimeSpan.Zero)
+        {
+            var spikeStart = Instant.Zero + _config.SpikeFrom;
+            var spikeEnd = spikeStart + _config.SpikeFor;
+            if (arrival >= spikeStart && arrival < spikeEnd) { arrival = spikeEnd; Stats.Spiked++; }
+        }
 
         var copy = packet;
         if (_config.Corrupt > 0 && _random.NextDouble() < _config.Corrupt)

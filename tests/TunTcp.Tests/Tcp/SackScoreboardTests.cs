@@ -69,7 +69,8 @@ public class SackScoreboardTests
         Assert.Equal(0, s.SackedBytesAbove(Una + 400));
         Assert.Equal(2, s.RangesAbove(Una));
         Assert.Equal(1, s.RangesAbove(Una + 150));
-        Assert.Equal(0, s.RangesAbove(Una + 300));
+        Assert.Equal(1, s.RangesAbove(Una + 300)); // a range starting right at seq is above it
+        Assert.Equal(0, s.RangesAbove(Una + 301));
     }
 
     // SND.UNA advancing drops what it covers and clips a range it cuts.

@@ -19,9 +19,9 @@ public class TcpClosingTests
     private const ushort WindowAfterPeerFin = (262144 - 1) >> 3;
 
     /// <summary>ESTABLISHED, then our FIN out (FIN-WAIT-1).</summary>
-    private static TcpHarness FinWait1(bool fullClose = false)
+    private static TcpHarness FinWait1(bool fullClose = false, TcpSettings? settings = null)
     {
-        var h = Established();
+        var h = Established(settings);
         if (fullClose) h.Close(); else h.ShutdownSend();
         h.Recv(h.Ours(flags: FinAck));
         h.RecvNothing();
@@ -88,15 +88,34 @@ public class TcpClosingTests
         Assert.True(h.C.NextDeadline.IsNever);
     }
 
-    // RFC 6298 5.4: our FIN is retransmitted like data when it is not acknowledged.
+    // RFC 6298 5.4: our FIN is retransmitted like data when it is not acknowledged (the timer
+    // alone: Classic settings, no tail loss probe).
     [Fact]
     public void FinWait1_FinNotAcked_RetransmittedOnRto()
     {
-        var h = FinWait1();
+        var h = FinWait1(settings: Classic());
         h.NothingUntil(h.Now + Rto0);
         h.Recv(h.Ours(flags: FinAck));
         h.NothingUntil(h.Now + 2 * Rto0);
         h.Recv(h.Ours(flags: FinAck));
+    }
+
+    // RFC 8985 7: with RACK-TLP (the default) the lone FIN is probed first, at the timeout's
+    // instant (PTO = 2 SRTT + 200 ms is clamped to the RTO, 7.2), which re-arms the timer; the
+    // timeout proper follows one RTO later and backs off from there.
+    [Fact]
+    public void FinWait1_FinNotAcked_ProbedThenRetransmittedOnRto_Rfc8985_7()
+    {
+        var h = FinWait1();
+        h.NothingUntil(h.Now + Rto0);
+        h.Recv(h.Ours(flags: FinAck));
+        Assert.Equal(1, h.Env.Statistics.TailLossProbes);
+        h.NothingUntil(h.Now + Rto0);
+        h.Recv(h.Ours(flags: FinAck));
+        Assert.Equal(1, h.C.RetransmissionTimeouts);
+        h.NothingUntil(h.Now + 2 * Rto0);
+        h.Recv(h.Ours(flags: FinAck));
+        Assert.Equal(1, h.Env.Statistics.TailLossProbes);
     }
 
     // Issue item 1, half-close: "our side stops sending and keeps receiving" - in FIN-WAIT-1 and
