@@ -445,12 +445,12 @@ public sealed partial class TcpConnection
         _retransmitNow = false;
         _undoPossible = false;
         _dupAcks = 0;
-        Statistics_SpuriousUndone++;
+        SpuriousRetransmissionsUndone++;
         _env.Statistics.SpuriousRetransmissionsUndone++;
     }
 
     /// <summary>Episodes undone as spurious on this connection.</summary>
-    public long Statistics_SpuriousUndone { get; private set; }
+    public long SpuriousRetransmissionsUndone { get; private set; }
 
     /// <summary>
     /// RFC 5682 2 (F-RTO) on the ACKs after a timeout: if the first ACK advances SND.UNA, new data
