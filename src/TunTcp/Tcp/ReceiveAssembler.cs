@@ -122,9 +122,11 @@ public sealed class ReceiveAssembler
 
     /// <summary>
     /// Fills SACK blocks (RFC 2018 4): the most recently changed range first, then the others in
-    /// recency order, as sequence numbers relative to <paramref name="rcvNxt"/>.
+    /// recency order, as sequence numbers relative to <paramref name="rcvNxt"/>. A range that
+    /// ends where an out-of-order FIN sits (<paramref name="pendingFin"/>) takes the FIN in, as
+    /// Linux's receiver does, so the sender learns that its last segment arrived.
     /// </summary>
-    public void WriteSackBlocks(ref TcpOptions options, SeqNumber rcvNxt, int maxBlocks)
+    public void WriteSackBlocks(ref TcpOptions options, SeqNumber rcvNxt, int maxBlocks, SeqNumber? pendingFin = null)
     {
         for (int r = 0; r < _recentCount && options.SackCount < maxBlocks; r++)
         {
@@ -132,7 +134,9 @@ public sealed class ReceiveAssembler
             for (int i = 0; i < _count; i++)
             {
                 if (_ranges[i].Start != start) continue;
-                options.AddSackBlock(new SackBlock(rcvNxt + _ranges[i].Start, rcvNxt + _ranges[i].End));
+                var right = rcvNxt + _ranges[i].End;
+                if (pendingFin is SeqNumber fin && fin == right) right += 1;
+                options.AddSackBlock(new SackBlock(rcvNxt + _ranges[i].Start, right));
                 break;
             }
         }

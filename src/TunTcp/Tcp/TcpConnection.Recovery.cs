@@ -142,7 +142,10 @@ public sealed partial class TcpConnection
         {
             ref var rec = ref _sent[i];
             if (rec.Has(SentFlags.Sacked) || rec.End <= ack) continue;
-            if (!_scoreboard.IsSacked(rec.Start) || _scoreboard.NextHole(rec.Start, out _) < rec.End) continue;
+            // A record ending in our FIN counts as SACKed once its data is: SACK blocks carry data,
+            // and a receiver may leave the FIN out of them (RFC 2018 does not mention it).
+            var sackedUpTo = rec.Has(SentFlags.Fin) ? rec.End - 1 : rec.End;
+            if (!_scoreboard.IsSacked(rec.Start) || _scoreboard.NextHole(rec.Start, out _) < sackedUpTo) continue;
             rec.Flags |= SentFlags.Sacked;
             _sackedCount++;
             if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
@@ -555,7 +558,10 @@ public sealed partial class TcpConnection
         if (_recovery != RecoveryState.Open || !_scoreboard.IsEmpty)
         {
             ArmRackReorderTimer();
-            return;
+            // RFC 8985 7.2: outside recovery, with nothing for the reordering timer to time
+            // (no segment older than the newest delivered one is outstanding), the tail loss
+            // probe is what repairs a loss at the tail; without it only the RTO would.
+            if (_recovery != RecoveryState.Open || !_lossProbeDeadline.IsNever) return;
         }
         if (_tlpEndSeq is not null || _sent.First.Has(SentFlags.Probe)) return;
         long pto = _rtt.HasSample ? 2 * _rtt.SmoothedUs : 1_000_000;

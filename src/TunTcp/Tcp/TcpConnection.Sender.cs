@@ -241,7 +241,7 @@ public sealed partial class TcpConnection
         {
             int max = _tsOk ? 3 : 4;
             if (_dsack is SackBlock d) o.AddSackBlock(d);
-            _assembler.WriteSackBlocks(ref o, _rcvNxt, max);
+            _assembler.WriteSackBlocks(ref o, _rcvNxt, max, _pendingFinSeq);
         }
         return o;
     }

@@ -89,12 +89,21 @@ public class SimulationPropertyTests
         }, iter: Iterations / 2, threads: 1);
     }
 
-    /// <summary>RFC 6298: a path whose delay only jitters (well within the RTO) never sees a timeout.</summary>
+    /// <summary>
+    /// RFC 6298: a path whose delay only jitters (well within the RTO) never sees a timeout.
+    /// The jitter stays within the one-way delay. Per-packet jitter far beyond it (1 ms delay,
+    /// 20 ms jitter) reorders so much that segments sent before a retransmission arrive after it;
+    /// PAWS (RFC 7323 5.3) then discards them as old duplicates, which is a real loss that only the
+    /// RTO can repair when it takes the whole tail of the window (Linux behaves the same). That
+    /// case is covered by the delivery properties above, not by this one.
+    /// </summary>
     [Fact]
     public void JitterWithinRtoBounds_CausesNoSpuriousTimeout()
     {
-        Gen.Select(Gen.Int[1, 50], Gen.Int[0, 20], Gen.ULong).Sample((delayMs, jitterMs, seed) =>
+        var delayAndJitter = Gen.Int[1, 50].SelectMany(d => Gen.Int[0, Math.Min(20, d)].Select(j => (d, j)));
+        Gen.Select(delayAndJitter, Gen.ULong).Sample((dj, seed) =>
         {
+            var (delayMs, jitterMs) = dj;
             var path = new PathConfig
             {
                 OneWayDelay = TimeSpan.FromMilliseconds(delayMs),
