@@ -7,21 +7,42 @@ namespace TunTcp.Tcp;
 /// "segments with higher beginning sequence numbers may be held for later processing"). It
 /// records which byte ranges, as offsets from RCV.NXT, are present; the bytes themselves sit in
 /// the ring's free space, so the memory is bounded by the receive window. The number of
-/// separate ranges is bounded too: a segment that would need one more is dropped (the sender
-/// retransmits it), so a hostile peer cannot grow it.
+/// separate ranges is bounded too (<see cref="MaxRanges"/>, from the buffer size): a segment that
+/// would need one more is dropped (the sender retransmits it), so a hostile peer cannot grow it.
 /// </summary>
 public sealed class ReceiveAssembler
 {
-    /// <summary>Most separate ranges held (Linux's out-of-order queue is unbounded in count but bounded in memory).</summary>
-    public const int MaxRanges = 32;
+    /// <summary>The fewest ranges any assembler holds.</summary>
+    public const int MinRanges = 32;
 
-    // Sorted, non-overlapping, non-adjacent [Start, End) offsets from RCV.NXT.
-    private readonly (int Start, int End)[] _ranges = new (int, int)[MaxRanges];
+    /// <summary>
+    /// Range bound for a receive buffer of <paramref name="bufferSize"/> bytes: one range per KiB,
+    /// so that a window of full-sized segments with every other one lost (a tail-drop queue
+    /// overflowing in slow start) is held whole, as Linux's memory-bounded out-of-order queue
+    /// holds it. The bookkeeping costs 12 bytes per range, about 1 % of the buffer at most.
+    /// </summary>
+    public static int RangesFor(int bufferSize) => Math.Clamp(bufferSize / 1024, MinRanges, 1 << 16);
+
+    // Sorted, non-overlapping, non-adjacent [Start, End) offsets from RCV.NXT. The arrays grow
+    // by doubling up to MaxRanges when needed (never in loss-free steady state), never shrink.
+    private (int Start, int End)[] _ranges;
     private int _count;
 
     // RFC 2018 4: the first SACK block names the most recently received range; keep recency order.
-    private readonly int[] _recentStarts = new int[MaxRanges];
+    private int[] _recentStarts;
     private int _recentCount;
+
+    public ReceiveAssembler(int maxRanges = MinRanges)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRanges, 1);
+        MaxRanges = maxRanges;
+        int initial = Math.Min(maxRanges, MinRanges);
+        _ranges = new (int, int)[initial];
+        _recentStarts = new int[initial];
+    }
+
+    /// <summary>Most separate ranges held (Linux's out-of-order queue is bounded in memory, not count).</summary>
+    public int MaxRanges { get; }
 
     public int RangeCount => _count;
 
@@ -53,8 +74,13 @@ public sealed class ReceiveAssembler
         duplicateBytes = 0;
         if (end <= start) return true;
         // Find the first range that ends at or after start (could merge).
-        int i = 0;
-        while (i < _count && _ranges[i].End < start) i++;
+        int lo = 0, hi = _count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_ranges[mid].End < start) lo = mid + 1; else hi = mid;
+        }
+        int i = lo;
         // Ranges i..j-1 overlap or touch [start, end).
         int j = i;
         int newStart = start, newEnd = end;
@@ -68,6 +94,7 @@ public sealed class ReceiveAssembler
         }
         int merged = j - i;
         if (merged == 0 && _count == MaxRanges) return false;
+        if (merged == 0 && _count == _ranges.Length) Grow();
         for (int k = i; k < j; k++) ForgetRecent(_ranges[k].Start);
         // Replace ranges i..j-1 with the one merged range.
         int shift = 1 - merged;
@@ -142,10 +169,17 @@ public sealed class ReceiveAssembler
         }
     }
 
+    private void Grow()
+    {
+        int size = (int)Math.Min(MaxRanges, 2L * _ranges.Length);
+        Array.Resize(ref _ranges, size);
+        Array.Resize(ref _recentStarts, size);
+    }
+
     private void MarkRecent(int start)
     {
         ForgetRecent(start);
-        if (_recentCount == MaxRanges) _recentCount--;
+        if (_recentCount == _recentStarts.Length) _recentCount--;
         Array.Copy(_recentStarts, 0, _recentStarts, 1, _recentCount);
         _recentStarts[0] = start;
         _recentCount++;

@@ -4,16 +4,31 @@ namespace TunTcp.Tcp;
 
 /// <summary>
 /// The sender's record of which bytes above SND.UNA the peer has selectively acknowledged
-/// (RFC 2018, the scoreboard of RFC 6675). Ranges are sorted, merged and bounded in number;
-/// when full, the range nearest the right edge is merged into its neighbour, which only makes
-/// the sender retransmit a little more, never less than needed.
+/// (RFC 2018, the scoreboard of RFC 6675). Ranges are sorted, merged and bounded in number
+/// (<see cref="MaxRanges"/>, from the send buffer's size like the receiver's bound); when full, a
+/// block that needs a range of its own is not kept, which only makes the sender's loss estimate
+/// more cautious (the connection still marks the records the block covers as SACKed).
 /// </summary>
 public sealed class SackScoreboard
 {
-    public const int MaxRanges = 64;
+    /// <summary>The fewest ranges any scoreboard holds.</summary>
+    public const int MinRanges = 64;
 
-    private readonly SackBlock[] _ranges = new SackBlock[MaxRanges];
+    /// <summary>Range bound for a send buffer of <paramref name="bufferSize"/> bytes (one per KiB, as the receiver's).</summary>
+    public static int RangesFor(int bufferSize) => Math.Max(MinRanges, ReceiveAssembler.RangesFor(bufferSize));
+
+    // Grows by doubling up to MaxRanges when needed (never without loss), never shrinks.
+    private SackBlock[] _ranges;
     private int _count;
+
+    public SackScoreboard(int maxRanges = MinRanges)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRanges, 1);
+        MaxRanges = maxRanges;
+        _ranges = new SackBlock[Math.Min(maxRanges, MinRanges)];
+    }
+
+    public int MaxRanges { get; }
 
     public int Count => _count;
     public bool IsEmpty => _count == 0;
@@ -40,16 +55,16 @@ public sealed class SackScoreboard
         var left = SeqNumber.Max(block.Left, sndUna);
         var right = SeqNumber.Min(block.Right, sndMax);
         if (right <= left || block.Right <= block.Left) return 0;
-        int before = SackedBytes;
-        int i = 0;
-        while (i < _count && _ranges[i].Right < left) i++;
+        int i = FirstEndingAtOrAfter(left);
         int j = i;
         var newLeft = left;
         var newRight = right;
+        int mergedBytes = 0;
         while (j < _count && _ranges[j].Left <= right)
         {
             newLeft = SeqNumber.Min(newLeft, _ranges[j].Left);
             newRight = SeqNumber.Max(newRight, _ranges[j].Right);
+            mergedBytes += _ranges[j].Right - _ranges[j].Left;
             j++;
         }
         int merged = j - i;
@@ -59,6 +74,7 @@ public sealed class SackScoreboard
             // would claim unsacked bytes as SACKed, which is unsafe; drop the block instead.
             return 0;
         }
+        if (merged == 0 && _count == _ranges.Length) Array.Resize(ref _ranges, (int)Math.Min(MaxRanges, 2L * _ranges.Length));
         int shift = 1 - merged;
         if (shift != 0)
         {
@@ -66,8 +82,34 @@ public sealed class SackScoreboard
             _count += shift;
         }
         _ranges[i] = new SackBlock(newLeft, newRight);
-        Recount();
-        return SackedBytes - before;
+        int added = (newRight - newLeft) - mergedBytes;
+        SackedBytes += added;
+        return added;
+    }
+
+    /// <summary>The range that contains <paramref name="seq"/>, if any.</summary>
+    public bool TryGetRangeContaining(SeqNumber seq, out SackBlock range)
+    {
+        int i = FirstEndingAtOrAfter(seq);
+        if (i < _count && _ranges[i].Left <= seq && seq < _ranges[i].Right)
+        {
+            range = _ranges[i];
+            return true;
+        }
+        range = default;
+        return false;
+    }
+
+    /// <summary>Index of the first range whose right edge is at or after <paramref name="seq"/> (binary search).</summary>
+    private int FirstEndingAtOrAfter(SeqNumber seq)
+    {
+        int lo = 0, hi = _count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_ranges[mid].Right < seq) lo = mid + 1; else hi = mid;
+        }
+        return lo;
     }
 
     /// <summary>SND.UNA advanced: forget everything below it.</summary>

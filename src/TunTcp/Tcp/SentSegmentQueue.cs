@@ -72,6 +72,18 @@ internal sealed class SentSegmentQueue
         Count++;
     }
 
+    /// <summary>Index of the first record ending after <paramref name="seq"/> (records are in sequence order), Count if none.</summary>
+    public int FirstEndingAfter(SeqNumber seq)
+    {
+        int lo = 0, hi = Count;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (this[mid].End <= seq) lo = mid + 1; else hi = mid;
+        }
+        return lo;
+    }
+
     public void RemoveFirst()
     {
         _head = (_head + 1) & (_items.Length - 1);

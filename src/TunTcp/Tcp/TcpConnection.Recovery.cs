@@ -136,23 +136,54 @@ public sealed partial class TcpConnection
             OnDsack(blocks[0]);
         }
         int newly = 0;
-        for (int b = first; b < blocks.Length; b++) newly += _scoreboard.Add(blocks[b], SeqNumber.Max(ack, _sndUna), _sndNxt);
-        if (newly == 0) return 0;
-        for (int i = 0; i < _sent.Count; i++)
+        var floor = SeqNumber.Max(ack, _sndUna);
+        for (int b = first; b < blocks.Length; b++)
+        {
+            var block = blocks[b];
+            if (block.Right <= block.Left || block.Right <= floor || block.Left >= _sndNxt) continue;
+            int added = _scoreboard.Add(block, floor, _sndNxt);
+            newly += added;
+            // The records inside the scoreboard range that now holds the block (it may have joined
+            // neighbours); a block the full scoreboard refused still SACKs the records it covers.
+            // A block already on the scoreboard was applied when it arrived: nothing new to mark.
+            var left = SeqNumber.Max(block.Left, floor);
+            if (_scoreboard.TryGetRangeContaining(left, out var range))
+            {
+                if (added > 0) MarkSackedRecords(range, countBytes: false);
+            }
+            else
+            {
+                newly += MarkSackedRecords(new SackBlock(left, SeqNumber.Min(block.Right, _sndNxt)), countBytes: true);
+            }
+        }
+        return newly;
+    }
+
+    /// <summary>
+    /// Marks the records lying wholly inside <paramref name="range"/> as SACKed; they leave the
+    /// pipe. Records are in sequence order, so this is a binary search and a walk over the range.
+    /// Returns the bytes newly marked when <paramref name="countBytes"/> (the scoreboard did not count them).
+    /// </summary>
+    private int MarkSackedRecords(SackBlock range, bool countBytes)
+    {
+        int marked = 0;
+        for (int i = _sent.FirstEndingAfter(range.Left); i < _sent.Count; i++)
         {
             ref var rec = ref _sent[i];
-            if (rec.Has(SentFlags.Sacked) || rec.End <= ack) continue;
+            if (rec.Start >= range.Right) break;
+            if (rec.Has(SentFlags.Sacked) || rec.Start < range.Left) continue;
             // A record ending in our FIN counts as SACKed once its data is: SACK blocks carry data,
             // and a receiver may leave the FIN out of them (RFC 2018 does not mention it).
             var sackedUpTo = rec.Has(SentFlags.Fin) ? rec.End - 1 : rec.End;
-            if (!_scoreboard.IsSacked(rec.Start) || _scoreboard.NextHole(rec.Start, out _) < sackedUpTo) continue;
+            if (sackedUpTo > range.Right) continue;
             rec.Flags |= SentFlags.Sacked;
             _sackedCount++;
+            if (countBytes) marked += rec.Length;
             if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
             if (rec.Has(SentFlags.Lost)) { rec.Flags &= ~SentFlags.Lost; _lostCount--; }
             OnRecordDelivered(rec);
         }
-        return newly;
+        return marked;
     }
 
     /// <summary>RFC 3708 / RFC 8985 6.2 step 4: a D-SACK tells a retransmission (or the original) was needless.</summary>

@@ -51,8 +51,8 @@ public sealed partial class TcpConnection
     private readonly ICongestionControl _cc;
     private readonly RttEstimator _rtt;
     private readonly SentSegmentQueue _sent = new();
-    private readonly SackScoreboard _scoreboard = new();
-    private readonly ReceiveAssembler _assembler = new();
+    private readonly SackScoreboard _scoreboard;
+    private readonly ReceiveAssembler _assembler;
     private readonly int _mtu;
 
     // ---- RFC 9293 3.3.1 send sequence variables ----
@@ -124,6 +124,8 @@ public sealed partial class TcpConnection
         _rtt = new RttEstimator(settings.InitialRto, settings.MinRto, settings.MaxRto);
         SendBuffer = new ByteRing(settings.SendBufferSize);
         ReceiveBuffer = new ByteRing(settings.ReceiveBufferSize);
+        _assembler = new ReceiveAssembler(ReceiveAssembler.RangesFor(settings.ReceiveBufferSize));
+        _scoreboard = new SackScoreboard(SackScoreboard.RangesFor(settings.SendBufferSize));
         NoDelay = settings.NoDelay;
         KeepaliveEnabled = settings.Keepalive;
         _iss = env.InitialSequenceNumber(tuple, now);

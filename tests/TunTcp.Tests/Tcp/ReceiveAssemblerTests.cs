@@ -40,14 +40,33 @@ public class ReceiveAssemblerTests
     public void Add_BoundedRangeCount()
     {
         var a = new ReceiveAssembler();
-        for (int i = 0; i < ReceiveAssembler.MaxRanges; i++) Assert.True(a.Add(10 + 10 * i, 15 + 10 * i, out _));
+        for (int i = 0; i < a.MaxRanges; i++) Assert.True(a.Add(10 + 10 * i, 15 + 10 * i, out _));
         var before = Ranges(a);
         Assert.False(a.Add(1000, 1001, out _));
         Assert.False(a.Add(1, 2, out _));
         Assert.Equal(before, Ranges(a));
         Assert.True(a.Add(15, 20, out _));
-        Assert.Equal(ReceiveAssembler.MaxRanges - 1, a.RangeCount);
+        Assert.Equal(a.MaxRanges - 1, a.RangeCount);
         Assert.True(a.Add(1000, 1001, out _));
+    }
+
+    // The bound scales with the buffer (RangesFor); storage grows by doubling as ranges appear, so
+    // a large bound costs nothing until out-of-order data needs it.
+    [Fact]
+    public void Add_GrowsUpToItsBound_InAnyOrder()
+    {
+        Assert.Equal(ReceiveAssembler.MinRanges, ReceiveAssembler.RangesFor(1024));
+        Assert.Equal(4096, ReceiveAssembler.RangesFor(4 << 20));
+        var a = new ReceiveAssembler(1000);
+        for (int i = 999; i >= 0; i -= 2) Assert.True(a.Add(10 + 10 * i, 15 + 10 * i, out _));
+        for (int i = 0; i < 1000; i += 2) Assert.True(a.Add(10 + 10 * i, 15 + 10 * i, out _));
+        Assert.Equal(1000, a.RangeCount);
+        for (int i = 0; i < 1000; i++) Assert.Equal((10 + 10 * i, 15 + 10 * i), a[i]);
+        Assert.False(a.Add(20_000, 20_001, out _));
+        // In-order data up to the first range joins it; the rest are rebased.
+        Assert.Equal(5, a.Advance(10));
+        Assert.Equal(999, a.RangeCount);
+        Assert.Equal((5, 10), a[0]);
     }
 
     // The in-order segment [0, 100) reaches a held range [100, 200): 100 more bytes are contiguous,
@@ -130,7 +149,7 @@ public class ReceiveAssemblerTests
                 int start = 1 + (int)(rnd.NextUInt32() % 400);
                 int end = start + 1 + (int)(rnd.NextUInt32() % 30);
                 bool touches = held.GetViewBetween(start - 1, end).Count > 0;
-                bool refuse = !touches && ModelRuns(held).Count == ReceiveAssembler.MaxRanges;
+                bool refuse = !touches && ModelRuns(held).Count == a.MaxRanges;
                 int dup = held.GetViewBetween(start, end - 1).Count;
                 bool ok = a.Add(start, end, out int d);
                 Assert.Equal(!refuse, ok);

@@ -95,11 +95,35 @@ public class SackScoreboardTests
     {
         var s = new SackScoreboard();
         var max = Una + 100_000;
-        for (int i = 0; i < SackScoreboard.MaxRanges; i++) Assert.Equal(5, s.Add(B(10 + 10 * i, 15 + 10 * i), Una, max));
+        for (int i = 0; i < s.MaxRanges; i++) Assert.Equal(5, s.Add(B(10 + 10 * i, 15 + 10 * i), Una, max));
         Assert.Equal(0, s.Add(B(5000, 5100), Una, max));
-        Assert.Equal(SackScoreboard.MaxRanges, s.Count);
+        Assert.Equal(s.MaxRanges, s.Count);
         Assert.Equal(5, s.Add(B(15, 20), Una, max));
-        Assert.Equal(SackScoreboard.MaxRanges - 1, s.Count);
+        Assert.Equal(s.MaxRanges - 1, s.Count);
+    }
+
+    // The bound scales with the send buffer; storage grows by doubling as ranges appear. The
+    // range holding a sequence number is found by binary search.
+    [Fact]
+    public void Add_GrowsUpToItsBound_AndFindsTheRangeContaining()
+    {
+        Assert.Equal(SackScoreboard.MinRanges, SackScoreboard.RangesFor(16 * 1024));
+        Assert.Equal(4096, SackScoreboard.RangesFor(4 << 20));
+        var s = new SackScoreboard(1000);
+        var max = Una + 100_000;
+        for (int i = 999; i >= 0; i -= 2) Assert.Equal(5, s.Add(B(10 + 10 * i, 15 + 10 * i), Una, max));
+        for (int i = 0; i < 1000; i += 2) Assert.Equal(5, s.Add(B(10 + 10 * i, 15 + 10 * i), Una, max));
+        Assert.Equal(1000, s.Count);
+        Assert.Equal(5000, s.SackedBytes);
+        Assert.Equal(0, s.Add(B(20_000, 20_001), Una, max));
+        Assert.True(s.TryGetRangeContaining(Una + 5012, out var r));
+        Assert.Equal(B(5010, 5015), r);
+        Assert.False(s.TryGetRangeContaining(Una + 5015, out _));
+        Assert.False(s.TryGetRangeContaining(Una + 9, out _));
+        // Joining two ranges keeps the byte count exact.
+        Assert.Equal(5, s.Add(B(5015, 5020), Una, max));
+        Assert.Equal(999, s.Count);
+        Assert.Equal(5005, s.SackedBytes);
     }
 
     // Model check (seeded): random blocks and SND.UNA advances against a set of SACKed offsets.
@@ -123,7 +147,7 @@ public class SackScoreboardTests
                 int l = Math.Max(left, 0), r = Math.Min(right, max - una);
                 var wouldAdd = Enumerable.Range(l, Math.Max(0, r - l)).Select(o => (una + o).Value).Where(v => !sacked.Contains(v)).ToList();
                 bool touches = Enumerable.Range(l - 1, Math.Max(0, r - l) + 2).Any(o => sacked.Contains((una + o).Value));
-                bool full = s.Count == SackScoreboard.MaxRanges;
+                bool full = s.Count == s.MaxRanges;
                 int added = s.Add(block, una, max);
                 if (right <= left || r <= l || (full && !touches)) Assert.Equal(0, added);
                 else

@@ -288,22 +288,24 @@ public class TcpEstablishedReceiveTests
     }
 
     // No unbounded memory: out-of-order data is held only inside the window (in the ring's free
-    // space), and in at most ReceiveAssembler.MaxRanges separate ranges; a segment that would need
-    // one more is dropped (the sender will retransmit it) but still acknowledged.
+    // space), and in at most ReceiveAssembler.RangesFor(buffer) separate ranges; a segment that
+    // would need one more is dropped (the sender will retransmit it) but still acknowledged.
     [Fact]
     public void Established_OutOfOrderRangesBounded_ExtraRangeDropped()
     {
-        var h = Established();
-        for (int i = 0; i < ReceiveAssembler.MaxRanges; i++)
+        var h = Established(new TcpSettings { ReceiveBufferSize = 64 * 1024 });
+        int max = ReceiveAssembler.RangesFor(h.Settings.ReceiveBufferSize);
+        Assert.Equal(64, max);
+        for (int i = 0; i < max; i++)
         {
             h.Send(h.Peer(seq: 100 + i * 20, data: Bytes(10)));
             h.Recv();
         }
         Assert.Equal(0, h.Env.Statistics.OutOfOrderDrops);
-        h.Send(h.Peer(seq: 100 + 40 * 20, data: Bytes(10)));
+        h.Send(h.Peer(seq: 100 + (max + 8) * 20, data: Bytes(10)));
         var ack = h.Recv();
         Assert.Equal(h.Irs + 1, ack.Ack);
-        Assert.Equal(h.PeerBlock(100 + 31 * 20, 110 + 31 * 20), ack.Options.SackBlocks[0]);
+        Assert.Equal(h.PeerBlock(100 + (max - 1) * 20, 110 + (max - 1) * 20), ack.Options.SackBlocks[0]);
         Assert.Equal(1, h.Env.Statistics.OutOfOrderDrops);
         // Extending an existing range needs no new one and is kept.
         h.Send(h.Peer(seq: 110, data: Bytes(10)));

@@ -267,4 +267,32 @@ public class TcpRecoverySackTests
         h.Recv(Segment(h, data, 4));
         h.RecvNothing();
     }
+
+    // The scoreboard is bounded (SackScoreboard.RangesFor: 64 ranges for a 16 KiB send buffer). A
+    // block that would need range 65 is not kept there, but the peer still reported those bytes:
+    // the records it covers are marked SACKed and never retransmitted (RFC 6675 5: retransmit
+    // only what is not SACKed). 140 one-byte segments, every odd one SACKed: 70 separate ranges.
+    [Fact]
+    public void Sack_BlocksBeyondScoreboardBound_StillMarkTheirSegments_Rfc6675_5()
+    {
+        var h = SackConn(new TcpSettings { NoDelay = true, SendBufferSize = 16 * 1024 });
+        Assert.Equal(64, SackScoreboard.RangesFor(h.Settings.SendBufferSize));
+        for (int i = 0; i < 140; i++) h.Write([(byte)i]);
+        Assert.Equal(140, h.RecvAll().Count);
+        var resent = new List<int>();
+        for (int first = 1; first < 140; first += 8)
+        {
+            var o = h.EchoOptions();
+            for (int b = first; b < first + 8 && b < 140; b += 2) o.AddSackBlock(h.OurBlock(b, b + 1));
+            h.Send(h.Peer() with { Options = o });
+            foreach (var e in h.RecvAll()) if (e.Payload.Length > 0) resent.Add(e.Seq - (h.Iss + 1));
+        }
+        for (int step = 0; step < 20 && h.C.RetransmissionTimeouts == 0; step++)
+        {
+            h.AtNextDeadline();
+            foreach (var e in h.RecvAll()) if (e.Payload.Length > 0) resent.Add(e.Seq - (h.Iss + 1));
+        }
+        Assert.NotEmpty(resent);
+        Assert.All(resent, offset => Assert.True(offset % 2 == 0, $"SACKed byte {offset} was retransmitted"));
+    }
 }
