@@ -15,7 +15,7 @@
 #
 # Env: MB (200 MiB per transfer), N (5000 echo round trips), REPS (3), MTUS ("1500 65520"),
 #      OUT (JSON lines, default /tmp/tuntcp-bench.jsonl), TUNTCP_ARGS (extra serve options),
-#      PEERS (1: run the peer harness afterwards).
+#      PEERS (1: run the peer harness afterwards), TUNTCP_TOOL (another build of the tool, for A/B runs).
 # Network rule: traffic only inside the namespaces this script creates (unique names, removed
 # on every exit path); every transfer is bounded in size and time (timeout).
 set -u
@@ -29,7 +29,7 @@ OUT=${OUT:-/tmp/tuntcp-bench.jsonl}
 TUNTCP_ARGS=${TUNTCP_ARGS:-}
 PEERS=${PEERS:-0}
 PY=python3
-TOOL=$ROOT/artifacts/tuntcp/tuntcp
+TOOL=${TUNTCP_TOOL:-$ROOT/artifacts/tuntcp/tuntcp}
 
 [ "$(id -u)" -eq 0 ] || { echo "bench/run.sh needs root (network namespaces, TUN devices)"; exit 1; }
 "$ROOT/scripts/install-deps.sh" bench || exit 1

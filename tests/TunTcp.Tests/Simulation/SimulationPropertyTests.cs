@@ -90,20 +90,18 @@ public class SimulationPropertyTests
     }
 
     /// <summary>
-    /// RFC 6298: a path whose delay only jitters (well within the RTO) never sees a timeout.
-    /// The jitter stays within the one-way delay. Per-packet jitter far beyond it (1 ms delay,
-    /// 20 ms jitter) reorders so much that segments sent before a retransmission arrive after it;
-    /// PAWS (RFC 7323 5.3) then discards them as old duplicates, which is a real loss that only the
-    /// RTO can repair when it takes the whole tail of the window (Linux behaves the same). That
-    /// case is covered by the delivery properties above, not by this one.
+    /// RFC 6298: a path whose delay only jitters (0-20 ms, well within the RTO) never sees a
+    /// spurious timeout. With jitter up to the one-way delay there is no timeout at all. Jitter far
+    /// beyond the delay (1 ms delay, 20 ms jitter) reorders so much that segments sent before a
+    /// retransmission arrive after it, and PAWS (RFC 7323 5.3) rightly discards them as old
+    /// duplicates (Linux too): a real loss, which may take the RTO to repair when it is the
+    /// window's whole tail. So there the property is: a timeout only after such discards.
     /// </summary>
     [Fact]
     public void JitterWithinRtoBounds_CausesNoSpuriousTimeout()
     {
-        var delayAndJitter = Gen.Int[1, 50].SelectMany(d => Gen.Int[0, Math.Min(20, d)].Select(j => (d, j)));
-        Gen.Select(delayAndJitter, Gen.ULong).Sample((dj, seed) =>
+        Gen.Select(Gen.Int[1, 50], Gen.Int[0, 20], Gen.ULong).Sample((delayMs, jitterMs, seed) =>
         {
-            var (delayMs, jitterMs) = dj;
             var path = new PathConfig
             {
                 OneWayDelay = TimeSpan.FromMilliseconds(delayMs),
@@ -113,9 +111,11 @@ public class SimulationPropertyTests
             var net = new SimulatedNetwork(path, path, seed);
             var s = new BidirectionalScenario(net, aToB: 300_000, bToA: 50_000);
             Assert.True(net.RunUntil(s.Ended, TimeSpan.FromMinutes(10)));
-            Assert.Equal(0, s.Client.RetransmissionTimeouts);
-            Assert.Equal(0, s.Server!.RetransmissionTimeouts);
             Assert.Equal(300_000, s.ClientReceiver.Received);
+            long timeouts = s.Client.RetransmissionTimeouts + s.Server!.RetransmissionTimeouts;
+            long pawsDiscards = net.A.TcpEnvironment.Statistics.PawsDrops + net.B.TcpEnvironment.Statistics.PawsDrops;
+            if (jitterMs <= delayMs) Assert.Equal(0, timeouts);
+            else Assert.True(timeouts == 0 || pawsDiscards > 0, $"{timeouts} timeouts without any segment lost to PAWS");
         }, iter: Iterations / 3, threads: 1);
     }
 
