@@ -41,7 +41,8 @@ public sealed partial class TcpConnection
         // RFC 7323 5.3 PAWS, done before the sequence check (R1-R3).
         if (_tsOk && !seg.Rst && seg.Options.HasTimestamps && State != TcpState.SynReceived
             && unchecked((int)(seg.Options.TimestampValue - _tsRecent)) < 0
-            && _now - _tsRecentAt < PawsIdleLimit)
+            && _now - _tsRecentAt < PawsIdleLimit
+            && !IsDisorderedAck(seg))
         {
             // R2: an old duplicate; send an acknowledgement and drop it.
             _env.Statistics.PawsDrops++;
@@ -232,5 +233,20 @@ public sealed partial class TcpConnection
             return;
         }
         ProcessText(start, payload, fin);
+    }
+
+    /// <summary>
+    /// Linux's exception to PAWS (tcp_disordered_ack): a duplicate pure ACK - at RCV.NXT,
+    /// acknowledging SND.UNA, leaving the window as it is - whose TSval trails TS.Recent by at
+    /// most the RTO was made late by reordering, not by an earlier incarnation or a wrapped
+    /// sequence space, which is what PAWS guards against. Dropping it would lose its SACK blocks.
+    /// </summary>
+    private bool IsDisorderedAck(in TcpSegment seg)
+    {
+        if (!seg.Ack || seg.Syn || seg.Fin || seg.Payload.Length > 0) return false;
+        if (seg.Sequence != _rcvNxt || seg.Acknowledgment != _sndUna) return false;
+        if (((long)seg.Window << _sndShift) != _sndWnd) return false;
+        uint behind = unchecked(_tsRecent - seg.Options.TimestampValue);
+        return behind <= _rtt.Rto.TotalMilliseconds;
     }
 }

@@ -266,6 +266,39 @@ public class TcpOptionTests
         Assert.Equal(1, h.Env.Statistics.PawsDrops);
     }
 
+    // PAWS protects against old data, not against reordered ACKs. As Linux (tcp_disordered_ack),
+    // a duplicate pure ACK - at RCV.NXT, acknowledging SND.UNA, leaving the window as it is -
+    // whose TSval trails TS.Recent by at most the RTO is processed, not dropped: reordering made
+    // it late, and its SACK blocks are news to the sender (here they take two segments out of
+    // the pipe). Older than the RTO, or carrying data, it is still an old duplicate (R2).
+    [Fact]
+    public void Options_Paws_DisorderedDuplicateAck_ProcessedNotDropped()
+    {
+        var h = Established(Classic());
+        const int S = TsMss;
+        h.Write(Bytes(3 * S));
+        Assert.Equal(3, h.RecvAll().Count);
+        TcpOptions Ack(uint tsVal, int segment)
+        {
+            var o = new TcpOptions();
+            o.SetTimestamps(tsVal, h.LastTsVal!.Value);
+            o.AddSackBlock(h.OurBlock(segment * S, (segment + 1) * S));
+            return o;
+        }
+        h.Send(h.Peer() with { Options = Ack(5010, 1) });
+        h.Send(h.Peer() with { Options = Ack(5005, 2) });
+        h.RecvNothing();
+        Assert.Equal(0, h.Env.Statistics.PawsDrops);
+        Assert.Equal(S, h.C.GetStatistics().BytesInFlight);
+
+        // Further behind TS.Recent than the RTO (just over 200 ms here): an old duplicate, dropped and ACKed.
+        Assert.InRange(h.C.GetStatistics().Rto, TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(201));
+        h.Send(h.Peer() with { Options = Ack(5010 - 201, 2) });
+        h.PeerTsVal = 5010;
+        h.Recv(h.Ours(seq: 3 * S));
+        Assert.Equal(1, h.Env.Statistics.PawsDrops);
+    }
+
     // RFC 7323 5.3 R1: "... and if the RST bit is not set" - PAWS does not apply to a RST.
     [Fact]
     public void Options_Paws_DoesNotApplyToRst()
