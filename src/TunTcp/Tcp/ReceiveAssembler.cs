@@ -19,9 +19,11 @@ public sealed class ReceiveAssembler
     /// Range bound for a receive buffer of <paramref name="bufferSize"/> bytes: one range per KiB,
     /// so that a window of full-sized segments with every other one lost (a tail-drop queue
     /// overflowing in slow start) is held whole, as Linux's memory-bounded out-of-order queue
-    /// holds it. The bookkeeping costs 12 bytes per range, about 1 % of the buffer at most.
+    /// holds it. The bookkeeping costs 12 bytes per range, about 1 % of the buffer at most. At
+    /// most 16384 (a 16 MiB buffer): inserting a range moves the ones after it, so the bound also
+    /// caps what a hostile peer's one-byte islands can cost per segment.
     /// </summary>
-    public static int RangesFor(int bufferSize) => Math.Clamp(bufferSize / 1024, MinRanges, 1 << 16);
+    public static int RangesFor(int bufferSize) => Math.Clamp(bufferSize / 1024, MinRanges, 1 << 14);
 
     // Sorted, non-overlapping, non-adjacent [Start, End) offsets from RCV.NXT. The arrays grow
     // by doubling up to MaxRanges when needed (never in loss-free steady state), never shrink.
@@ -158,14 +160,17 @@ public sealed class ReceiveAssembler
         for (int r = 0; r < _recentCount && options.SackCount < maxBlocks; r++)
         {
             int start = _recentStarts[r];
-            for (int i = 0; i < _count; i++)
+            // Ranges are sorted by start: binary search for the one the recency entry names.
+            int lo = 0, hi = _count;
+            while (lo < hi)
             {
-                if (_ranges[i].Start != start) continue;
-                var right = rcvNxt + _ranges[i].End;
-                if (pendingFin is SeqNumber fin && fin == right) right += 1;
-                options.AddSackBlock(new SackBlock(rcvNxt + _ranges[i].Start, right));
-                break;
+                int mid = (lo + hi) >>> 1;
+                if (_ranges[mid].Start < start) lo = mid + 1; else hi = mid;
             }
+            if (lo == _count || _ranges[lo].Start != start) continue;
+            var right = rcvNxt + _ranges[lo].End;
+            if (pendingFin is SeqNumber fin && fin == right) right += 1;
+            options.AddSackBlock(new SackBlock(rcvNxt + start, right));
         }
     }
 

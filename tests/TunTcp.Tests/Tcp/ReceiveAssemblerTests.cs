@@ -57,6 +57,7 @@ public class ReceiveAssemblerTests
     {
         Assert.Equal(ReceiveAssembler.MinRanges, ReceiveAssembler.RangesFor(1024));
         Assert.Equal(4096, ReceiveAssembler.RangesFor(4 << 20));
+        Assert.Equal(16384, ReceiveAssembler.RangesFor(1 << 30));
         var a = new ReceiveAssembler(1000);
         for (int i = 999; i >= 0; i -= 2) Assert.True(a.Add(10 + 10 * i, 15 + 10 * i, out _));
         for (int i = 0; i < 1000; i += 2) Assert.True(a.Add(10 + 10 * i, 15 + 10 * i, out _));
