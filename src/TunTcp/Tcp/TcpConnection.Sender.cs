@@ -435,7 +435,9 @@ public sealed partial class TcpConnection
         {
             ref var rec = ref _sent[i];
             if (!rec.Has(SentFlags.Probe)) continue;
-            rec.Flags = (rec.Flags & ~SentFlags.Probe) | SentFlags.InPipe;
+            rec.Flags &= ~SentFlags.Probe;
+            if (rec.Has(SentFlags.Sacked)) continue; // delivered already: not in the network
+            rec.Flags |= SentFlags.InPipe;
             _pipe += rec.Length;
         }
         if (_sent.Count > 0 && _rtoDeadline.IsNever) _rtoDeadline = _now + _rtt.Rto;

@@ -120,7 +120,15 @@ public sealed partial class TcpConnection
             Terminate(TcpError.TimedOut);
             return;
         }
-        if (_sent.Count > 0 && _sent.Last.Has(SentFlags.Probe))
+        if (_sent.Count > 0 && _sent.Last.Has(SentFlags.Probe) && _sent.Last.Has(SentFlags.Sacked))
+        {
+            // The peer SACKed the probe byte yet shows no window: resending what it holds would
+            // tell it nothing. Ask for its window with a segment it must acknowledge instead
+            // (SEQ = SND.UNA - 1, as a keepalive probe does).
+            var header = new Wire.TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndUna - 1, _rcvNxt, Wire.TcpFlags.Ack, WindowField());
+            Emit(header, DataOptions(), 0, 0);
+        }
+        else if (_sent.Count > 0 && _sent.Last.Has(SentFlags.Probe))
         {
             Retransmit(_sent.Count - 1);
             // A probe is not congestion-controlled: undo the pipe accounting Retransmit did.

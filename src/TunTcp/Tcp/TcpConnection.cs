@@ -234,6 +234,37 @@ public sealed partial class TcpConnection
         c.QueueFin();
     });
 
+    /// <summary>
+    /// Checks the sender's and receiver's bookkeeping against itself (for tests that feed hostile
+    /// or random input): SND.UNA &lt;= SND.NXT; the sent records are contiguous from SND.UNA to
+    /// SND.NXT; the pipe, lost and SACKed counters equal what the records say; the receive ring and
+    /// the out-of-order ranges stay within their bounds. Returns the first violation, or null.
+    /// </summary>
+    internal string? CheckInvariants()
+    {
+        if (_sndNxt < _sndUna) return $"SND.NXT {_sndNxt} < SND.UNA {_sndUna}";
+        int pipe = 0, lost = 0, sacked = 0;
+        for (int i = 0; i < _sent.Count; i++)
+        {
+            var rec = _sent[i];
+            if (rec.End <= rec.Start) return $"empty record {rec.Start}-{rec.End}";
+            if (i == 0 && rec.Start != _sndUna) return $"first record starts at {rec.Start}, SND.UNA is {_sndUna}";
+            if (i > 0 && _sent[i - 1].End != rec.Start) return $"records not contiguous at {rec.Start}";
+            if (rec.Has(SentFlags.InPipe)) pipe += rec.Length;
+            if (rec.Has(SentFlags.Lost)) lost++;
+            if (rec.Has(SentFlags.Sacked)) sacked++;
+            if (rec.Has(SentFlags.Sacked) && (rec.Has(SentFlags.Lost) || rec.Has(SentFlags.InPipe))) return $"record {rec.Start} SACKed and {rec.Flags}";
+        }
+        if (_sent.Count > 0 && _sent.Last.End != _sndNxt) return $"last record ends at {_sent.Last.End}, SND.NXT is {_sndNxt}";
+        if (pipe != _pipe) return $"pipe {_pipe}, records say {pipe}";
+        if (lost != _lostCount) return $"lost count {_lostCount}, records say {lost}";
+        if (sacked != _sackedCount) return $"SACKed count {_sackedCount}, records say {sacked}";
+        if (ReceiveBuffer.Count > ReceiveBuffer.Capacity) return "receive ring over capacity";
+        if (_assembler.RangeCount > _assembler.MaxRanges) return "too many out-of-order ranges";
+        if (_scoreboard.Count > _scoreboard.MaxRanges) return "too many scoreboard ranges";
+        return null;
+    }
+
     /// <summary>RFC 9293 3.10.5 ABORT: a reset for synchronized states, then CLOSED.</summary>
     public void Abort(Instant now, ITcpOutput output) => Run(now, output, static c => c.AbortWithReset(TcpError.Aborted));
 

@@ -329,6 +329,34 @@ public class TcpTimerTests
         Assert.Equal(TcpState.Established, h.C.State);
     }
 
+    // Hostile or odd peer (found by TcpHostileInputTests): it SACKs the probe byte but keeps the
+    // window at zero. The byte is not resent - the peer holds it - the persist timer asks for the
+    // window with a segment it must acknowledge (SEQ = SND.UNA - 1, as a keepalive probe); and
+    // when the window opens, the SACKed probe does not count as in flight again.
+    [Fact]
+    public void Persist_ProbeSackedButWindowZero_AskedWithAckProbe_NotResent()
+    {
+        var h = Established();
+        h.Send(h.Peer() with { Window = 0 });
+        h.Write(Bytes(100));
+        h.AtNextDeadline();
+        h.Recv(h.Ours(data: Bytes(1)));
+        var o = h.EchoOptions();
+        o.AddSackBlock(h.OurBlock(0, 1));
+        h.Send(h.Peer() with { Window = 0, Options = o });
+        h.RecvNothing();
+        h.AtNextDeadline();
+        h.Recv(h.Ours(seq: -1));
+        h.RecvNothing();
+        Assert.Null(h.C.CheckInvariants());
+
+        h.Send(h.Peer() with { Window = 200 });
+        h.Recv(h.Ours(seq: 1, flags: PshAck, data: Bytes(99, 1)));
+        h.RecvNothing();
+        Assert.Null(h.C.CheckInvariants());
+        Assert.Equal(99, h.C.GetStatistics().BytesInFlight);
+    }
+
     // ---- delayed ACK ----
 
     // Issue item 4: the ACK delay is configurable, up to under 500 ms (RFC 9293 3.8.6.3).
