@@ -65,7 +65,14 @@ public sealed partial class TcpConnection
             if (unsent == 0)
             {
                 if (!finPending) return;
-                // Only the FIN remains; it carries no data and needs no window.
+                // Only the FIN remains. It occupies sequence space, which a zero window does not
+                // offer (the receiver would drop it): it waits for the window like data (Linux
+                // tcp_snd_wnd_test), and with nothing in flight the persist timer probes.
+                if (_sndWnd - (_sndNxt - _sndUna) <= 0)
+                {
+                    if (_sent.Count == 0) ArmPersist();
+                    return;
+                }
                 SendNewSegment(0, fin: true);
                 continue;
             }
@@ -319,7 +326,10 @@ public sealed partial class TcpConnection
             _sndWl2 = ack;
             if (_sndWnd > 0) OnWindowOpened();
         }
-        if (_sent.Count > 0 && _sent.First.Has(SentFlags.Probe) && !advanced) _probesUnanswered = 0; // peer alive, window still closed
+        // The peer answered a probe (a probe byte, or the window probe while only the FIN waits):
+        // it is alive, its window still closed.
+        if (!advanced && ((_sent.Count > 0 && _sent.First.Has(SentFlags.Probe)) || (_sent.Count == 0 && _finQueued && !_finSent)))
+            _probesUnanswered = 0;
 
         OnAckProcessed(advanced, ackedBytes, duplicateCandidate, newlySacked, dsack, seg);
 

@@ -123,10 +123,8 @@ public sealed partial class TcpConnection
         if (_sent.Count > 0 && _sent.Last.Has(SentFlags.Probe) && _sent.Last.Has(SentFlags.Sacked))
         {
             // The peer SACKed the probe byte yet shows no window: resending what it holds would
-            // tell it nothing. Ask for its window with a segment it must acknowledge instead
-            // (SEQ = SND.UNA - 1, as a keepalive probe does).
-            var header = new Wire.TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndUna - 1, _rcvNxt, Wire.TcpFlags.Ack, WindowField());
-            Emit(header, DataOptions(), 0, 0);
+            // tell it nothing. Ask for its window with a segment it must acknowledge instead.
+            SendWindowProbe();
         }
         else if (_sent.Count > 0 && _sent.Last.Has(SentFlags.Probe))
         {
@@ -140,6 +138,11 @@ public sealed partial class TcpConnection
         {
             SendNewSegment(1, fin: false, probe: true);
         }
+        else if (_sent.Count == 0 && _finQueued && !_finSent)
+        {
+            // Only the FIN waits: it cannot be a probe byte (Linux tcp_write_wakeup).
+            SendWindowProbe();
+        }
         else
         {
             return; // data in flight: its ACK (or RTO) will move things on
@@ -148,6 +151,17 @@ public sealed partial class TcpConnection
         _env.Statistics.ZeroWindowProbes++;
         _persistBackoff++;
         ArmPersist();
+    }
+
+    /// <summary>
+    /// A segment the peer must acknowledge, carrying no data: SEQ = SND.UNA - 1 (old, so
+    /// unacceptable, so answered with an ACK that shows the window), as Linux's
+    /// tcp_xmit_probe_skb and keepalive probes.
+    /// </summary>
+    private void SendWindowProbe()
+    {
+        var header = new Wire.TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndUna - 1, _rcvNxt, Wire.TcpFlags.Ack, WindowField());
+        Emit(header, DataOptions(), 0, 0);
     }
 
     /// <summary>
@@ -163,8 +177,7 @@ public sealed partial class TcpConnection
             Terminate(TcpError.TimedOut);
             return;
         }
-        var header = new Wire.TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndUna - 1, _rcvNxt, Wire.TcpFlags.Ack, WindowField());
-        Emit(header, DataOptions(), 0, 0);
+        SendWindowProbe();
         _keepaliveProbesSent++;
         _env.Statistics.KeepaliveProbes++;
     }

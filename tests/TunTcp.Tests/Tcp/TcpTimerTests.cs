@@ -357,6 +357,35 @@ public class TcpTimerTests
         Assert.Equal(99, h.C.GetStatistics().BytesInFlight);
     }
 
+    // A FIN occupies sequence space, and a receiver with a zero window accepts no segment that
+    // needs some (RFC 9293 3.10.7.4: only ACKs, URGs and RSTs). So the FIN waits for the window
+    // like data (Linux tcp_snd_wnd_test), and meanwhile the persist timer asks for the window
+    // with SEQ = SND.UNA - 1 (Linux tcp_write_wakeup). Answered probes go on without limit (a
+    // slow reader is not a dead peer); the FIN goes out once the window opens.
+    [Fact]
+    public void Persist_FinWaitsForTheWindow_ProbedMeanwhile_Rfc9293_3_8_6_1()
+    {
+        var h = Established(new TcpSettings { MaxRetransmissions = 3 });
+        h.Send(h.Peer() with { Window = 0 });
+        h.C.ShutdownSend(h.Now, h);
+        Assert.Equal(TcpState.FinWait1, h.C.State);
+        h.RecvNothing();
+        for (int i = 0; i < 6; i++)
+        {
+            h.AtNextDeadline();
+            h.Recv(h.Ours(seq: -1));
+            h.RecvNothing();
+            h.Send(h.Peer() with { Window = 0 });
+            h.RecvNothing();
+        }
+        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(0, h.C.RetransmissionTimeouts);
+        h.Send(h.Peer() with { Window = 100 });
+        h.Recv(h.Ours(flags: TcpFlags.Fin | TcpFlags.Ack));
+        h.Send(h.Peer(ack: 1));
+        Assert.Equal(TcpState.FinWait2, h.C.State);
+    }
+
     // ---- delayed ACK ----
 
     // Issue item 4: the ACK delay is configurable, up to under 500 ms (RFC 9293 3.8.6.3).
