@@ -46,7 +46,7 @@ public sealed partial class TcpConnection
         {
             // R2: an old duplicate; send an acknowledgement and drop it.
             _env.Statistics.PawsDrops++;
-            _ackNow = true;
+            if (OutOfWindowAckAllowed(seg)) _ackNow = true;
             return TcpSegmentResult.Processed;
         }
 
@@ -74,7 +74,7 @@ public sealed partial class TcpConnection
             // RFC 9293 (TIME-WAIT, eighth step): a retransmitted FIN restarts the 2 MSL timeout.
             if (State == TcpState.TimeWait && seg.Fin) _timeWaitDeadline = _now + 2 * _settings.Msl;
             // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, then drop.
-            _ackNow = true;
+            if (OutOfWindowAckAllowed(seg)) _ackNow = true;
             return TcpSegmentResult.Processed;
         }
 
@@ -248,5 +248,27 @@ public sealed partial class TcpConnection
         if (((long)seg.Window << _sndShift) != _sndWnd) return false;
         uint behind = unchecked(_tsRecent - seg.Options.TimestampValue);
         return behind <= _rtt.Rto.TotalMilliseconds;
+    }
+
+    private Instant _lastOutOfWindowAck = Instant.Never;
+
+    /// <summary>
+    /// Linux tcp_oow_rate_limited: an unacceptable segment with data or a FIN is always answered
+    /// (its sender needs the duplicate ACK or D-SACK); one without is answered at most once per
+    /// <see cref="TcpSettings.OutOfWindowAckInterval"/>, so that two ends that disagree about
+    /// the sequence space cannot ping-pong ACKs.
+    /// </summary>
+    private bool OutOfWindowAckAllowed(in TcpSegment seg)
+    {
+        if (seg.Payload.Length > 0 || seg.Fin) return true;
+        var interval = _settings.OutOfWindowAckInterval;
+        if (interval <= TimeSpan.Zero) return true;
+        if (!_lastOutOfWindowAck.IsNever && _now - _lastOutOfWindowAck < interval)
+        {
+            _env.Statistics.OutOfWindowAcksSuppressed++;
+            return false;
+        }
+        _lastOutOfWindowAck = _now;
+        return true;
     }
 }

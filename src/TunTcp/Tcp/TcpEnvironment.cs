@@ -113,6 +113,8 @@ public sealed class TcpStatistics
     public long ChallengeAcksSent;
     public long ChallengeAcksSuppressed;
     public long PawsDrops;
+    /// <summary>ACKs not sent in reply to unacceptable segments without data (per-connection rate limit).</summary>
+    public long OutOfWindowAcksSuppressed;
     public long UnacceptableSegments;
     public long OutOfOrderSegments;
     public long OutOfOrderDrops;

@@ -88,6 +88,13 @@ public sealed record TcpSettings
     /// <summary>Half-open (SYN-RECEIVED) connections a listener holds; further SYNs are dropped.</summary>
     public int SynBacklog { get; init; } = 256;
 
+    /// <summary>
+    /// At most one ACK per this interval answers unacceptable segments that carry no data or FIN
+    /// (out of window, or dropped by PAWS), as Linux's tcp_invalid_ratelimit (500 ms): two ends
+    /// that disagree about the sequence space cannot ping-pong ACKs. Zero answers every one.
+    /// </summary>
+    public TimeSpan OutOfWindowAckInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>Persist (zero-window probe) interval cap; probes back off up to it.</summary>
     public TimeSpan MaxPersistInterval { get; init; } = TimeSpan.FromSeconds(60);
 
@@ -99,6 +106,7 @@ public sealed record TcpSettings
         if (DelayedAckTimeout < TimeSpan.Zero || DelayedAckTimeout >= TimeSpan.FromMilliseconds(500)) throw new ArgumentOutOfRangeException(nameof(DelayedAckTimeout), "RFC 9293 3.8.6.3: the delay must be under 0.5 s");
         if (MaxRetransmissions < 1 || MaxSynRetransmissions < 0) throw new ArgumentOutOfRangeException(nameof(MaxRetransmissions));
         if (SynBacklog < 1) throw new ArgumentOutOfRangeException(nameof(SynBacklog));
+        if (OutOfWindowAckInterval < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(OutOfWindowAckInterval), "must not be negative");
         if (InitialWindowSegments < 1) throw new ArgumentOutOfRangeException(nameof(InitialWindowSegments));
     }
 }

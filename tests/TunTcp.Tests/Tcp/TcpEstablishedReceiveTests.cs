@@ -11,7 +11,9 @@ namespace TunTcp.Tests.Tcp;
 public class TcpEstablishedReceiveTests
 {
     /// <summary>A 1024-byte receive buffer: no shift of our own, so windows are plain byte counts.</summary>
-    private static TcpHarness Small() => Established(new TcpSettings { ReceiveBufferSize = 1024 });
+    // Every unacceptable segment answered (the RFC text; the stack's per-connection rate limit of
+    // such ACKs has its own tests in TcpSecurityTests).
+    private static TcpHarness Small() => Established(new TcpSettings { ReceiveBufferSize = 1024, OutOfWindowAckInterval = TimeSpan.Zero });
 
     /// <summary>Fills the 1024-byte receive window and takes the (delayed) ACK that closes it.</summary>
     private static void FillWindow(TcpHarness h, int ourSeq)

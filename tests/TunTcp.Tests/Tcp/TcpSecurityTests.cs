@@ -277,4 +277,38 @@ public class TcpSecurityTests
         var seg = new TcpSegment(new SeqNumber(5), new SeqNumber(6), flags, 0, NoOptions, default);
         Assert.False(TcpReset.TryCreateForClosed(seg, LocalPort, RemotePort, out _));
     }
+
+    // Linux (tcp_oow_rate_limited, tcp_invalid_ratelimit = 500 ms): unacceptable segments without
+    // data are answered at most once per OutOfWindowAckInterval per connection, so that two ends
+    // that disagree about the sequence space cannot ping-pong ACKs; one with data is always
+    // answered (its sender needs the duplicate ACK).
+    [Fact]
+    public void Established_OutOfWindowPureAcks_AnsweredAtMostOncePerInterval()
+    {
+        var h = Established();
+        var stray = h.Peer(seq: 1_000_000);
+        h.Send(stray);
+        h.Recv(h.Ours());
+        h.Send(stray);
+        h.Send(stray);
+        h.RecvNothing();
+        Assert.Equal(2, h.Env.Statistics.OutOfWindowAcksSuppressed);
+        h.Send(h.Peer(seq: 1_000_000, data: Bytes(10)));
+        h.Recv(h.Ours());
+        h.Advance(TimeSpan.FromMilliseconds(500));
+        h.Send(stray);
+        h.Recv(h.Ours());
+        h.RecvNothing();
+    }
+
+    [Fact]
+    public void Established_OutOfWindowAckLimitOff_EveryOneAnswered()
+    {
+        var h = Established(new TcpSettings { OutOfWindowAckInterval = TimeSpan.Zero });
+        for (int i = 0; i < 3; i++)
+        {
+            h.Send(h.Peer(seq: 1_000_000));
+            h.Recv(h.Ours());
+        }
+    }
 }
