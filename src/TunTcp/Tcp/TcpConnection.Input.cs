@@ -39,7 +39,7 @@ public sealed partial class TcpConnection
         }
 
         // RFC 7323 5.3 PAWS, done before the sequence check (R1-R3).
-        if (_tsOk && !seg.Rst && seg.Options.HasTimestamps && State != TcpState.SynReceived
+        if (_tsOk && !seg.Rst && seg.Options.HasTimestamps
             && unchecked((int)(seg.Options.TimestampValue - _tsRecent)) < 0
             && _now - _tsRecentAt < PawsIdleLimit
             && !IsDisorderedAck(seg))

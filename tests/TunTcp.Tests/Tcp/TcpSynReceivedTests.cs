@@ -53,6 +53,24 @@ public class TcpSynReceivedTests
         Assert.Equal(1, h.Listener.PendingAcceptCount);
     }
 
+    // RFC 7323 5.3 PAWS applies from the SYN on (TS.Recent is the SYN's TSval; Linux checks it in
+    // tcp_check_req): a handshake ACK with an older TSval is an old duplicate - dropped, answered
+    // with an ACK, the connection stays half-open; a current one completes the handshake.
+    [Fact]
+    public void SynReceived_AckWithOlderTsVal_DroppedByPaws_Rfc7323_5_3()
+    {
+        var (h, _) = SynReceived();
+        var old = new TcpOptions();
+        old.SetTimestamps(h.PeerTsVal - 1000, h.LastTsVal!.Value);
+        h.Send(h.Peer() with { Options = old });
+        h.Recv(h.Ours() with { Window = h.Win(0) });
+        h.RecvNothing();
+        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(1, h.Env.Statistics.PawsDrops);
+        h.Send(h.Peer());
+        Assert.Equal(TcpState.Established, h.C.State);
+    }
+
     // RFC 9293 3.10.7.4 fifth, SYN-RECEIVED: "If the segment acknowledgment is not acceptable,
     // form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
     [Theory]
