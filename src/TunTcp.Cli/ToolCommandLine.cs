@@ -164,7 +164,7 @@ internal sealed class ToolCommandLine
 
     private readonly Option<int> _spin = new("--spin")
     {
-        Description = "microseconds the stack thread keeps polling after activity before it sleeps (lower latency for some CPU; 0 = sleep at once)",
+        Description = "microseconds the stack thread keeps polling after activity, yielding the CPU to other runnable threads, before it sleeps (lower latency for some CPU; 0 = sleep at once)",
         DefaultValueFactory = _ => 200,
         HelpName = "us",
     };
