@@ -21,6 +21,9 @@ public sealed partial class TcpConnection
 
     private SeqNumber DataEnd => _sendBufferStart + SendBuffer.Count;
 
+    /// <summary>Nothing is in flight and only our FIN is left to send (it waits for the peer's window).</summary>
+    private bool OnlyFinWaits => _sent.Count == 0 && _finQueued && !_finSent;
+
     private bool CanSendData => State is TcpState.Established or TcpState.CloseWait
         or TcpState.FinWait1 or TcpState.LastAck or TcpState.Closing;
 
@@ -328,7 +331,7 @@ public sealed partial class TcpConnection
         }
         // The peer answered a probe (a probe byte, or the window probe while only the FIN waits):
         // it is alive, its window still closed.
-        if (!advanced && ((_sent.Count > 0 && _sent.First.Has(SentFlags.Probe)) || (_sent.Count == 0 && _finQueued && !_finSent)))
+        if (!advanced && ((_sent.Count > 0 && _sent.First.Has(SentFlags.Probe)) || OnlyFinWaits))
             _probesUnanswered = 0;
 
         OnAckProcessed(advanced, ackedBytes, duplicateCandidate, newlySacked, dsack, seg);

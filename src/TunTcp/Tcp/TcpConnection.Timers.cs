@@ -138,7 +138,7 @@ public sealed partial class TcpConnection
         {
             SendNewSegment(1, fin: false, probe: true);
         }
-        else if (_sent.Count == 0 && _finQueued && !_finSent)
+        else if (OnlyFinWaits)
         {
             // Only the FIN waits: it cannot be a probe byte (Linux tcp_write_wakeup).
             SendWindowProbe();

@@ -17,8 +17,7 @@ namespace TunTcp.Tests.Ip;
 /// </summary>
 public class NetStackCoreHostileInputTests
 {
-    private static readonly int Iterations =
-        int.TryParse(Environment.GetEnvironmentVariable("TUNTCP_SIM_ITERATIONS"), out var n) && n > 0 ? Math.Max(50, n / 2) : 100;
+    private static readonly int Iterations = PropertyIterations.Get(100, share: 0.5);
 
     private const int Backlog = 4;
 

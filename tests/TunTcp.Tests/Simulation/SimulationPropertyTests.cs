@@ -1,5 +1,6 @@
 using CsCheck;
 using TunTcp.Tcp;
+using TunTcp.Tests.Support;
 
 namespace TunTcp.Tests.Simulation;
 
@@ -9,8 +10,7 @@ namespace TunTcp.Tests.Simulation;
 /// </summary>
 public class SimulationPropertyTests
 {
-    private static readonly int Iterations =
-        int.TryParse(Environment.GetEnvironmentVariable("TUNTCP_SIM_ITERATIONS"), out var n) && n > 0 ? n : 300;
+    private static readonly int Iterations = PropertyIterations.Get(300);
 
     /// <summary>A fault mix: loss 0-20 %, bursty loss, reordering, duplication, corruption, jitter.</summary>
     private static readonly Gen<(PathConfig Path, ulong Seed)> FaultMix =

@@ -1,5 +1,6 @@
 using CsCheck;
 using TunTcp.Tcp;
+using TunTcp.Tests.Support;
 using TunTcp.Wire;
 using static TunTcp.Tests.Tcp.TcpHarness;
 
@@ -19,8 +20,7 @@ namespace TunTcp.Tests.Tcp;
 /// </summary>
 public class TcpHostileInputTests
 {
-    private static readonly int Iterations =
-        int.TryParse(Environment.GetEnvironmentVariable("TUNTCP_SIM_ITERATIONS"), out var n) && n > 0 ? Math.Max(50, n / 2) : 150;
+    private static readonly int Iterations = PropertyIterations.Get(150, share: 0.5);
 
     public static TheoryData<string> Profiles => ["default", "classic", "nosack", "smallbuffers"];
 
@@ -117,7 +117,7 @@ public class TcpHostileInputTests
             }
             else if (action < 97)
             {
-                if (Chance(0.5) && !h.C.NextDeadline.IsNever) h.At(SeqMax(h.Now, h.C.NextDeadline));
+                if (Chance(0.5) && !h.C.NextDeadline.IsNever) h.At(Later(h.Now, h.C.NextDeadline));
                 else h.After(TimeSpan.FromMilliseconds(Next(Chance(0.1) ? 5_000 : 300)));
             }
             else if (action < 99)
@@ -132,5 +132,5 @@ public class TcpHostileInputTests
         }
     }
 
-    private static Instant SeqMax(Instant a, Instant b) => a > b ? a : b;
+    private static Instant Later(Instant a, Instant b) => a > b ? a : b;
 }
