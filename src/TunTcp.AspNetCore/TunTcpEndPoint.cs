@@ -16,7 +16,10 @@ namespace TunTcp.AspNetCore;
 /// </remarks>
 public sealed class TunTcpEndPoint : EndPoint
 {
-    /// <param name="endPoint">The stack's IPv4 address (or <see cref="IPAddress.Any"/>) and port; port 0 picks a free one.</param>
+    /// <param name="endPoint">
+    /// One of the stack's addresses, <see cref="IPAddress.Any"/> (every IPv4 address) or
+    /// <see cref="IPAddress.IPv6Any"/> (every address of both families), and a port; port 0 picks a free one.
+    /// </param>
     /// <param name="stack">The stack to listen on; null for the transport's default stack.</param>
     public TunTcpEndPoint(IPEndPoint endPoint, NetStack? stack = null)
     {
@@ -25,8 +28,8 @@ public sealed class TunTcpEndPoint : EndPoint
         Stack = stack;
     }
 
-    /// <summary>Listens on every address of <paramref name="stack"/> (it has one) at <paramref name="port"/>.</summary>
-    public TunTcpEndPoint(NetStack? stack, int port) : this(new IPEndPoint(IPAddress.Any, port), stack)
+    /// <summary>Listens on every address of <paramref name="stack"/>, IPv4 and IPv6, at <paramref name="port"/>.</summary>
+    public TunTcpEndPoint(NetStack? stack, int port) : this(new IPEndPoint(IPAddress.IPv6Any, port), stack)
     {
     }
 

@@ -39,5 +39,5 @@ public static class TunTcpWebHostBuilderExtensions
 
     /// <summary>Listens on <paramref name="port"/> of <paramref name="stack"/> (port 0: a free one).</summary>
     public static void ListenTunTcp(this KestrelServerOptions options, NetStack? stack, int port, Action<ListenOptions>? configure = null) =>
-        options.Listen(new TunTcpEndPoint(new IPEndPoint(IPAddress.Any, port), stack), configure ?? (_ => { }));
+        options.Listen(new TunTcpEndPoint(stack, port), configure ?? (_ => { }));
 }

@@ -18,7 +18,7 @@ internal static class ServeCommand
     public static int Run(ToolSettings settings, ToolConsole console) =>
         DeviceCommand.Run(settings, console, (tun, link, signals) =>
         {
-            var options = new NetStackOptions { Address = settings.StackAddress, Mtu = link.Mtu, Tcp = settings.Tcp, SpinBeforeSleep = settings.Spin };
+            var options = new NetStackOptions { Address = settings.StackAddress.ToIPAddress(), Mtu = link.Mtu, Tcp = settings.Tcp, SpinBeforeSleep = settings.Spin };
             using var stack = new NetStack(link, options, console.Time, console.LoggerFactory);
             stack.Start();
             var services = StartServices(stack, settings.Services, console.LoggerFactory);

@@ -49,8 +49,8 @@ public sealed partial class HttpAppTests : IAsyncLifetime
     {
         Assert.Equal(80, _app.HttpEndPoint?.IPEndPoint.Port);
         Assert.Equal(443, _app.HttpsEndPoint?.IPEndPoint.Port);
-        Assert.Contains("http://0.0.0.0:80", _app.Urls);
-        Assert.Contains("https://0.0.0.0:443", _app.Urls);
+        Assert.Contains("http://[::]:80", _app.Urls);
+        Assert.Contains("https://[::]:443", _app.Urls);
     }
 
     [Fact]

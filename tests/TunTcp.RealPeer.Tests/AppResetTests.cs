@@ -39,7 +39,7 @@ public sealed class AppResetTests : IDisposable
 
     private static NetStack StartStack(TunInterface tun)
     {
-        var stack = new NetStack(tun.Device, new NetStackOptions { Address = Ipv4Address.Parse(Stack), Mtu = tun.Device.Mtu });
+        var stack = new NetStack(tun.Device, new NetStackOptions { Address = Ipv4Address.Parse(Stack).ToIPAddress(), Mtu = tun.Device.Mtu });
         stack.Start();
         return stack;
     }

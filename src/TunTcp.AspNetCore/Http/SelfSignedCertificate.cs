@@ -13,7 +13,7 @@ namespace TunTcp.AspNetCore.Http;
 public static class SelfSignedCertificate
 {
     /// <summary>The names every generated certificate carries.</summary>
-    public static IReadOnlyList<string> DefaultNames { get; } = ["192.168.0.2", "localhost"];
+    public static IReadOnlyList<string> DefaultNames { get; } = ["192.168.0.2", "fd00:7475:6e::2", "localhost"];
 
     /// <param name="names">Host names or IP address literals; <see cref="DefaultNames"/> are always added.</param>
     public static X509Certificate2 Create(IEnumerable<string>? names = null, TimeProvider? time = null)

@@ -40,7 +40,7 @@ public sealed record StackSnapshot(
             var s = core.Statistics;
             var tcp = core.TcpEnvironment.Statistics;
             return new StackSnapshot(
-                core.Address.ToString(), core.Mtu, core.CountConnectionsByState(), core.ListenerCount,
+                core.DescribeAddresses(), core.Mtu, core.CountConnectionsByState(), core.ListenerCount,
                 s.TcpSegmentsReceived, s.TcpSegmentsSent, s.TcpRetransmissions, tcp.RetransmissionTimeouts, tcp.FastRetransmits,
                 s.TcpResetsSent, tcp.ResetsReceived, s.TcpConnectionsOpened, s.TcpConnectionsClosed,
                 s.IpPacketsReceived, s.IpPacketsSent, s.IcmpEchoRequests, s.UdpDatagramsReceived, s.UdpDatagramsSent,

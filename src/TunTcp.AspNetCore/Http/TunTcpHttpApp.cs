@@ -53,7 +53,7 @@ public sealed class TunTcpHttpApp : IAsyncDisposable
     /// <summary>The HTTPS certificate (generated or loaded), or null without HTTPS.</summary>
     public X509Certificate2? Certificate { get; }
 
-    /// <summary>The URLs Kestrel reports, e.g. <c>http://0.0.0.0:80</c>.</summary>
+    /// <summary>The URLs Kestrel reports, e.g. <c>http://[::]:80</c>.</summary>
     public ICollection<string> Urls => Application.Urls;
 
     /// <summary>
@@ -72,7 +72,7 @@ public sealed class TunTcpHttpApp : IAsyncDisposable
         {
             certificate = options.PfxPath is { } pfx
                 ? X509CertificateLoader.LoadPkcs12FromFile(pfx, options.PfxPassword)
-                : SelfSignedCertificate.Create([stack.Options.Address.ToString(), .. options.CertificateNames]);
+                : SelfSignedCertificate.Create([.. StackAddresses(stack), .. options.CertificateNames]);
         }
 
         WebApplication? app = null;
@@ -110,6 +110,10 @@ public sealed class TunTcpHttpApp : IAsyncDisposable
     /// ASP.NET Core logging, no console lifetime, no command line. Used by <see cref="StartAsync"/>
     /// and by the benchmark's Kestrel-sockets server, so both run the same app.
     /// </summary>
+    /// <summary>The stack's own addresses, as the names its self-signed certificate covers.</summary>
+    private static IEnumerable<string> StackAddresses(NetStack stack) =>
+        new[] { stack.Options.Address, stack.Options.Address6 }.OfType<System.Net.IPAddress>().Select(a => a.ToString());
+
     public static WebApplicationBuilder CreateBuilder(TunTcpHttpAppOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);

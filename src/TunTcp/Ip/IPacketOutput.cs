@@ -7,7 +7,7 @@ public interface IPacketOutput
     void Send(ReadOnlySpan<byte> packet);
 
     /// <summary>
-    /// Takes a TCP/IPv4 packet as headers plus payload pieces, with a partial (pseudo-header)
+    /// Takes a TCP packet (IPv4 or IPv6) as headers plus payload pieces, with a partial (pseudo-header)
     /// checksum, for the link to complete and, with <paramref name="segmentPayload"/> &gt; 0, to
     /// cut into segments (only called when the core was told the link offloads; see
     /// <see cref="Links.ISegmentationOffload"/>).

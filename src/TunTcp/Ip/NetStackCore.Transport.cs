@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
 using TunTcp.Tcp;
 using TunTcp.Wire;
 
@@ -40,12 +42,12 @@ public enum PendingWork
 public sealed partial class NetStackCore
 {
     /// <summary>IANA dynamic port range (RFC 6335 6) for ephemeral local ports.</summary>
-    public const int EphemeralPortFirst = 49152, EphemeralPortLast = 65535;
+    public const int EphemeralPortFirst = EphemeralPorts.First, EphemeralPortLast = EphemeralPorts.Last;
 
     private readonly Dictionary<TcpTuple, ConnectionEntry> _connections = new();
-    private readonly Dictionary<(Ipv4Address Address, ushort Port), TcpListenQueue> _listeners = new();
+    private readonly PortTable<TcpListenQueue> _listeners = new();
     private readonly PriorityQueue<ConnectionEntry, long> _timers = new();
-    private readonly Dictionary<ushort, UdpBinding> _udp = new();
+    private readonly PortTable<UdpBinding> _udp = new();
 
     /// <summary>Connections that received segments in the current batch and have not sent yet.</summary>
     private readonly List<ConnectionEntry> _flush = new();
@@ -73,19 +75,19 @@ public sealed partial class NetStackCore
     /// <summary>Every live connection (stack thread only).</summary>
     public IEnumerable<TcpConnection> Connections => _connections.Values.Select(e => e.Connection);
 
-    /// <summary>The instant of the earliest timer of any connection, or <see cref="Instant.Never"/>.</summary>
+    /// <summary>The instant of the earliest timer of any connection or datagram in reassembly, or <see cref="Instant.Never"/>.</summary>
     public Instant NextDeadline
     {
         get
         {
             if (_flush.Count > 0) return Now; // a receive batch still owes its answers
-
+            var fragments = _reassembler.NextDeadline;
             while (_timers.TryPeek(out var e, out long at))
             {
-                if (!e.Removed && e.Scheduled.Microseconds == at) return new Instant(at);
+                if (!e.Removed && e.Scheduled.Microseconds == at) return Instant.Min(new Instant(at), fragments);
                 _timers.Dequeue(); // stale: rescheduled or removed since
             }
-            return Instant.Never;
+            return fragments;
         }
     }
 
@@ -126,6 +128,7 @@ public sealed partial class NetStackCore
             e.Connection.Poll(now, this);
             AfterTouch(e);
         }
+        if (_reassembler.NextDeadline <= now) ExpireFragments(now);
     }
 
     /// <summary>Asks the stack thread to process application work on a connection. Safe from any thread.</summary>
@@ -184,6 +187,28 @@ public sealed partial class NetStackCore
         AfterTouch(entry);
     }
 
+    // ---- TCP ----
+
+    private void ReceiveTcp(in Inbound ip, Instant now)
+    {
+        if (!TcpPacket.TryParse(ip.Payload, out var tcp, out var error))
+        {
+            Statistics.malformedDropped++;
+            _log.LogDebug("dropped TCP segment: {Reason}", error.Describe());
+            return;
+        }
+        if (!_checksumTrusted && !tcp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
+        Statistics.tcpSegmentsReceived++;
+        var tuple = new TcpTuple(ip.Destination, tcp.DestinationPort, ip.Source, tcp.SourcePort);
+        var segment = TcpSegment.From(tcp);
+        if (DeliverTcp(tuple, segment, now)) return;
+        if (TcpReset.TryCreateForClosed(segment, tuple.LocalPort, tuple.RemotePort, out var reset))
+        {
+            Statistics.tcpResetsSent++;
+            Send(tuple, reset, default, default, default);
+        }
+    }
+
     /// <summary>Hands a TCP segment to its connection or listener; false when there is none (closed port).</summary>
     private bool DeliverTcp(in TcpTuple tuple, in TcpSegment segment, Instant now)
     {
@@ -194,7 +219,7 @@ public sealed partial class NetStackCore
             AfterTouch(entry);
             if (result != TcpSegmentResult.ReopenFromTimeWait) return true;
         }
-        var listener = FindListener(tuple.LocalAddress, tuple.LocalPort);
+        var listener = _listeners.Find(tuple.LocalAddress, tuple.LocalPort);
         if (listener is null) return false;
         var created = listener.OnSegment(tuple, segment, now, this);
         if (created is not null)
@@ -205,28 +230,54 @@ public sealed partial class NetStackCore
         return true;
     }
 
-    private TcpListenQueue? FindListener(Ipv4Address address, ushort port) =>
-        _listeners.GetValueOrDefault((address, port)) ?? _listeners.GetValueOrDefault((Ipv4Address.Any, port));
-
-    /// <summary>Starts listening (stack thread only).</summary>
-    /// <exception cref="InvalidOperationException">The address and port are taken.</exception>
-    public TcpListenQueue Listen(Ipv4Address address, ushort port, int backlog, TcpSettings? settings = null)
+    /// <summary>
+    /// Checks that <paramref name="address"/> is one of ours or a wildcard that this stack can
+    /// serve, the way bind(2) does.
+    /// </summary>
+    /// <exception cref="SocketException">
+    /// AddressNotAvailable (not one of the stack's addresses, EADDRNOTAVAIL) or
+    /// AddressFamilyNotSupported (the stack has no address of that family).
+    /// </exception>
+    private void CheckBindable(IpAddress address, bool dualMode)
     {
-        if (!address.IsAny && address != _options.Address)
-            throw new ArgumentException($"{address} is not this stack's address ({_options.Address}).", nameof(address));
-        if (port == 0) port = AllocateListenPort();
-        if (_listeners.ContainsKey((address, port)) || _listeners.ContainsKey((Ipv4Address.Any, port))
-            || (address.IsAny && _listeners.ContainsKey((_options.Address, port))))
-            throw new InvalidOperationException($"TCP port {port} is already in use.");
-        var listener = new TcpListenQueue(address, port, backlog, settings ?? _tcpSettings, _tcpEnv, _options.Mtu);
-        _listeners.Add((address, port), listener);
+        if (address.IsAny)
+        {
+            bool served = address.IsV4 ? HasIpv4 : HasIpv6 || (dualMode && HasIpv4);
+            if (!served) throw new SocketException((int)SocketError.AddressFamilyNotSupported,
+                $"this stack has no {(address.IsV4 ? "IPv4" : "IPv6")} address");
+            return;
+        }
+        if (!IsLocalAddress(address))
+            throw new SocketException((int)SocketError.AddressNotAvailable,
+                $"{address} is not an address of this stack ({DescribeAddresses()})");
+    }
+
+    /// <summary>The stack's addresses, for messages: "192.168.0.2, fd00:7475:6e::2".</summary>
+    public string DescribeAddresses() =>
+        string.Join(", ", new[] { HasIpv4 ? _address4.ToString() : null, HasIpv6 ? _address6.ToString() : null }.Where(a => a is not null));
+
+    /// <summary>
+    /// Starts listening (stack thread only) on one of the stack's addresses or a wildcard; the IPv6
+    /// wildcard with <paramref name="dualMode"/> takes IPv4 connections too (as a dual-mode socket).
+    /// Port 0 picks a free ephemeral port.
+    /// </summary>
+    /// <exception cref="SocketException">AddressAlreadyInUse, AddressNotAvailable, AddressFamilyNotSupported.</exception>
+    public TcpListenQueue Listen(IpAddress address, ushort port, int backlog, TcpSettings? settings = null, bool dualMode = true)
+    {
+        dualMode &= address == IpAddress.AnyV6;
+        CheckBindable(address, dualMode);
+        if (port == 0) port = EphemeralPorts.Find(_tcpEnv.Random, _listeners, static (l, p) => l.IsPortFree(p));
+        if (_listeners.Conflicts(address, port, dualMode))
+            throw new SocketException((int)SocketError.AddressAlreadyInUse, $"TCP port {port} is already in use");
+        var listener = new TcpListenQueue(address, port, backlog, settings ?? _tcpSettings, _tcpEnv, _options.Mtu) { DualMode = dualMode };
+        _listeners.Add(address, port, dualMode, listener);
         return listener;
     }
 
     /// <summary>Stops a listener; connections it had completed but nobody accepted are reset.</summary>
     public void StopListening(TcpListenQueue listener, Instant now)
     {
-        if (!_listeners.Remove((listener.LocalAddress, listener.Port))) return;
+        if (!_listeners.Remove(listener.LocalAddress, listener.Port, listener)) return;
         foreach (var orphan in listener.Close())
         {
             orphan.Abort(now, this);
@@ -234,49 +285,39 @@ public sealed partial class NetStackCore
         }
     }
 
-    /// <summary>Active open to <paramref name="remote"/>:<paramref name="remotePort"/> from an ephemeral port (stack thread only).</summary>
-    public TcpConnection Connect(Ipv4Address remote, ushort remotePort, Instant now, TcpSettings? settings = null, ushort localPort = 0)
+    /// <summary>
+    /// Active open to <paramref name="remote"/>:<paramref name="remotePort"/> from the stack's
+    /// address of that family and an ephemeral port, or <paramref name="localPort"/> (stack thread only).
+    /// </summary>
+    /// <exception cref="SocketException">
+    /// AddressFamilyNotSupported (no address of the remote's family), AddressAlreadyInUse (the chosen
+    /// local port is taken towards that remote), AddressNotAvailable (no ephemeral port is free).
+    /// </exception>
+    public TcpConnection Connect(IpAddress remote, ushort remotePort, Instant now, TcpSettings? settings = null, ushort localPort = 0)
     {
         if (remotePort == 0) throw new ArgumentOutOfRangeException(nameof(remotePort), "port 0 cannot be connected to");
+        if (remote.IsAny || remote.IsMulticastOrBroadcast)
+            throw new SocketException((int)SocketError.AddressNotAvailable, $"{remote} is not a unicast address");
+        var local = SourceFor(remote);
         TcpTuple tuple;
         if (localPort != 0)
         {
-            tuple = new TcpTuple(_options.Address, localPort, remote, remotePort);
-            if (_connections.ContainsKey(tuple)) throw new InvalidOperationException($"{tuple} is already in use.");
+            tuple = new TcpTuple(local, localPort, remote, remotePort);
+            if (_connections.ContainsKey(tuple))
+                throw new SocketException((int)SocketError.AddressAlreadyInUse, $"{tuple} is already in use");
         }
-        else tuple = AllocateEphemeral(remote, remotePort);
+        else
+        {
+            var port = EphemeralPorts.Find(_tcpEnv.Random, (this, local, remote, remotePort),
+                static (s, p) => !s.Item1._connections.ContainsKey(new TcpTuple(s.local, p, s.remote, s.remotePort)) && s.Item1._listeners.Find(s.local, p) is null);
+            tuple = new TcpTuple(local, port, remote, remotePort);
+        }
         var connection = TcpConnection.Connect(tuple, settings ?? _tcpSettings, _tcpEnv, _options.Mtu, now);
         Register(connection);
         Statistics.tcpConnectionsOpened++;
         connection.Poll(now, this);
         AfterTouch(_connections[tuple]);
         return connection;
-    }
-
-    private TcpTuple AllocateEphemeral(Ipv4Address remote, ushort remotePort)
-    {
-        // RFC 6056 3.3.1 (Algorithm 1): start at a random port in the range and search upward.
-        const int count = EphemeralPortLast - EphemeralPortFirst + 1;
-        int start = (int)(_tcpEnv.Random.NextUInt32() % count);
-        for (int i = 0; i < count; i++)
-        {
-            var port = (ushort)(EphemeralPortFirst + (start + i) % count);
-            var tuple = new TcpTuple(_options.Address, port, remote, remotePort);
-            if (!_connections.ContainsKey(tuple) && FindListener(_options.Address, port) is null) return tuple;
-        }
-        throw new InvalidOperationException("No ephemeral port is free for this destination.");
-    }
-
-    private ushort AllocateListenPort()
-    {
-        const int count = EphemeralPortLast - EphemeralPortFirst + 1;
-        int start = (int)(_tcpEnv.Random.NextUInt32() % count);
-        for (int i = 0; i < count; i++)
-        {
-            var port = (ushort)(EphemeralPortFirst + (start + i) % count);
-            if (FindListener(_options.Address, port) is null) return port;
-        }
-        throw new InvalidOperationException("No free port to listen on.");
     }
 
     /// <summary>Resets every connection and stops every listener (abortive shutdown; stack thread only).</summary>
@@ -288,6 +329,7 @@ public sealed partial class NetStackCore
             entry.Connection.Abort(now, this);
             AfterTouch(entry);
         }
+        _reassembler.Clear();
     }
 
     /// <summary>Starts an orderly close (FIN) of every connection and stops every listener (stack thread only).</summary>
@@ -303,47 +345,66 @@ public sealed partial class NetStackCore
 
     // ---- UDP ----
 
-    /// <summary>Binds a UDP port (0: an ephemeral one). Stack thread only.</summary>
-    public UdpBinding BindUdp(ushort port, int receiveQueueLimit = 256)
+    private void ReceiveUdp(in Inbound ip, Instant now)
     {
-        if (port == 0)
+        if (!UdpDatagram.TryParse(ip.Payload, out var udp, out _)) { Statistics.malformedDropped++; return; }
+        if (!_checksumTrusted && !udp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
+        Statistics.udpDatagramsReceived++;
+        if (_udp.Find(ip.Destination, udp.DestinationPort) is { } binding)
         {
-            const int count = EphemeralPortLast - EphemeralPortFirst + 1;
-            int start = (int)(_tcpEnv.Random.NextUInt32() % count);
-            for (int i = 0; i < count && port == 0; i++)
-            {
-                var p = (ushort)(EphemeralPortFirst + (start + i) % count);
-                if (!_udp.ContainsKey(p)) port = p;
-            }
-            if (port == 0) throw new InvalidOperationException("No free UDP port.");
+            if (!binding.Enqueue(ip.Source, udp.SourcePort, udp.Payload)) Statistics.udpReceiveQueueFull++;
+            return;
         }
-        if (_udp.ContainsKey(port)) throw new InvalidOperationException($"UDP port {port} is already in use.");
-        var binding = new UdpBinding(this, port, receiveQueueLimit);
-        _udp.Add(port, binding);
+        // RFC 1122 4.1.3.1 / RFC 4443 3.1: a datagram to a port with no listener gets ICMP port unreachable.
+        bool sent = ip.Source.IsV4
+            ? SendIcmpv4Error(ip.Packet, Icmpv4Type.DestinationUnreachable, (byte)Icmpv4UnreachableCode.PortUnreachable, 0, now)
+            : SendIcmpv6Error(ip.Packet, Icmpv6Type.DestinationUnreachable, (byte)Icmpv6UnreachableCode.PortUnreachable, 0, now);
+        if (sent) Statistics.udpPortUnreachableSent++;
+    }
+
+    /// <summary>Binds a UDP port (0: an ephemeral one) on every address of the stack, both families. Stack thread only.</summary>
+    /// <exception cref="SocketException">AddressAlreadyInUse, AddressNotAvailable (no ephemeral port free).</exception>
+    public UdpBinding BindUdp(ushort port, int receiveQueueLimit = 256) => BindUdp(HasIpv6 ? IpAddress.AnyV6 : IpAddress.AnyV4, port, receiveQueueLimit);
+
+    /// <summary>
+    /// Binds a UDP port (0: an ephemeral one) on one of the stack's addresses or a wildcard; the
+    /// IPv6 wildcard with <paramref name="dualMode"/> takes IPv4 datagrams too. Stack thread only.
+    /// </summary>
+    /// <exception cref="SocketException">AddressAlreadyInUse, AddressNotAvailable (also: no ephemeral port free), AddressFamilyNotSupported.</exception>
+    public UdpBinding BindUdp(IpAddress address, ushort port, int receiveQueueLimit = 256, bool dualMode = true)
+    {
+        dualMode &= address == IpAddress.AnyV6;
+        CheckBindable(address, dualMode);
+        if (port == 0) port = EphemeralPorts.Find(_tcpEnv.Random, _udp, static (u, p) => u.IsPortFree(p));
+        if (_udp.Conflicts(address, port, dualMode))
+            throw new SocketException((int)SocketError.AddressAlreadyInUse, $"UDP port {port} is already in use");
+        var binding = new UdpBinding(this, address, port, receiveQueueLimit, dualMode);
+        _udp.Add(address, port, dualMode, binding);
         return binding;
     }
 
-    internal void UnbindUdp(UdpBinding binding) => _udp.Remove(binding.Port);
+    internal void UnbindUdp(UdpBinding binding) => _udp.Remove(binding.LocalAddress, binding.Port, binding);
 
-    /// <summary>Hands a datagram to its bound socket; false when no socket is bound to the port.</summary>
-    private bool DeliverUdp(Ipv4Packet ip, UdpDatagram udp, Instant now)
-    {
-        if (!_udp.TryGetValue(udp.DestinationPort, out var binding)) return false;
-        if (!binding.Enqueue(ip.Source, udp.SourcePort, udp.Payload)) Statistics.udpReceiveQueueFull++;
-        return true;
-    }
+    /// <summary>Largest UDP payload the stack sends to <paramref name="destination"/>'s family: what the 16-bit length fields allow, fragmented as needed.</summary>
+    public static int MaxUdpPayload(IpAddress destination) =>
+        destination.IsV4 ? Ipv4Packet.MaxPacketLength - Ipv4Header.Length - UdpHeader.Length : Ipv4Packet.MaxPacketLength - UdpHeader.Length;
 
-    /// <summary>Sends one UDP datagram from <paramref name="sourcePort"/> (stack thread only).</summary>
-    public void SendUdp(ushort sourcePort, Ipv4Address destination, ushort destinationPort, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// Sends one UDP datagram from <paramref name="sourcePort"/> (stack thread only); one larger
+    /// than the MTU goes out in fragments.
+    /// </summary>
+    /// <exception cref="SocketException">MessageSize (larger than a datagram can be), AddressFamilyNotSupported.</exception>
+    public void SendUdp(ushort sourcePort, IpAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
     {
-        int max = _options.Mtu - Ipv4Header.Length - UdpHeader.Length;
+        var source = SourceFor(destination);
+        int max = MaxUdpPayload(destination);
         if (payload.Length > max)
-            throw new ArgumentException($"A datagram of {payload.Length} bytes does not fit the MTU (at most {max}; TunTcp does not fragment).", nameof(payload));
-        var datagram = _tx.AsSpan(Ipv4Header.Length, UdpHeader.Length + payload.Length);
+            throw new SocketException((int)SocketError.MessageSize, $"a datagram of {payload.Length} bytes is larger than {max}");
+        var datagram = _tx.AsSpan(TransportOffset(destination), UdpHeader.Length + payload.Length);
         new UdpHeader(sourcePort, destinationPort, payload.Length).Write(datagram);
         payload.CopyTo(datagram[UdpHeader.Length..]);
-        UdpHeader.WriteChecksum(datagram, _options.Address, destination);
+        UdpHeader.WriteChecksum(datagram, source, destination);
         Statistics.udpDatagramsSent++;
-        SendIp(destination, IpProtocol.Udp, datagram.Length);
+        SendIp(destination, IpProtocol.Udp, datagram.Length, mayFragment: true);
     }
 }

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using TunTcp.Tcp;
@@ -11,20 +12,33 @@ namespace TunTcp.Ip;
 /// never reads a clock, never blocks and owns no thread; <see cref="NetStack"/> runs it on the
 /// stack thread, a simulator runs it on virtual time.
 /// </summary>
+/// <remarks>
+/// Dual-stack: an IPv4 address, an IPv6 address, or both. This file holds the IP layer common to
+/// both families (arrival, sending, fragmentation, the ICMP error budget) and IPv4's input;
+/// <c>.Ipv6</c> holds IPv6's input (extension headers, ICMPv6); <c>.Transport</c> the
+/// family-neutral TCP and UDP demultiplexing above them.
+/// </remarks>
 public sealed partial class NetStackCore : ITcpOutput
 {
     private readonly NetStackOptions _options;
     private readonly IPacketOutput _output;
     private readonly ILogger _log;
+    /// <summary>Transmit buffer: room for an IP header, then the transport message at <see cref="TransportOffset"/>.</summary>
     private readonly byte[] _tx;
+    /// <summary>Where a fragment cut from <see cref="_tx"/> is built.</summary>
+    private readonly byte[] _fragment;
+    /// <summary>Where an IPv6 datagram is rebuilt without its Fragment header before it is processed.</summary>
+    private readonly byte[] _rx;
     private readonly TcpEnvironment _tcpEnv;
     private readonly TcpSettings _tcpSettings;
+    private readonly FragmentReassembler _reassembler;
+    private readonly IpAddress _address4, _address6;
     private ushort _ipIdentification;
     private bool _checksumTrusted;
     /// <summary>The output takes partial checksums (CHECKSUM_PARTIAL) for TCP.</summary>
     private readonly bool _checksumOffload;
 
-    // ICMP error token bucket (RFC 1812 4.3.2.8 asks routers to rate-limit ICMP errors; hosts do too).
+    // ICMP error token bucket, both families (RFC 1812 4.3.2.8 and RFC 4443 2.4 (f) ask for a limit).
     private double _icmpTokens;
     private Instant _icmpTokensAt;
 
@@ -33,20 +47,59 @@ public sealed partial class NetStackCore : ITcpOutput
     {
         if (options.Mtu < 68 || options.Mtu > Ipv4Packet.MaxPacketLength)
             throw new ArgumentOutOfRangeException(nameof(options), $"MTU {options.Mtu} is outside 68..65535.");
+        if (options.Address is null && options.Address6 is null)
+            throw new ArgumentException("The stack needs an IPv4 address, an IPv6 address or both.", nameof(options));
+        HasIpv4 = options.Address is not null;
+        HasIpv6 = options.Address6 is not null;
+        _address4 = HasIpv4 ? IpAddress.FromIPAddress(options.Address!) : IpAddress.AnyV4;
+        _address6 = HasIpv6 ? IpAddress.FromIPAddress(options.Address6!) : IpAddress.AnyV6;
+        if (HasIpv4 && (!_address4.IsV4 || _address4.IsAny || _address4.IsMulticastOrBroadcast))
+            throw new ArgumentException($"The IPv4 address must be an IPv4 unicast address, not {options.Address}.", nameof(options));
+        if (HasIpv6 && (_address6.IsV4 || _address6.IsAny || _address6.IsV6Multicast))
+            throw new ArgumentException($"The IPv6 address must be an IPv6 unicast address, not {options.Address6}.", nameof(options));
+        if (HasIpv6 && options.Mtu < Ipv6Packet.MinimumMtu)
+            throw new ArgumentOutOfRangeException(nameof(options), $"IPv6 needs an MTU of at least {Ipv6Packet.MinimumMtu} (RFC 8200 5); it is {options.Mtu}.");
         _options = options;
         _output = output;
         _log = logger ?? NullLogger.Instance;
-        _tx = new byte[Ipv4Packet.MaxPacketLength];
+        _tx = new byte[Ipv6Packet.HeaderLength + Ipv4Packet.MaxPacketLength];
+        _fragment = new byte[options.Mtu];
+        _rx = new byte[Ipv6Packet.HeaderLength + Ipv4Packet.MaxPacketLength];
         _icmpTokens = options.IcmpErrorBurst;
         options.Tcp.Validate();
         _tcpSettings = options.Tcp;
         _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond) { SegmentationOffloadBytes = segmentationOffload };
         _checksumOffload = segmentationOffload > 0;
+        _reassembler = new FragmentReassembler(options.FragmentMemoryLimit, options.FragmentTimeout, options.FragmentTimeout6);
     }
 
-    public Ipv4Address Address => _options.Address;
+    public bool HasIpv4 { get; }
+    public bool HasIpv6 { get; }
+
+    /// <summary>The stack's IPv4 address (<see cref="IpAddress.AnyV4"/> when it has none).</summary>
+    public IpAddress Address4 => _address4;
+
+    /// <summary>The stack's IPv6 address (<see cref="IpAddress.AnyV6"/> when it has none).</summary>
+    public IpAddress Address6 => _address6;
+
     public int Mtu => _options.Mtu;
     public NetStackStatistics Statistics { get; } = new();
+
+    /// <summary>Datagrams waiting for fragments and the bytes they hold.</summary>
+    public (int Datagrams, int Bytes) ReassemblyUse => (_reassembler.DatagramCount, _reassembler.MemoryInUse);
+
+    /// <summary>True for one of the stack's own unicast addresses.</summary>
+    public bool IsLocalAddress(IpAddress address) =>
+        address.IsV4 ? HasIpv4 && address == _address4 : HasIpv6 && address == _address6;
+
+    /// <summary>The stack's address of <paramref name="remote"/>'s family, the source of what it sends there.</summary>
+    /// <exception cref="SocketException">AddressFamilyNotSupported: the stack has no address of that family.</exception>
+    public IpAddress SourceFor(IpAddress remote)
+    {
+        if (remote.IsV4 ? HasIpv4 : HasIpv6) return remote.IsV4 ? _address4 : _address6;
+        throw new SocketException((int)SocketError.AddressFamilyNotSupported,
+            $"this stack has no {(remote.IsV4 ? "IPv4" : "IPv6")} address to reach {remote} from");
+    }
 
     /// <summary>Processes one arriving packet (any bytes: malformed input is counted and dropped).</summary>
     /// <param name="checksumTrusted">
@@ -57,9 +110,29 @@ public sealed partial class NetStackCore : ITcpOutput
     {
         _checksumTrusted = checksumTrusted;
         Now = now;
+        int version = packet.IsEmpty ? 0 : packet[0] >> 4;
+        if (version == 4) ReceiveIpv4(packet, now);
+        else if (version == 6 && HasIpv6) ReceiveIpv6(packet, now);
+        else if (version == 6) Statistics.ipv6Ignored++;
+        else Statistics.nonIpDropped++;
+    }
+
+    /// <summary>A datagram that reached a transport: where from and to, and the bytes to quote in an ICMP error about it.</summary>
+    private readonly ref struct Inbound(IpAddress source, IpAddress destination, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> payload)
+    {
+        public readonly IpAddress Source = source;
+        public readonly IpAddress Destination = destination;
+        /// <summary>The whole IP packet (reassembled, if it came in fragments).</summary>
+        public readonly ReadOnlySpan<byte> Packet = packet;
+        /// <summary>The transport message.</summary>
+        public readonly ReadOnlySpan<byte> Payload = payload;
+    }
+
+    // ---- IPv4 input ----
+
+    private void ReceiveIpv4(ReadOnlySpan<byte> packet, Instant now)
+    {
         var stats = Statistics;
-        if (packet.IsEmpty || (packet[0] >> 4) is not (4 or 6)) { stats.nonIpDropped++; return; }
-        if (packet[0] >> 4 == 6) { stats.ipv6Ignored++; return; }
         if (!Ipv4Packet.TryParse(packet, out var ip, out var error))
         {
             stats.malformedDropped++;
@@ -68,22 +141,68 @@ public sealed partial class NetStackCore : ITcpOutput
         }
         stats.ipPacketsReceived++;
         if (!ip.IsHeaderChecksumValid) { stats.badChecksumDropped++; return; }
-        if (ip.Destination != _options.Address) { stats.notForUsDropped++; return; }
-        // RFC 791 fragments carry part of a transport segment; TunTcp does not reassemble, so a
-        // fragment must never be parsed as if it were a whole TCP/UDP/ICMP message.
-        if (ip.IsFragment) { stats.fragmentsDropped++; return; }
+        if (!HasIpv4 || ip.Destination.Value != _address4.V4.Value) { stats.notForUsDropped++; return; }
+        if (ip.IsFragment) { ReceiveIpv4Fragment(ip, now); return; }
+        DeliverIpv4(ip, now);
+    }
 
+    private void DeliverIpv4(Ipv4Packet ip, Instant now)
+    {
+        var inbound = new Inbound(ip.Source, ip.Destination, ip.Bytes, ip.Payload);
         switch (ip.Protocol)
         {
             case IpProtocol.Icmp: ReceiveIcmp(ip, now); break;
-            case IpProtocol.Tcp: ReceiveTcp(ip, now); break;
-            case IpProtocol.Udp: ReceiveUdp(ip, now); break;
+            case IpProtocol.Tcp: ReceiveTcp(inbound, now); break;
+            case IpProtocol.Udp: ReceiveUdp(inbound, now); break;
             default:
-                stats.unknownProtocolDropped++;
+                Statistics.unknownProtocolDropped++;
                 // RFC 1122 3.2.2.1: a host SHOULD send protocol unreachable for a protocol it lacks.
-                SendUnreachable(ip, Icmpv4UnreachableCode.ProtocolUnreachable, now);
+                SendIcmpv4Error(ip.Bytes, Icmpv4Type.DestinationUnreachable, (byte)Icmpv4UnreachableCode.ProtocolUnreachable, 0, now);
                 break;
         }
+    }
+
+    /// <summary>
+    /// RFC 791 3.2 and RFC 815: a fragment is held until its datagram is whole, then the datagram
+    /// is processed as if it had arrived in one piece.
+    /// </summary>
+    private void ReceiveIpv4Fragment(Ipv4Packet ip, Instant now)
+    {
+        var stats = Statistics;
+        stats.fragmentsReceived++;
+        int offset = ip.FragmentOffset;
+        var data = ip.Payload;
+        // RFC 791: every fragment but the last carries a multiple of 8 bytes; no datagram is longer
+        // than 65535 bytes (a fragment reaching past that is the "ping of death").
+        if (data.IsEmpty || (ip.MoreFragments && data.Length % 8 != 0) || ip.HeaderLength + offset + data.Length > Ipv4Packet.MaxPacketLength)
+        {
+            stats.fragmentsDropped++;
+            return;
+        }
+        // RFC 1858 3.4: a TCP fragment at offset 8 can only serve to overwrite the flags of the
+        // header the first fragment carried ("tiny fragment" attack): drop it.
+        if (ip.Protocol == IpProtocol.Tcp && offset == 8) { stats.fragmentsDropped++; return; }
+        var key = new FragmentKey(ip.Source, ip.Destination, ip.Identification, (byte)ip.Protocol);
+        var outcome = _reassembler.Add(key, v6: false, offset, ip.MoreFragments, data, ip.Header, now);
+        if (outcome == FragmentOutcome.Held) return;
+        if (outcome != FragmentOutcome.Complete) { CountFragmentDrop(outcome); return; }
+        stats.datagramsReassembled++;
+        // The first fragment's header now heads the whole datagram: fix its length and fragment
+        // fields and checksum, so the datagram reads (and is quoted in ICMP) as one packet.
+        var whole = _reassembler.Assembled;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(whole[2..], (ushort)whole.Length);
+        whole[6] = (byte)(whole[6] & 0x40); whole[7] = 0;
+        whole[10] = 0; whole[11] = 0;
+        int ihl = (whole[0] & 0x0F) * 4;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(whole[10..], Checksum.Compute(whole[..ihl]));
+        if (Ipv4Packet.TryParse(whole, out var datagram, out _)) DeliverIpv4(datagram, now);
+    }
+
+    private void CountFragmentDrop(FragmentOutcome outcome)
+    {
+        var stats = Statistics;
+        stats.fragmentsDropped++;
+        if (outcome == FragmentOutcome.Overlap) stats.fragmentOverlaps++;
     }
 
     private void ReceiveIcmp(Ipv4Packet ip, Instant now)
@@ -93,53 +212,27 @@ public sealed partial class NetStackCore : ITcpOutput
         if (icmp.Type != Icmpv4Type.EchoRequest || icmp.Code != 0) { Statistics.icmpOtherIgnored++; return; }
         Statistics.icmpEchoRequests++;
         // RFC 1122 3.2.2.6: the reply carries the request's identifier, sequence number and data.
-        int length = Icmpv4Writer.WriteEcho(_tx.AsSpan(Ipv4Header.Length), Icmpv4Type.EchoReply, icmp.Identifier, icmp.SequenceNumber, icmp.Data);
-        SendIp(ip.Source, IpProtocol.Icmp, length);
-    }
-
-    private void ReceiveUdp(Ipv4Packet ip, Instant now)
-    {
-        if (!UdpDatagram.TryParse(ip.Payload, out var udp, out _)) { Statistics.malformedDropped++; return; }
-        if (!_checksumTrusted && !udp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
-        Statistics.udpDatagramsReceived++;
-        if (DeliverUdp(ip, udp, now)) return;
-        // RFC 1122 4.1.3.1: a datagram to a port with no listener gets ICMP port unreachable.
-        if (SendUnreachable(ip, Icmpv4UnreachableCode.PortUnreachable, now)) Statistics.udpPortUnreachableSent++;
-    }
-
-    private void ReceiveTcp(Ipv4Packet ip, Instant now)
-    {
-        if (!TcpPacket.TryParse(ip.Payload, out var tcp, out var error))
-        {
-            Statistics.malformedDropped++;
-            _log.LogDebug("dropped TCP segment: {Reason}", error.Describe());
-            return;
-        }
-        if (!_checksumTrusted && !tcp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
-        Statistics.tcpSegmentsReceived++;
-        var tuple = new TcpTuple(ip.Destination, tcp.DestinationPort, ip.Source, tcp.SourcePort);
-        var segment = TcpSegment.From(tcp);
-        if (DeliverTcp(tuple, segment, now)) return;
-        if (TcpReset.TryCreateForClosed(segment, tuple.LocalPort, tuple.RemotePort, out var reset))
-        {
-            Statistics.tcpResetsSent++;
-            Send(tuple, reset, default, default, default);
-        }
+        int length = Icmpv4Writer.WriteEcho(_tx.AsSpan(TransportOffset(ip.Source)), Icmpv4Type.EchoReply, icmp.Identifier, icmp.SequenceNumber, icmp.Data);
+        SendIp(ip.Source, IpProtocol.Icmp, length, mayFragment: true);
     }
 
     /// <summary>
-    /// Sends ICMP destination unreachable quoting <paramref name="ip"/>. RFC 1122 3.2.2: never
-    /// about a broadcast/multicast datagram, never about an ICMP error. Rate limited.
+    /// Sends an ICMPv4 error about <paramref name="invoking"/> (a whole IPv4 packet). RFC 1122
+    /// 3.2.2: never about a datagram from a broadcast, multicast or unspecified source, never about
+    /// an ICMP error. Rate limited. Returns whether it was sent.
     /// </summary>
-    private bool SendUnreachable(Ipv4Packet ip, Icmpv4UnreachableCode code, Instant now)
+    private bool SendIcmpv4Error(ReadOnlySpan<byte> invoking, Icmpv4Type type, byte code, uint restOfHeader, Instant now)
     {
-        if (ip.Source.IsMulticastOrBroadcast || ip.Source.IsAny) return false;
-        if (ip.Protocol == IpProtocol.Icmp && Icmpv4Message.TryParse(ip.Payload, out var icmp, out _)
+        var source = Ipv4Address.Read(invoking[12..]);
+        if (source.IsMulticastOrBroadcast || source.IsAny) return false;
+        int ihl = (invoking[0] & 0x0F) * 4;
+        if ((IpProtocol)invoking[9] == IpProtocol.Icmp && Icmpv4Message.TryParse(invoking[ihl..], out var icmp, out _)
             && icmp.Type is not (Icmpv4Type.EchoRequest or Icmpv4Type.EchoReply))
             return false;
         if (!TakeIcmpToken(now)) { Statistics.icmpErrorsRateLimited++; return false; }
-        int length = Icmpv4Writer.WriteDestinationUnreachable(_tx.AsSpan(Ipv4Header.Length), code, ip.Bytes);
-        SendIp(ip.Source, IpProtocol.Icmp, length);
+        int length = Icmpv4Writer.WriteError(_tx.AsSpan(Ipv4Header.Length), type, code, restOfHeader, invoking);
+        Statistics.icmpErrorsSent++;
+        SendIp(source, IpProtocol.Icmp, length);
         return true;
     }
 
@@ -153,6 +246,30 @@ public sealed partial class NetStackCore : ITcpOutput
         return true;
     }
 
+    /// <summary>Datagrams whose fragments did not all arrive in time: dropped, and reported if their first fragment had come (RFC 792, RFC 4443 3.3).</summary>
+    private void ExpireFragments(Instant now)
+    {
+        while (_reassembler.TryExpire(now, out bool v6, out _, out var firstFragment))
+        {
+            Statistics.reassemblyTimeouts++;
+            if (firstFragment.IsEmpty) continue;
+            if (!v6)
+            {
+                if (SendIcmpv4Error(firstFragment, Icmpv4Type.TimeExceeded, (byte)Icmpv4TimeExceededCode.FragmentReassembly, 0, now))
+                    Statistics.icmpTimeExceededSent++;
+            }
+            else if (SendIcmpv6Error(firstFragment, Icmpv6Type.TimeExceeded, 1, 0, now))
+            {
+                Statistics.icmpTimeExceededSent++;
+            }
+        }
+    }
+
+    // ---- sending ----
+
+    /// <summary>Where the transport message goes in <see cref="_tx"/> for a packet to <paramref name="destination"/>.</summary>
+    private static int TransportOffset(IpAddress destination) => destination.IsV4 ? Ipv4Header.Length : Ipv6Header.Length;
+
     /// <summary>Builds a TCP segment in the transmit buffer and sends it (the engine's output).</summary>
     public void Send(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued)
     {
@@ -162,7 +279,7 @@ public sealed partial class NetStackCore : ITcpOutput
             SendSegmented(tuple, header, options, payload, payloadContinued, 0);
             return;
         }
-        var segment = _tx.AsSpan(Ipv4Header.Length);
+        var segment = _tx.AsSpan(TransportOffset(tuple.RemoteAddress));
         int headerLength = header.Write(segment, options);
         payload.CopyTo(segment[headerLength..]);
         payloadContinued.CopyTo(segment[(headerLength + payload.Length)..]);
@@ -182,26 +299,94 @@ public sealed partial class NetStackCore : ITcpOutput
     {
         // Headers only: the payload goes from the send ring straight to the link (writev), since
         // with a partial checksum nothing here needs to read it.
-        var segment = _tx.AsSpan(Ipv4Header.Length);
+        int ipLength = TransportOffset(tuple.RemoteAddress);
+        var segment = _tx.AsSpan(ipLength);
         int headerLength = header.Write(segment, options);
         int length = headerLength + payload.Length + payloadContinued.Length;
         ushort partial = (ushort)~Checksum.Finish(Checksum.PseudoHeader(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(segment[16..], partial);
         Statistics.tcpSegmentsSent++;
-        var ip = new Ipv4Header(_options.Address, tuple.RemoteAddress, IpProtocol.Tcp, length,
-            TimeToLive: _options.TimeToLive, Identification: _ipIdentification++);
-        ip.Write(_tx);
-        Statistics.ipPacketsSent++;
-        _output.SendSegmented(_tx.AsSpan(0, Ipv4Header.Length + headerLength), payload, payloadContinued, segmentPayload);
+        WriteIpHeader(tuple.RemoteAddress, IpProtocol.Tcp, length, dontFragment: true);
+        _output.SendSegmented(_tx.AsSpan(0, ipLength + headerLength), payload, payloadContinued, segmentPayload);
     }
 
-    /// <summary>Prepends the IPv4 header to the <paramref name="payloadLength"/> bytes already at offset 20 and sends.</summary>
-    private void SendIp(Ipv4Address destination, IpProtocol protocol, int payloadLength)
+    /// <summary>
+    /// Puts the IP header for the <paramref name="payloadLength"/> bytes already at
+    /// <see cref="TransportOffset"/> in front of them and sends the packet; with
+    /// <paramref name="mayFragment"/> a packet larger than the MTU goes out in fragments (RFC 791
+    /// 3.2; RFC 8200 4.5 with a Fragment header), else it is too large and dropped.
+    /// </summary>
+    private void SendIp(IpAddress destination, IpProtocol protocol, int payloadLength, bool mayFragment = false)
     {
-        var header = new Ipv4Header(_options.Address, destination, protocol, payloadLength,
-            TimeToLive: _options.TimeToLive, Identification: _ipIdentification++);
-        header.Write(_tx);
+        int headerLength = TransportOffset(destination);
+        if (headerLength + payloadLength > _options.Mtu)
+        {
+            if (!mayFragment) { Statistics.oversizedNotSent++; return; }
+            if (destination.IsV4) SendFragmentsV4(destination, protocol, payloadLength);
+            else SendFragmentsV6(destination, protocol, payloadLength);
+            return;
+        }
+        WriteIpHeader(destination, protocol, payloadLength, dontFragment: true);
         Statistics.ipPacketsSent++;
-        _output.Send(_tx.AsSpan(0, header.TotalLength));
+        _output.Send(_tx.AsSpan(0, headerLength + payloadLength));
+    }
+
+    private void WriteIpHeader(IpAddress destination, IpProtocol protocol, int payloadLength, bool dontFragment)
+    {
+        if (destination.IsV4)
+        {
+            new Ipv4Header(_address4.V4, destination.V4, protocol, payloadLength,
+                TimeToLive: _options.TimeToLive, Identification: _ipIdentification++, DontFragment: dontFragment).Write(_tx);
+        }
+        else
+        {
+            new Ipv6Header(_address6, destination, (byte)protocol, payloadLength, HopLimit: _options.TimeToLive).Write(_tx);
+        }
+    }
+
+    /// <summary>RFC 791 3.2: cuts the datagram at <see cref="_tx"/>[20..] into fragments of a multiple of 8 bytes, DF clear.</summary>
+    private void SendFragmentsV4(IpAddress destination, IpProtocol protocol, int payloadLength)
+    {
+        int chunk = (_options.Mtu - Ipv4Header.Length) & ~7;
+        ushort id = _ipIdentification++;
+        var payload = _tx.AsSpan(Ipv4Header.Length, payloadLength);
+        for (int offset = 0; offset < payloadLength; offset += chunk)
+        {
+            int length = Math.Min(chunk, payloadLength - offset);
+            bool more = offset + length < payloadLength;
+            var header = new Ipv4Header(_address4.V4, destination.V4, protocol, length,
+                TimeToLive: _options.TimeToLive, Identification: id, DontFragment: false);
+            header.Write(_fragment);
+            // Flags and offset: MF, and the offset in 8-byte units (RFC 791 3.1).
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(_fragment.AsSpan(6), (ushort)((more ? 0x2000 : 0) | offset / 8));
+            _fragment[10] = 0; _fragment[11] = 0;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(_fragment.AsSpan(10), Checksum.Compute(_fragment.AsSpan(0, Ipv4Header.Length)));
+            payload.Slice(offset, length).CopyTo(_fragment.AsSpan(Ipv4Header.Length));
+            Statistics.ipPacketsSent++;
+            Statistics.fragmentsSent++;
+            _output.Send(_fragment.AsSpan(0, Ipv4Header.Length + length));
+        }
+    }
+
+    /// <summary>
+    /// RFC 8200 4.5: cuts the datagram at <see cref="_tx"/>[40..] into fragments, each the IPv6
+    /// header, a Fragment header and a multiple of 8 bytes; the identification is random (RFC 7739).
+    /// </summary>
+    private void SendFragmentsV6(IpAddress destination, IpProtocol protocol, int payloadLength)
+    {
+        int chunk = (_options.Mtu - Ipv6Header.Length - Ipv6FragmentHeader.Length) & ~7;
+        uint id = _tcpEnv.Random.NextUInt32();
+        var payload = _tx.AsSpan(Ipv6Header.Length, payloadLength);
+        for (int offset = 0; offset < payloadLength; offset += chunk)
+        {
+            int length = Math.Min(chunk, payloadLength - offset);
+            bool more = offset + length < payloadLength;
+            new Ipv6Header(_address6, destination, Ipv6NextHeader.Fragment, Ipv6FragmentHeader.Length + length, HopLimit: _options.TimeToLive).Write(_fragment);
+            Ipv6FragmentHeader.Write(_fragment.AsSpan(Ipv6Header.Length), (byte)protocol, offset, more, id);
+            payload.Slice(offset, length).CopyTo(_fragment.AsSpan(Ipv6Header.Length + Ipv6FragmentHeader.Length));
+            Statistics.ipPacketsSent++;
+            Statistics.fragmentsSent++;
+            _output.Send(_fragment.AsSpan(0, Ipv6Header.Length + Ipv6FragmentHeader.Length + length));
+        }
     }
 }

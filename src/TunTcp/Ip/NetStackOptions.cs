@@ -1,19 +1,37 @@
+using System.Net;
 using TunTcp.Tcp;
-using TunTcp.Wire;
 
 namespace TunTcp.Ip;
 
 /// <summary>Settings of one stack instance.</summary>
 public sealed class NetStackOptions
 {
-    /// <summary>The stack's own IPv4 address (the tutorial's 192.168.0.2).</summary>
-    public required Ipv4Address Address { get; init; }
+    /// <summary>
+    /// The stack's own IPv4 address (the tutorial's 192.168.0.2), or null for a stack without
+    /// IPv4. At least one of <see cref="Address"/> and <see cref="Address6"/> is needed.
+    /// </summary>
+    public IPAddress? Address { get; init; }
 
-    /// <summary>Largest IP packet the stack sends; normally the link's MTU.</summary>
+    /// <summary>The stack's own IPv6 address (the tool's fd00:7475:6e::2), or null for a stack without IPv6.</summary>
+    public IPAddress? Address6 { get; init; }
+
+    /// <summary>Largest IP packet the stack sends; normally the link's MTU (at least 1280 with IPv6, RFC 8200 5).</summary>
     public int Mtu { get; init; } = 1500;
 
-    /// <summary>TTL of packets the stack originates (Linux default 64).</summary>
+    /// <summary>TTL (IPv4) and hop limit (IPv6) of packets the stack originates (Linux default 64).</summary>
     public byte TimeToLive { get; init; } = 64;
+
+    /// <summary>
+    /// Bytes that datagrams in reassembly may hold in all, like Linux's ipfrag_high_thresh (4 MiB):
+    /// past it the oldest datagram is dropped first.
+    /// </summary>
+    public int FragmentMemoryLimit { get; init; } = 4 << 20;
+
+    /// <summary>How long an IPv4 datagram may wait for its missing fragments (RFC 791 suggests 15 s; Linux ipfrag_time 30 s).</summary>
+    public TimeSpan FragmentTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long an IPv6 datagram may wait for its missing fragments (RFC 8200 4.5: 60 s).</summary>
+    public TimeSpan FragmentTimeout6 { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// ICMP error messages per second the stack may send (token bucket), like Linux's

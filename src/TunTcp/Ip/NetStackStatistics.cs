@@ -10,18 +10,47 @@ public sealed class NetStackStatistics
         badChecksumDropped, notForUsDropped, fragmentsDropped, unknownProtocolDropped,
         icmpEchoRequests, icmpOtherIgnored, icmpErrorsRateLimited, tcpSegmentsReceived, tcpSegmentsSent,
         tcpResetsSent, tcpRetransmissions, tcpConnectionsOpened, tcpConnectionsClosed,
-        udpDatagramsReceived, udpDatagramsSent, udpPortUnreachableSent, udpReceiveQueueFull;
+        udpDatagramsReceived, udpDatagramsSent, udpPortUnreachableSent, udpReceiveQueueFull,
+        ipv6PacketsReceived, ipv6HeaderDropped, ipv6NoNextHeader, icmpv6NeighborDiscoveryIgnored,
+        icmpErrorsSent, icmpParameterProblemsSent, icmpTimeExceededSent, oversizedNotSent,
+        fragmentsReceived, fragmentOverlaps, atomicFragments, datagramsReassembled, reassemblyTimeouts, fragmentsSent;
 
+    /// <summary>IP packets of either family that parsed as IP.</summary>
     public long IpPacketsReceived => Volatile.Read(ref ipPacketsReceived);
+    /// <summary>Of <see cref="IpPacketsReceived"/>, the IPv6 ones.</summary>
+    public long Ipv6PacketsReceived => Volatile.Read(ref ipv6PacketsReceived);
     public long IpPacketsSent => Volatile.Read(ref ipPacketsSent);
-    /// <summary>IPv6 packets seen and deliberately ignored (TunTcp speaks IPv4).</summary>
+    /// <summary>IPv6 packets seen and deliberately ignored by a stack without an IPv6 address.</summary>
     public long Ipv6Ignored => Volatile.Read(ref ipv6Ignored);
     public long NonIpDropped => Volatile.Read(ref nonIpDropped);
     public long MalformedDropped => Volatile.Read(ref malformedDropped);
     public long BadChecksumDropped => Volatile.Read(ref badChecksumDropped);
     public long NotForUsDropped => Volatile.Read(ref notForUsDropped);
-    /// <summary>IPv4 fragments: recognised, counted and dropped (TunTcp does not reassemble).</summary>
+    /// <summary>Fragments (either family) taken into reassembly.</summary>
+    public long FragmentsReceived => Volatile.Read(ref fragmentsReceived);
+    /// <summary>Fragments dropped: malformed, duplicates, overlapping (with their whole datagram), over the memory budget.</summary>
     public long FragmentsDropped => Volatile.Read(ref fragmentsDropped);
+    /// <summary>Of <see cref="FragmentsDropped"/>, overlaps, each of which dropped its whole datagram (RFC 5722).</summary>
+    public long FragmentOverlaps => Volatile.Read(ref fragmentOverlaps);
+    /// <summary>IPv6 atomic fragments (offset 0, no more fragments) processed on their own (RFC 6946).</summary>
+    public long AtomicFragments => Volatile.Read(ref atomicFragments);
+    public long DatagramsReassembled => Volatile.Read(ref datagramsReassembled);
+    /// <summary>Datagrams whose fragments did not all arrive before the reassembly timeout.</summary>
+    public long ReassemblyTimeouts => Volatile.Read(ref reassemblyTimeouts);
+    /// <summary>Fragments the stack sent (datagrams larger than the MTU).</summary>
+    public long FragmentsSent => Volatile.Read(ref fragmentsSent);
+    /// <summary>IPv6 packets dropped for an extension header TunTcp cannot process (RFC 8200 4: unrecognised option, routing header with segments left).</summary>
+    public long Ipv6HeaderDropped => Volatile.Read(ref ipv6HeaderDropped);
+    /// <summary>IPv6 packets with nothing after their headers (RFC 8200 4.7), ignored.</summary>
+    public long Ipv6NoNextHeader => Volatile.Read(ref ipv6NoNextHeader);
+    /// <summary>Neighbour discovery and MLD messages (the kernel's solicitations and listener reports), counted and dropped quietly.</summary>
+    public long Icmpv6NeighborDiscoveryIgnored => Volatile.Read(ref icmpv6NeighborDiscoveryIgnored);
+    /// <summary>ICMP and ICMPv6 error messages sent (unreachable, time exceeded, parameter problem).</summary>
+    public long IcmpErrorsSent => Volatile.Read(ref icmpErrorsSent);
+    public long IcmpParameterProblemsSent => Volatile.Read(ref icmpParameterProblemsSent);
+    public long IcmpTimeExceededSent => Volatile.Read(ref icmpTimeExceededSent);
+    /// <summary>Packets the stack built but could not send: larger than the MTU and not allowed to fragment.</summary>
+    public long OversizedNotSent => Volatile.Read(ref oversizedNotSent);
     public long UnknownProtocolDropped => Volatile.Read(ref unknownProtocolDropped);
     public long IcmpEchoRequests => Volatile.Read(ref icmpEchoRequests);
     public long IcmpOtherIgnored => Volatile.Read(ref icmpOtherIgnored);

@@ -4,7 +4,7 @@ using TunTcp.Wire;
 namespace TunTcp.Ip;
 
 /// <summary>A datagram waiting in a UDP binding's receive queue.</summary>
-public readonly record struct UdpReceived(Ipv4Address Source, ushort SourcePort, byte[] Payload);
+public readonly record struct UdpReceived(IpAddress Source, ushort SourcePort, byte[] Payload);
 
 /// <summary>
 /// A bound UDP port of the stack core. The stack thread enqueues arriving datagrams (up to a
@@ -18,14 +18,26 @@ public sealed class UdpBinding
     private readonly int _limit;
     private int _count;
 
-    internal UdpBinding(NetStackCore core, ushort port, int limit)
+    internal UdpBinding(NetStackCore core, IpAddress localAddress, ushort port, int limit, bool dualMode)
     {
         _core = core;
+        LocalAddress = localAddress;
+        DualMode = dualMode;
         Port = port;
         _limit = Math.Max(1, limit);
     }
 
+    /// <summary>The address bound: one of the stack's, or a wildcard.</summary>
+    public IpAddress LocalAddress { get; }
+
     public ushort Port { get; }
+
+    /// <summary>Bound to the IPv6 wildcard and taking IPv4 too (IPV6_V6ONLY off).</summary>
+    public bool DualMode { get; }
+
+    /// <summary>Whether this binding's family (or dual mode) covers <paramref name="destination"/>, as a socket's does.</summary>
+    public bool CanSendTo(IpAddress destination) =>
+        LocalAddress.IsV4 ? destination.IsV4 : destination.IsV6 || (DualMode && destination.IsV4);
 
     public bool IsClosed { get; private set; }
 
@@ -35,7 +47,7 @@ public sealed class UdpBinding
     /// <summary>Datagrams dropped because the queue was full.</summary>
     public long Dropped { get; private set; }
 
-    internal bool Enqueue(Ipv4Address source, ushort sourcePort, ReadOnlySpan<byte> payload)
+    internal bool Enqueue(IpAddress source, ushort sourcePort, ReadOnlySpan<byte> payload)
     {
         if (Volatile.Read(ref _count) >= _limit) { Dropped++; return false; }
         _queue.Enqueue(new UdpReceived(source, sourcePort, payload.ToArray()));

@@ -24,7 +24,7 @@ public interface ISegmentationOffload
     bool LastReceiveChecksumTrusted { get; }
 
     /// <summary>
-    /// Sends a TCP/IPv4 packet given as its headers and up to two payload pieces (gathered with
+    /// Sends a TCP packet (IPv4 or IPv6, no extension headers) given as its headers and up to two payload pieces (gathered with
     /// writev(2), so the payload goes from where it lies, e.g. a send ring, straight to the kernel).
     /// The TCP checksum field holds only the pseudo-header sum (CHECKSUM_PARTIAL, as Linux's own
     /// TCP leaves it): the kernel completes it, or, for local delivery, never needs it. With

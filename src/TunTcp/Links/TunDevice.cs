@@ -37,10 +37,10 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
     // <linux/if_tun.h>
     private const nuint TUNSETIFF = 0x400454CA, TUNGETIFF = 0x800454D2, TUNSETOFFLOAD = 0x400454D0, TUNSETVNETHDRSZ = 0x400454D8;
     private const short IFF_TUN = 0x0001, IFF_NO_PI = 0x1000, IFF_PERSIST = 0x0800, IFF_VNET_HDR = 0x4000;
-    private const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02;
+    private const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04;
     // <linux/virtio_net.h>: struct virtio_net_hdr, native (little) endian on tun by default.
     private const int VnetHeaderLength = 10;
-    private const byte VIRTIO_NET_HDR_F_NEEDS_CSUM = 1, VIRTIO_NET_HDR_F_DATA_VALID = 2, VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+    private const byte VIRTIO_NET_HDR_F_NEEDS_CSUM = 1, VIRTIO_NET_HDR_F_DATA_VALID = 2, VIRTIO_NET_HDR_GSO_TCPV4 = 1, VIRTIO_NET_HDR_GSO_TCPV6 = 4;
     private const ushort TUN_PKT_STRIP = 0x0001;
     private const int PacketInfoLength = 4;
     // <linux/if_ether.h>
@@ -170,7 +170,7 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
     private bool _vnetHeader;
 
     /// <summary>
-    /// TUNSETVNETHDRSZ to the plain 10-byte header, then TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4:
+    /// TUNSETVNETHDRSZ to the plain 10-byte header, then TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6:
     /// we take partial checksums and TSO super-segments, so the kernel stops cutting its TCP's
     /// 64 KiB GSO segments into MTU-sized packets for us (tun_set_offload in drivers/net/tun.c).
     /// </summary>
@@ -178,7 +178,7 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
     {
         int size = VnetHeaderLength;
         if (Libc.Ioctl(fd, TUNSETVNETHDRSZ, &size) != 0) return false;
-        return Libc.Ioctl(fd, TUNSETOFFLOAD, (void*)(nint)(TUN_F_CSUM | TUN_F_TSO4)) == 0;
+        return Libc.Ioctl(fd, TUNSETOFFLOAD, (void*)(nint)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) == 0;
     }
 
     /// <inheritdoc/>
@@ -278,7 +278,8 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
     {
         ObjectDisposedException.ThrowIf(_fd < 0, this);
         if (!Offloads) throw new InvalidOperationException($"TUN device {Name} runs without offloads");
-        int ipHeader = (headers[0] & 0x0F) * 4;
+        bool v6 = headers[0] >> 4 == 6;
+        int ipHeader = v6 ? Wire.Ipv6Packet.HeaderLength : (headers[0] & 0x0F) * 4;
         int tcpHeader = (headers[ipHeader + 12] >> 4) * 4;
         int length = headers.Length + payload.Length + payloadContinued.Length;
         int dataLength = payload.Length + payloadContinued.Length;
@@ -294,7 +295,7 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
         header[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
         if (segmented)
         {
-            header[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+            header[1] = v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
             BinaryPrimitives.WriteUInt16LittleEndian(header[2..], (ushort)(ipHeader + tcpHeader));
             BinaryPrimitives.WriteUInt16LittleEndian(header[4..], (ushort)segmentPayload);
         }

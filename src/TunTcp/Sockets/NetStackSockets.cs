@@ -10,21 +10,18 @@ namespace TunTcp.Sockets;
 public static class NetStackSockets
 {
     /// <summary>
-    /// Listens on <paramref name="endpoint"/> (the stack's address or <see cref="IPAddress.Any"/>;
-    /// port 0 picks a free one). Throws <see cref="SocketException"/> (AddressAlreadyInUse) when taken.
+    /// Listens on <paramref name="endpoint"/>: one of the stack's addresses, <see cref="IPAddress.Any"/>
+    /// (every IPv4 address) or <see cref="IPAddress.IPv6Any"/> (every IPv6 address and, with
+    /// <paramref name="dualMode"/>, every IPv4 one too, as a <see cref="Socket.DualMode"/> socket);
+    /// port 0 picks a free one. Throws <see cref="SocketException"/>: AddressAlreadyInUse when
+    /// taken, AddressNotAvailable for an address that is not the stack's, AddressFamilyNotSupported
+    /// for a family the stack has no address of.
     /// </summary>
-    public static async Task<TunTcpListener> ListenTcpAsync(this NetStack stack, IPEndPoint endpoint, int backlog = 128, TcpSettings? settings = null)
+    public static Task<TunTcpListener> ListenTcpAsync(this NetStack stack, IPEndPoint endpoint, int backlog = 128, TcpSettings? settings = null, bool dualMode = true)
     {
-        var address = ToIpv4(endpoint.Address);
+        var address = IpAddress.FromIPAddress(endpoint.Address);
         var port = checked((ushort)endpoint.Port);
-        try
-        {
-            return await stack.Invoke((core, _) => new TunTcpListener(stack, core.Listen(address, port, backlog, settings))).ConfigureAwait(false);
-        }
-        catch (InvalidOperationException)
-        {
-            throw new SocketException((int)SocketError.AddressAlreadyInUse);
-        }
+        return stack.Invoke((core, _) => new TunTcpListener(stack, core.Listen(address, port, backlog, settings, dualMode)));
     }
 
     /// <summary>Synchronous <see cref="ListenTcpAsync"/>.</summary>
@@ -32,41 +29,40 @@ public static class NetStackSockets
         stack.ListenTcpAsync(endpoint, backlog, settings).GetAwaiter().GetResult();
 
     /// <summary>
-    /// Opens a connection from an ephemeral port and waits for the handshake. Fails with
-    /// <see cref="SocketException"/> ConnectionRefused (the peer reset our SYN) or TimedOut (SYN
-    /// retries ran out); cancellation resets the attempt.
+    /// Opens a connection from the stack's address of the remote's family and an ephemeral port
+    /// (or <paramref name="localPort"/>), and waits for the handshake. Fails with
+    /// <see cref="SocketException"/>: ConnectionRefused (the peer reset our SYN), TimedOut (SYN
+    /// retries ran out), AddressFamilyNotSupported (no address of that family), AddressNotAvailable
+    /// (no ephemeral port free), AddressAlreadyInUse (the local port is taken towards that peer);
+    /// cancellation resets the attempt.
     /// </summary>
-    public static async Task<TunTcpConnection> ConnectTcpAsync(this NetStack stack, IPEndPoint remote, CancellationToken cancellationToken = default, TcpSettings? settings = null)
+    public static async Task<TunTcpConnection> ConnectTcpAsync(this NetStack stack, IPEndPoint remote, CancellationToken cancellationToken = default, TcpSettings? settings = null, int localPort = 0)
     {
-        var address = ToIpv4(remote.Address);
+        var address = IpAddress.FromIPAddress(remote.Address);
         var port = checked((ushort)remote.Port);
+        var local = checked((ushort)localPort);
         var connection = await stack.Invoke((core, now) =>
         {
-            var tcp = core.Connect(address, port, now, settings);
+            var tcp = core.Connect(address, port, now, settings, local);
             return new TunTcpConnection(stack, tcp, core.FindEntry(tcp));
         }).ConfigureAwait(false);
         await connection.WaitEstablishedAsync(cancellationToken).ConfigureAwait(false);
         return connection;
     }
 
-    /// <summary>Binds a UDP port (0: an ephemeral one).</summary>
-    public static async Task<TunUdpSocket> BindUdpAsync(this NetStack stack, int port, int receiveQueueLimit = 256)
-    {
-        try
-        {
-            return await stack.Invoke((core, _) => new TunUdpSocket(stack, core.BindUdp(checked((ushort)port), receiveQueueLimit))).ConfigureAwait(false);
-        }
-        catch (InvalidOperationException)
-        {
-            throw new SocketException((int)SocketError.AddressAlreadyInUse);
-        }
-    }
+    /// <summary>Binds a UDP port (0: an ephemeral one) on every address of the stack, both families.</summary>
+    public static Task<TunUdpSocket> BindUdpAsync(this NetStack stack, int port, int receiveQueueLimit = 256) =>
+        stack.BindUdpAsync(new IPEndPoint(stack.Core.HasIpv6 ? IPAddress.IPv6Any : IPAddress.Any, port), receiveQueueLimit);
 
-    private static Ipv4Address ToIpv4(IPAddress address)
+    /// <summary>
+    /// Binds UDP on <paramref name="local"/> (an address of the stack or a wildcard; the IPv6
+    /// wildcard with <paramref name="dualMode"/> takes IPv4 datagrams too). Throws
+    /// <see cref="SocketException"/> as <see cref="ListenTcpAsync"/> does.
+    /// </summary>
+    public static Task<TunUdpSocket> BindUdpAsync(this NetStack stack, IPEndPoint local, int receiveQueueLimit = 256, bool dualMode = true)
     {
-        if (address.Equals(IPAddress.Any)) return Ipv4Address.Any;
-        if (address.AddressFamily != AddressFamily.InterNetwork && !address.IsIPv4MappedToIPv6)
-            throw new ArgumentException($"TunTcp speaks IPv4 only; '{address}' is not an IPv4 address.", nameof(address));
-        return Ipv4Address.FromIPAddress(address);
+        var address = IpAddress.FromIPAddress(local.Address);
+        var port = checked((ushort)local.Port);
+        return stack.Invoke((core, _) => new TunUdpSocket(stack, core.BindUdp(address, port, receiveQueueLimit, dualMode)));
     }
 }

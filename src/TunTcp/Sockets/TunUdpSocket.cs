@@ -7,8 +7,8 @@ namespace TunTcp.Sockets;
 
 /// <summary>
 /// A bound UDP port on a TunTcp stack: <see cref="SendToAsync"/> and
-/// <see cref="ReceiveFromAsync"/> like <see cref="Socket"/>'s. Datagrams larger than the MTU
-/// allows are refused (TunTcp does not fragment).
+/// <see cref="ReceiveFromAsync"/> like <see cref="Socket"/>'s, either family. Datagrams larger
+/// than the MTU go out in fragments; arriving fragments are reassembled.
 /// </summary>
 public sealed class TunUdpSocket : IDisposable
 {
@@ -21,22 +21,28 @@ public sealed class TunUdpSocket : IDisposable
     {
         _stack = stack;
         _binding = binding;
-        LocalEndPoint = new IPEndPoint(stack.Options.Address.ToIPAddress(), binding.Port);
+        LocalEndPoint = new IPEndPoint(binding.LocalAddress.ToIPAddress(), binding.Port);
         binding.Received = _received.Set;
     }
 
     public IPEndPoint LocalEndPoint { get; }
 
-    /// <summary>Largest payload one datagram can carry.</summary>
-    public int MaxDatagramSize => _stack.Options.Mtu - Ipv4Header.Length - UdpHeader.Length;
+    /// <summary>Largest payload one IPv4 datagram can carry (the 16-bit lengths allow it; sent in fragments past the MTU).</summary>
+    public int MaxDatagramSize => NetStackCore.MaxUdpPayload(IpAddress.AnyV4);
 
-    /// <summary>Sends one datagram; completes once it is handed to the stack thread.</summary>
+    /// <summary>
+    /// Sends one datagram; completes once it is handed to the stack thread. Fails with
+    /// MessageSize for a datagram larger than its family allows and AddressFamilyNotSupported for
+    /// a family the stack has no address of.
+    /// </summary>
     public ValueTask<int> SendToAsync(ReadOnlyMemory<byte> datagram, IPEndPoint remote, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (datagram.Length > MaxDatagramSize)
+        var destination = IpAddress.FromIPAddress(remote.Address);
+        if (datagram.Length > NetStackCore.MaxUdpPayload(destination))
             return ValueTask.FromException<int>(new SocketException((int)SocketError.MessageSize));
-        var destination = Ipv4Address.FromIPAddress(remote.Address);
+        if (!_binding.CanSendTo(destination) || !(destination.IsV4 ? _stack.Core.HasIpv4 : _stack.Core.HasIpv6))
+            return ValueTask.FromException<int>(new SocketException((int)SocketError.AddressFamilyNotSupported));
         var port = checked((ushort)remote.Port);
         var copy = datagram.ToArray();
         _stack.Post((core, _) => core.SendUdp(_binding.Port, destination, port, copy));

@@ -69,10 +69,10 @@ public sealed partial class TcpConnection
     /// TCPhdrsize counts the options actually carried. MMS_S is the MTU minus the IPv4 header.
     /// </summary>
     private int SegmentPayloadLimit(int optionBytes) =>
-        Math.Max(1, Math.Min(_peerMss + TcpPacket.MinHeaderLength, _mtu - Ipv4Header.Length) - TcpPacket.MinHeaderLength - optionBytes);
+        Math.Max(1, Math.Min(_peerMss + TcpPacket.MinHeaderLength, _mtu - Tuple.IpHeaderLength) - TcpPacket.MinHeaderLength - optionBytes);
 
     /// <summary>The MSS we announce: our MTU minus the IPv4 and TCP headers.</summary>
-    private ushort OwnMss => (ushort)Math.Min(65535, _mtu - Ipv4Header.Length - TcpPacket.MinHeaderLength);
+    private ushort OwnMss => (ushort)Math.Min(65535, _mtu - Tuple.IpHeaderLength - TcpPacket.MinHeaderLength);
 
     /// <summary>RFC 9293 3.10.7.3: a segment arrives in SYN-SENT.</summary>
     private void ProcessSynSent(in TcpSegment seg)

@@ -265,7 +265,7 @@ public sealed partial class TcpConnection
     /// <summary>With segmentation offload: as many whole segments as fit one IP packet of the offload size.</summary>
     private int SuperSegmentLimit(int segment, int optionBytes)
     {
-        int room = _env.SegmentationOffloadBytes - Ipv4Header.Length - TcpPacket.MinHeaderLength - optionBytes;
+        int room = _env.SegmentationOffloadBytes - Tuple.IpHeaderLength - TcpPacket.MinHeaderLength - optionBytes;
         return room >= 2 * segment ? room / segment * segment : segment;
     }
 

@@ -57,14 +57,28 @@ public sealed class TcpEnvironment
 
     private uint KeyedHash(in TcpTuple tuple, byte purpose)
     {
-        Span<byte> input = stackalloc byte[13];
-        BinaryPrimitives.WriteUInt32BigEndian(input, tuple.LocalAddress.Value);
-        BinaryPrimitives.WriteUInt16BigEndian(input[4..], tuple.LocalPort);
-        BinaryPrimitives.WriteUInt32BigEndian(input[6..], tuple.RemoteAddress.Value);
-        BinaryPrimitives.WriteUInt16BigEndian(input[10..], tuple.RemotePort);
-        input[12] = purpose;
+        // IPv4: the 12 bytes of the two addresses and ports; IPv6: the 36 bytes of their full form.
+        Span<byte> input = stackalloc byte[37];
+        int length;
+        if (tuple.IsV4)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(input, tuple.LocalAddress.V4.Value);
+            BinaryPrimitives.WriteUInt16BigEndian(input[4..], tuple.LocalPort);
+            BinaryPrimitives.WriteUInt32BigEndian(input[6..], tuple.RemoteAddress.V4.Value);
+            BinaryPrimitives.WriteUInt16BigEndian(input[10..], tuple.RemotePort);
+            length = 12;
+        }
+        else
+        {
+            tuple.LocalAddress.WriteV6(input);
+            BinaryPrimitives.WriteUInt16BigEndian(input[16..], tuple.LocalPort);
+            tuple.RemoteAddress.WriteV6(input[18..]);
+            BinaryPrimitives.WriteUInt16BigEndian(input[34..], tuple.RemotePort);
+            length = 36;
+        }
+        input[length] = purpose;
         Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(_secret, input, mac);
+        HMACSHA256.HashData(_secret, input[..(length + 1)], mac);
         return BinaryPrimitives.ReadUInt32BigEndian(mac);
     }
 

@@ -22,7 +22,7 @@ public sealed class TcpListenQueue
     private readonly Queue<TcpConnection> _accepted = new();
     private int _halfOpen;
 
-    public TcpListenQueue(Ipv4Address localAddress, ushort port, int backlog, TcpSettings settings, TcpEnvironment env, int mtu)
+    public TcpListenQueue(IpAddress localAddress, ushort port, int backlog, TcpSettings settings, TcpEnvironment env, int mtu)
     {
         if (backlog < 1) throw new ArgumentOutOfRangeException(nameof(backlog), "backlog must be at least 1");
         settings.Validate();
@@ -34,10 +34,17 @@ public sealed class TcpListenQueue
         _mtu = mtu;
     }
 
-    /// <summary>The address listened on; <see cref="Ipv4Address.Any"/> for every local address.</summary>
-    public Ipv4Address LocalAddress { get; }
+    /// <summary>
+    /// The address listened on: one of the stack's, or a wildcard (<see cref="IpAddress.AnyV4"/>
+    /// for every IPv4 address, <see cref="IpAddress.AnyV6"/> for every IPv6 one and, with
+    /// dual mode, every IPv4 one too).
+    /// </summary>
+    public IpAddress LocalAddress { get; }
 
     public ushort Port { get; }
+
+    /// <summary>An IPv6 wildcard listener that takes IPv4 connections too (IPV6_V6ONLY off).</summary>
+    public bool DualMode { get; init; }
 
     /// <summary>Completed connections that may wait for <see cref="TryAccept"/>.</summary>
     public int Backlog { get; }

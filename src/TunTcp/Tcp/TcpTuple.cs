@@ -2,8 +2,22 @@ using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
 
-/// <summary>The 4-tuple that names a TCP connection, seen from our side.</summary>
-public readonly record struct TcpTuple(Ipv4Address LocalAddress, ushort LocalPort, Ipv4Address RemoteAddress, ushort RemotePort)
+/// <summary>The 4-tuple that names a TCP connection, seen from our side; both addresses are of one family.</summary>
+public readonly record struct TcpTuple(IpAddress LocalAddress, ushort LocalPort, IpAddress RemoteAddress, ushort RemotePort)
 {
-    public override string ToString() => $"{LocalAddress}:{LocalPort} <-> {RemoteAddress}:{RemotePort}";
+    /// <summary>True for a connection over IPv4.</summary>
+    public bool IsV4 => RemoteAddress.IsV4;
+
+    /// <summary>Bytes of the IP header our segments carry: 20 for IPv4 (no options), 40 for IPv6 (no extension headers).</summary>
+    public int IpHeaderLength => IsV4 ? Ipv4Header.Length : Ipv6Packet.HeaderLength;
+
+    public bool Equals(TcpTuple other) =>
+        LocalPort == other.LocalPort && RemotePort == other.RemotePort
+        && RemoteAddress == other.RemoteAddress && LocalAddress == other.LocalAddress;
+
+    public override int GetHashCode() =>
+        HashCode.Combine(RemoteAddress.Low ^ RemoteAddress.High, LocalAddress.Low ^ LocalAddress.High, LocalPort | (RemotePort << 16));
+
+    public override string ToString() =>
+        IsV4 ? $"{LocalAddress}:{LocalPort} <-> {RemoteAddress}:{RemotePort}" : $"[{LocalAddress}]:{LocalPort} <-> [{RemoteAddress}]:{RemotePort}";
 }

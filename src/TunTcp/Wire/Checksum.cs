@@ -47,17 +47,28 @@ public static class Checksum
     /// <summary>The checksum of one buffer (e.g. an IPv4 header or an ICMP message).</summary>
     public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Add(0, data));
 
-    /// <summary>The partial sum of the IPv4 pseudo-header (RFC 9293 3.1, RFC 768).</summary>
-    public static uint PseudoHeader(Ipv4Address source, Ipv4Address destination, IpProtocol protocol, int length)
+    /// <summary>
+    /// The partial sum of the pseudo-header: IPv4's (RFC 9293 3.1, RFC 768: addresses, zero,
+    /// protocol, length) or IPv6's (RFC 8200 8.1: addresses, 32-bit upper-layer length, zeros,
+    /// next header), chosen by the addresses' family.
+    /// </summary>
+    public static uint PseudoHeader(IpAddress source, IpAddress destination, IpProtocol protocol, int length)
     {
-        ulong s = (source.Value >> 16) + (source.Value & 0xFFFF)
-                + (destination.Value >> 16) + (destination.Value & 0xFFFF)
-                + (uint)protocol + (uint)length;
-        return (uint)s;
+        if (source.IsV4)
+        {
+            uint s4 = source.V4.Value, d4 = destination.V4.Value;
+            return (s4 >> 16) + (s4 & 0xFFFF) + (d4 >> 16) + (d4 & 0xFFFF) + (uint)protocol + (uint)length;
+        }
+        ulong s = Words(source.High) + Words(source.Low) + Words(destination.High) + Words(destination.Low)
+                + ((uint)length >> 16) + ((uint)length & 0xFFFF) + (uint)protocol;
+        return (uint)((s & 0xFFFF_FFFF) + (s >> 32));
     }
 
-    /// <summary>The TCP or UDP checksum of a whole segment with its IPv4 pseudo-header.</summary>
-    public static ushort ComputeTransport(Ipv4Address source, Ipv4Address destination, IpProtocol protocol, ReadOnlySpan<byte> segment) =>
+    /// <summary>The sum of the four 16-bit words of a 64-bit value.</summary>
+    private static ulong Words(ulong v) => (v >> 48) + ((v >> 32) & 0xFFFF) + ((v >> 16) & 0xFFFF) + (v & 0xFFFF);
+
+    /// <summary>The TCP, UDP or ICMPv6 checksum of a whole segment with its pseudo-header.</summary>
+    public static ushort ComputeTransport(IpAddress source, IpAddress destination, IpProtocol protocol, ReadOnlySpan<byte> segment) =>
         Finish(Add(PseudoHeader(source, destination, protocol, segment.Length), segment));
 
     private static ulong SumNative(ReadOnlySpan<byte> data)

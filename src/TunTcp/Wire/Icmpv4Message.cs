@@ -13,6 +13,13 @@ public enum Icmpv4Type : byte
     ParameterProblem = 12,
 }
 
+/// <summary>Time-exceeded codes (RFC 792).</summary>
+public enum Icmpv4TimeExceededCode : byte
+{
+    TtlExceeded = 0,
+    FragmentReassembly = 1,
+}
+
 /// <summary>Destination-unreachable codes (RFC 792, RFC 1191).</summary>
 public enum Icmpv4UnreachableCode : byte
 {
@@ -81,13 +88,21 @@ public static class Icmpv4Writer
     /// Writes a destination-unreachable message quoting <paramref name="invokingPacket"/> (whole IP
     /// packet), truncated to <see cref="MaxInvokingBytes"/>; returns the message length.
     /// </summary>
-    public static int WriteDestinationUnreachable(Span<byte> destination, Icmpv4UnreachableCode code, ReadOnlySpan<byte> invokingPacket, ushort nextHopMtu = 0)
+    public static int WriteDestinationUnreachable(Span<byte> destination, Icmpv4UnreachableCode code, ReadOnlySpan<byte> invokingPacket, ushort nextHopMtu = 0) =>
+        WriteError(destination, Icmpv4Type.DestinationUnreachable, (byte)code, nextHopMtu, invokingPacket);
+
+    /// <summary>
+    /// Writes an error message (RFC 792: destination unreachable, time exceeded, parameter
+    /// problem) with bytes 4-7 set to <paramref name="restOfHeader"/> (next-hop MTU, pointer in
+    /// the high byte, or zero), quoting <paramref name="invokingPacket"/> truncated to
+    /// <see cref="MaxInvokingBytes"/>; returns the message length.
+    /// </summary>
+    public static int WriteError(Span<byte> destination, Icmpv4Type type, byte code, uint restOfHeader, ReadOnlySpan<byte> invokingPacket)
     {
         var quoted = invokingPacket[..Math.Min(invokingPacket.Length, MaxInvokingBytes)];
-        destination[0] = (byte)Icmpv4Type.DestinationUnreachable;
-        destination[1] = (byte)code;
-        BinaryPrimitives.WriteUInt16BigEndian(destination[4..], 0);
-        BinaryPrimitives.WriteUInt16BigEndian(destination[6..], nextHopMtu);
+        destination[0] = (byte)type;
+        destination[1] = code;
+        BinaryPrimitives.WriteUInt32BigEndian(destination[4..], restOfHeader);
         quoted.CopyTo(destination[Icmpv4Message.HeaderLength..]);
         return Finish(destination, Icmpv4Message.HeaderLength + quoted.Length);
     }

@@ -54,7 +54,13 @@ public readonly record struct Ipv4Address(uint Value)
     public static bool TryParse(string? text, out Ipv4Address address)
     {
         address = default;
-        if (text is null) return false;
+        return text is not null && TryParse(text.AsSpan(), out address);
+    }
+
+    /// <inheritdoc cref="TryParse(string?, out Ipv4Address)"/>
+    public static bool TryParse(ReadOnlySpan<char> text, out Ipv4Address address)
+    {
+        address = default;
         uint value = 0;
         int i = 0;
         for (int part = 0; part < 4; part++)

@@ -68,8 +68,8 @@ public readonly ref struct TcpPacket
     public ReadOnlySpan<byte> Payload => _segment[HeaderLength..];
     public ReadOnlySpan<byte> Bytes => _segment;
 
-    /// <summary>RFC 9293 3.1: the checksum over pseudo-header, header and data sums to zero.</summary>
-    public bool IsChecksumValid(Ipv4Address source, Ipv4Address destination) =>
+    /// <summary>RFC 9293 3.1 (RFC 8200 8.1 for IPv6): the checksum over pseudo-header, header and data sums to zero.</summary>
+    public bool IsChecksumValid(IpAddress source, IpAddress destination) =>
         Wire.Checksum.ComputeTransport(source, destination, IpProtocol.Tcp, _segment) == 0;
 
     /// <summary>RFC 9293 3.4 SEG.LEN: payload bytes plus one for SYN and one for FIN.</summary>
@@ -110,7 +110,7 @@ public readonly record struct TcpHeader(
     }
 
     /// <summary>Computes and stores the checksum of a complete segment (header, options, payload).</summary>
-    public static void WriteChecksum(Span<byte> segment, Ipv4Address source, Ipv4Address destination)
+    public static void WriteChecksum(Span<byte> segment, IpAddress source, IpAddress destination)
     {
         segment[16] = 0; segment[17] = 0;
         BinaryPrimitives.WriteUInt16BigEndian(segment[16..], Checksum.ComputeTransport(source, destination, IpProtocol.Tcp, segment));

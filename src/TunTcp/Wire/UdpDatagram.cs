@@ -30,9 +30,12 @@ public readonly ref struct UdpDatagram
     public ReadOnlySpan<byte> Payload => _datagram[HeaderLength..];
     public ReadOnlySpan<byte> Bytes => _datagram;
 
-    /// <summary>RFC 768: a zero checksum means the sender computed none, which is accepted over IPv4.</summary>
-    public bool IsChecksumValid(Ipv4Address source, Ipv4Address destination) =>
-        Checksum == 0 || Wire.Checksum.ComputeTransport(source, destination, IpProtocol.Udp, _datagram) == 0;
+    /// <summary>
+    /// RFC 768: a zero checksum means the sender computed none, which is accepted over IPv4.
+    /// RFC 8200 8.1: over IPv6 the checksum is mandatory and a zero one is discarded.
+    /// </summary>
+    public bool IsChecksumValid(IpAddress source, IpAddress destination) =>
+        Checksum == 0 ? source.IsV4 : Wire.Checksum.ComputeTransport(source, destination, IpProtocol.Udp, _datagram) == 0;
 }
 
 /// <summary>The fields of a UDP header to be written.</summary>
@@ -48,8 +51,8 @@ public readonly record struct UdpHeader(ushort SourcePort, ushort DestinationPor
         destination[6] = 0; destination[7] = 0;
     }
 
-    /// <summary>Stores the checksum of a complete datagram; a computed zero is sent as 0xFFFF (RFC 768).</summary>
-    public static void WriteChecksum(Span<byte> datagram, Ipv4Address source, Ipv4Address destination)
+    /// <summary>Stores the checksum of a complete datagram; a computed zero is sent as 0xFFFF (RFC 768, RFC 8200 8.1).</summary>
+    public static void WriteChecksum(Span<byte> datagram, IpAddress source, IpAddress destination)
     {
         datagram[6] = 0; datagram[7] = 0;
         ushort sum = Checksum.ComputeTransport(source, destination, IpProtocol.Udp, datagram);

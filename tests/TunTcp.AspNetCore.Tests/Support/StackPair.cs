@@ -34,8 +34,8 @@ internal sealed class StackPair : IAsyncDisposable
     public static StackPair Start(int mtu = 1500)
     {
         var (serverLink, clientLink) = MemoryLink.CreatePair(mtu, capacity: 1024);
-        var server = new NetStack(serverLink, new NetStackOptions { Address = Ipv4Address.FromIPAddress(ServerAddress), Mtu = mtu });
-        var client = new NetStack(clientLink, new NetStackOptions { Address = Ipv4Address.FromIPAddress(ClientAddress), Mtu = mtu });
+        var server = new NetStack(serverLink, new NetStackOptions { Address = ServerAddress, Mtu = mtu });
+        var client = new NetStack(clientLink, new NetStackOptions { Address = ClientAddress, Mtu = mtu });
         server.Start();
         client.Start();
         return new StackPair(serverLink, clientLink, server, client);

@@ -21,8 +21,8 @@ public class AllocationTests
     public async Task StackThreads_AllocateNothingPerPacket_WhileMovingTenMegabytes()
     {
         var (linkA, linkB) = MemoryLink.CreatePair(mtu: 1500, capacity: 1024);
-        using var stackA = new NetStack(linkA, new NetStackOptions { Address = A, Mtu = 1500 });
-        using var stackB = new NetStack(linkB, new NetStackOptions { Address = B, Mtu = 1500 });
+        using var stackA = new NetStack(linkA, new NetStackOptions { Address = A.ToIPAddress(), Mtu = 1500 });
+        using var stackB = new NetStack(linkB, new NetStackOptions { Address = B.ToIPAddress(), Mtu = 1500 });
         stackA.Start();
         stackB.Start();
         await stackB.Invoke((core, _) => new DiscardService(core, 9, NullLogger.Instance));

@@ -32,7 +32,7 @@ public class NetStackCoreHostileInputTests
         var rnd = new SeededRandomSource(seed);
         var output = new RecordingOutput();
         var tcp = new TcpSettings { SynBacklog = Backlog, ReceiveBufferSize = 8192, SendBufferSize = 8192 };
-        var core = new NetStackCore(new NetStackOptions { Address = Packets.Stack, Tcp = tcp, Random = new SeededRandomSource(seed ^ 0x5EED) }, output);
+        var core = new NetStackCore(new NetStackOptions { Address = Packets.Stack.ToIPAddress(), Tcp = tcp, Random = new SeededRandomSource(seed ^ 0x5EED) }, output);
         var listener = core.Listen(Ipv4Address.Any, 80, Backlog);
         core.BindUdp(7);
         var now = Instant.Zero;

@@ -9,7 +9,7 @@ public class NetStackCoreTests
     private readonly RecordingOutput _out = new();
     private readonly NetStackCore _core;
 
-    public NetStackCoreTests() => _core = new NetStackCore(new NetStackOptions { Address = Packets.Stack }, _out);
+    public NetStackCoreTests() => _core = new NetStackCore(new NetStackOptions { Address = Packets.Stack.ToIPAddress() }, _out);
 
     [Fact]
     public void Rfc1122_EchoRequest_GetsReplyWithSameIdSequenceAndData()
@@ -111,7 +111,7 @@ public class NetStackCoreTests
     [Fact]
     public void IcmpErrors_AreRateLimitedByTokenBucket()
     {
-        var core = new NetStackCore(new NetStackOptions { Address = Packets.Stack, IcmpErrorBurst = 3, IcmpErrorsPerSecond = 1 }, _out);
+        var core = new NetStackCore(new NetStackOptions { Address = Packets.Stack.ToIPAddress(), IcmpErrorBurst = 3, IcmpErrorsPerSecond = 1 }, _out);
         for (int i = 0; i < 5; i++) core.Receive(Packets.Udp(5000, 53, "q"u8), Instant.Zero);
         Assert.Equal(3, _out.Packets.Count);
         core.Receive(Packets.Udp(5000, 53, "q"u8), Instant.FromMilliseconds(1000));

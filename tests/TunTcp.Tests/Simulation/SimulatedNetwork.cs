@@ -26,9 +26,9 @@ public sealed class SimulatedNetwork
     {
         PathAToB = new SimulatedPath(aToB, seed * 7919 + 1);
         PathBToA = new SimulatedPath(bToA, seed * 7919 + 2);
-        A = new NetStackCore(new NetStackOptions { Address = AddressA, Mtu = mtu, Tcp = tcpA ?? new TcpSettings(), Random = new SeededRandomSource(seed * 31 + 1) },
+        A = new NetStackCore(new NetStackOptions { Address = AddressA.ToIPAddress(), Mtu = mtu, Tcp = tcpA ?? new TcpSettings(), Random = new SeededRandomSource(seed * 31 + 1) },
             new PathOutput(this, PathAToB, () => B!));
-        B = new NetStackCore(new NetStackOptions { Address = AddressB, Mtu = mtu, Tcp = tcpB ?? new TcpSettings(), Random = new SeededRandomSource(seed * 31 + 2) },
+        B = new NetStackCore(new NetStackOptions { Address = AddressB.ToIPAddress(), Mtu = mtu, Tcp = tcpB ?? new TcpSettings(), Random = new SeededRandomSource(seed * 31 + 2) },
             new PathOutput(this, PathBToA, () => A));
     }
 

@@ -36,8 +36,8 @@ public class Ipv6PacketTests
         Assert.Equal(64, ip.HopLimit);
         Assert.Equal(bytes[8..24], ip.SourceBytes.ToArray());
         Assert.Equal(bytes[24..40], ip.DestinationBytes.ToArray());
-        Assert.Equal(IPAddress.Parse("fd00::1"), ip.Source);
-        Assert.Equal(IPAddress.Parse("fd00::2"), ip.Destination);
+        Assert.Equal(IpAddress.Parse("fd00::1"), ip.Source);
+        Assert.Equal(IpAddress.Parse("fd00::2"), ip.Destination);
         Assert.Equal(bytes[40..], ip.Payload.ToArray());
         Assert.Equal(128, ip.Payload[0]); // ICMPv6 echo request (RFC 4443 4.1)
     }
