@@ -247,6 +247,9 @@ public sealed partial class NetStackCore
                 $"this stack has no {(address.IsV4 ? "IPv4" : "IPv6")} address");
             return;
         }
+        if (address.IsV4 ? !HasIpv4 : !HasIpv6)
+            throw new SocketException((int)SocketError.AddressFamilyNotSupported,
+                $"this stack has no {(address.IsV4 ? "IPv4" : "IPv6")} address");
         if (!IsLocalAddress(address))
             throw new SocketException((int)SocketError.AddressNotAvailable,
                 $"{address} is not an address of this stack ({DescribeAddresses()})");
