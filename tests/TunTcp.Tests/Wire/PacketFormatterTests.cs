@@ -64,9 +64,39 @@ public class PacketFormatterTests
         Assert.Equal(Route + "UDP len 34 40000 -> 9 data 6", PacketFormatter.Format(WireCaptures.LinuxUdp));
 
     [Fact]
-    public void Format_Ipv6_IsShownAsIgnored() =>
-        Assert.Equal("IPv6 fd00::1 -> fd00::2 ICMPv6 len 56 (ignored: TunTcp speaks IPv4)",
+    public void Format_LinuxIpv6EchoRequest_IsShownInFull() =>
+        Assert.Equal("IPv6 fd00::1 -> fd00::2 ICMPv6 len 56 echo request id 5324 seq 1",
             PacketFormatter.Format(WireCaptures.LinuxIpv6EchoRequest));
+
+    [Fact]
+    public void Format_Ipv6Tcp_ChecksTheIpv6PseudoHeader()
+    {
+        var syn = Support.Packets6.Tcp(new TcpHeader(40000, 80, new SeqNumber(7), default, TcpFlags.Syn, 64800), new TcpOptions { MaxSegmentSize = 1440 });
+        Assert.Equal("IPv6 fd00:7475:6e::1 -> fd00:7475:6e::2 TCP len 64 40000 -> 80 [S] seq 7 ack 0 win 64800 mss 1440", PacketFormatter.Format(syn));
+        syn[^1] ^= 1;
+        Assert.EndsWith(" BAD-CHECKSUM", PacketFormatter.Format(syn));
+    }
+
+    [Fact]
+    public void Format_Ipv6ExtensionHeadersAndFragments_AreNamed()
+    {
+        var udp = Support.Packets6.Udp(5000, 7, new byte[3000]);
+        var fragments = Support.Packets6.Fragment(udp, 1232, identification: 99);
+        Assert.Equal("IPv6 fd00:7475:6e::1 -> fd00:7475:6e::2 UDP fragment id 99 offset 1232 + len 1280", PacketFormatter.Format(fragments[1]));
+
+        // Hop-by-Hop with a PadN option, then ICMPv6.
+        var icmp = Support.Packets6.EchoRequest(1, 2, "x"u8);
+        var withHop = new byte[icmp.Length + 8];
+        icmp.AsSpan(0, 40).CopyTo(withHop);
+        withHop[6] = Ipv6NextHeader.HopByHop;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(withHop.AsSpan(4), (ushort)(icmp.Length - 40 + 8));
+        withHop[40] = (byte)IpProtocol.Icmpv6; withHop[41] = 0; withHop[42] = 1; withHop[43] = 4;
+        icmp.AsSpan(40).CopyTo(withHop.AsSpan(48));
+        Assert.Equal("IPv6 fd00:7475:6e::1 -> fd00:7475:6e::2 hop-by-hop ICMPv6 len 57 echo request id 1 seq 2", PacketFormatter.Format(withHop));
+
+        withHop[5] += 100; // payload length past the buffer
+        Assert.StartsWith("IPv6 malformed", PacketFormatter.Format(withHop));
+    }
 
     [Fact]
     public void Format_Fragments_AreShownAsFragmentsNotParsedAsSegments()
