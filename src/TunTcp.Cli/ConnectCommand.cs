@@ -16,7 +16,7 @@ internal static class ConnectCommand
     public static int Run(ToolSettings settings, ToolConsole console, Stream stdin, Stream stdout) =>
         DeviceCommand.Run(settings, console, (tun, link, signals) =>
         {
-            var options = new NetStackOptions { Address = settings.StackAddress.ToIPAddress(), Mtu = link.Mtu, Tcp = settings.Tcp, SpinBeforeSleep = settings.Spin };
+            var options = settings.StackOptions(link.Mtu);
             using var stack = new NetStack(link, options, console.Time, console.LoggerFactory);
             stack.Start();
             var target = settings.Target!;

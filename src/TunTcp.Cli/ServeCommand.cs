@@ -18,7 +18,7 @@ internal static class ServeCommand
     public static int Run(ToolSettings settings, ToolConsole console) =>
         DeviceCommand.Run(settings, console, (tun, link, signals) =>
         {
-            var options = new NetStackOptions { Address = settings.StackAddress.ToIPAddress(), Mtu = link.Mtu, Tcp = settings.Tcp, SpinBeforeSleep = settings.Spin };
+            var options = settings.StackOptions(link.Mtu);
             using var stack = new NetStack(link, options, console.Time, console.LoggerFactory);
             stack.Start();
             var services = StartServices(stack, settings.Services, console.LoggerFactory);
@@ -51,7 +51,9 @@ internal static class ServeCommand
                 if (s.Https is ushort sp) services += $", https {sp}";
             }
             string ns = tun.Options.NetworkNamespace is { } name ? $"sudo ip netns exec {name} " : "";
-            console.Out.WriteLine($"tuntcp: ready: serving {settings.StackAddress} on {tun.Describe()} ({services}); try `{ns}ping {settings.StackAddress}`; stop with Ctrl-C");
+            string addresses = settings.StackAddress6 is { } v6 ? $"{settings.StackAddress} and {v6}" : settings.StackAddress.ToString();
+            string ping6 = settings.StackAddress6 is { } a6 ? $" or `{ns}ping {a6}`" : "";
+            console.Out.WriteLine($"tuntcp: ready: serving {addresses} on {tun.Describe()} ({services}); try `{ns}ping {settings.StackAddress}`{ping6}; stop with Ctrl-C");
             console.Out.Flush();
             // The stack thread does the work; this thread only waits for a signal or for the
             // stack thread to die.

@@ -11,6 +11,19 @@ namespace TunTcp.Cli;
 /// <summary>What a command needs to run, validated and converted from the command line.</summary>
 internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address StackAddress, string? PcapPath, bool Trace)
 {
+    /// <summary>The stack's IPv6 address; null with <c>--ipv4-only</c>.</summary>
+    public IpAddress? StackAddress6 { get; init; }
+
+    /// <summary>The stack's options for its addresses and the link's MTU.</summary>
+    public Ip.NetStackOptions StackOptions(int mtu) => new()
+    {
+        Address = StackAddress.ToIPAddress(),
+        Address6 = StackAddress6?.ToIPAddress(),
+        Mtu = mtu,
+        Tcp = Tcp,
+        SpinBeforeSleep = Spin,
+    };
+
     /// <summary>Services of <c>serve</c>.</summary>
     public ServiceOptions Services { get; init; } = ServiceOptions.Default;
 
@@ -51,6 +64,9 @@ internal sealed class ToolCommandLine
 
     public static readonly Ipv4Address DefaultStackAddress = new(0xC0A8_0002); // 192.168.0.2
 
+    /// <summary>fd00:7475:6e::2, beside the host side's fd00:7475:6e::1/64.</summary>
+    public static readonly IpAddress DefaultStackAddress6 = IpAddress.Parse("fd00:7475:6e::2");
+
     private readonly Option<string> _tun = new("--tun")
     {
         Description = "TUN device name (created if missing; a persistent device of that name is attached to and left as configured)",
@@ -70,6 +86,25 @@ internal sealed class ToolCommandLine
         Description = "address/prefix of the host (kernel) side of the device",
         DefaultValueFactory = _ => TunInterfaceOptions.DefaultHostAddress.ToString(),
         HelpName = "ipv4/prefix",
+    };
+
+    private readonly Option<string> _addr6 = new("--addr6")
+    {
+        Description = "IPv6 address of the TunTcp stack",
+        DefaultValueFactory = _ => DefaultStackAddress6.ToString(),
+        HelpName = "ipv6",
+    };
+
+    private readonly Option<string> _hostAddr6 = new("--host-addr6")
+    {
+        Description = "IPv6 address/prefix of the host (kernel) side of the device (set without duplicate address detection; no router advertisements or solicitations)",
+        DefaultValueFactory = _ => TunInterfaceOptions.DefaultHostAddress6.ToString(),
+        HelpName = "ipv6/prefix",
+    };
+
+    private readonly Option<bool> _ipv4Only = new("--ipv4-only")
+    {
+        Description = "IPv4 only: IPv6 switched off on the device (the tutorial's set-up) and the stack without an IPv6 address",
     };
 
     private readonly Option<int> _mtu = new("--mtu")
@@ -174,7 +209,7 @@ internal sealed class ToolCommandLine
         Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
     };
 
-    private readonly Argument<string> _host = new("host") { Description = "IPv4 address to connect to (the host side, e.g. 192.168.0.1)" };
+    private readonly Argument<string> _host = new("host") { Description = "IPv4 or IPv6 address to connect to (the host side, e.g. 192.168.0.1 or fd00:7475:6e::1)" };
     private readonly Argument<int> _port = new("port") { Description = "TCP port to connect to" };
 
     private static Option<int> Port(string name, int defaultPort, string description) => new(name)
@@ -205,7 +240,7 @@ internal sealed class ToolCommandLine
     {
         // A plain Command rather than RootCommand: RootCommand names itself after the executable
         // (TunTcp.Cli), but the tool is called tuntcp.
-        var root = new Command("tuntcp", "TunTcp: a user-space TCP/IP stack on a Linux TUN device. Sets the device up (address, MTU, link up, IPv6 off, by default inside network namespace 'tuntcp') and removes it again on exit.");
+        var root = new Command("tuntcp", "TunTcp: a user-space TCP/IP stack on a Linux TUN device. Sets the device up (IPv4 and IPv6 addresses, MTU, link up, by default inside network namespace 'tuntcp') and removes it again on exit.");
         var line = new ToolCommandLine { Root = root };
         line.AddOptionValidators();
         root.Options.Add(new HelpOption());
@@ -268,7 +303,7 @@ internal sealed class ToolCommandLine
         foreach (var port in new[] { _echo, _discard, _chargen, _udpEcho, _http })
             port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"{port.Name}: {p} is not a port (1..65535)"); });
         _port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"port: {p} is not a port (1..65535)"); });
-        _host.Validators.Add(r => { if (LastToken(r) is { } h && !Ipv4Address.TryParse(h, out _)) r.AddError($"host: '{h}' is not an IPv4 address (TunTcp speaks IPv4)"); });
+        _host.Validators.Add(r => { if (LastToken(r) is { } h && !IpAddress.TryParse(h, out _)) r.AddError($"host: '{h}' is not an IPv4 or IPv6 address"); });
         _spin.Validators.Add(r => { if (int.TryParse(LastToken(r), out int us) && us is < 0 or > 100_000) r.AddError($"--spin: {us} us is out of range (0..100000)"); });
         _timeout.Validators.Add(r => { if (double.TryParse(LastToken(r), NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t is <= 0 or > 3600) r.AddError($"--timeout: {t} s is out of range (0..3600)"); });
         _cc.Validators.Add(r => { if (LastToken(r) is { } cc && cc is not ("cubic" or "newreno")) r.AddError($"--cc: '{cc}' is not one of cubic, newreno"); });
@@ -313,6 +348,13 @@ internal sealed class ToolCommandLine
             return InterfaceAddress.IsAssignable(a, out var e) ? null : $"--addr: {e}";
         }),
         (_hostAddr, text => text is null || InterfaceAddress.TryParse(text, out _, out var e) ? null : $"--host-addr: {e}"),
+        (_addr6, text =>
+        {
+            if (text is null) return null;
+            if (!IpAddress.TryParse(text, out var a) || a.IsV4) return $"--addr6: '{text}' is not an IPv6 address (such as fd00:7475:6e::2)";
+            return InterfaceAddress6.IsAssignable(a, out var e) ? null : $"--addr6: {e}";
+        }),
+        (_hostAddr6, text => text is null || InterfaceAddress6.TryParse(text, out _, out var e) ? null : $"--host-addr6: {e}"),
         (_mtu, text =>
         {
             // A token that is not a number gets the parser's own conversion error.
@@ -328,7 +370,7 @@ internal sealed class ToolCommandLine
 
     private void AddCommonOptions(Command command)
     {
-        foreach (Option option in new Option[] { _tun, _addr, _hostAddr, _mtu, _netns, _noNetns, _pcap, _trace, _packetInfo })
+        foreach (Option option in new Option[] { _tun, _addr, _hostAddr, _addr6, _hostAddr6, _ipv4Only, _mtu, _netns, _noNetns, _pcap, _trace, _packetInfo })
             command.Options.Add(option);
 
         // Checks between options. System.CommandLine runs command validators before the options'
@@ -348,6 +390,21 @@ internal sealed class ToolCommandLine
                 r.AddError($"--addr {stack} is outside the host side's prefix {host.Network}/{host.PrefixLength} (--host-addr {host}), so the kernel would not route it to the device; use e.g. {Suggest(host)}");
             else if (!host.IsUsableHost(stack))
                 r.AddError($"--addr {stack} is the network or broadcast address of {host.Network}/{host.PrefixLength}; use e.g. {Suggest(host)}");
+            if (r.GetValue(_ipv4Only))
+            {
+                foreach (var option in new[] { _addr6, _hostAddr6 })
+                    if (r.GetResult(option) is { Implicit: false })
+                        r.AddError($"{option.Name} and --ipv4-only contradict each other; give one of them");
+                return;
+            }
+            if (int.TryParse(LastToken(r.GetResult(_mtu)), out int mtuValue) && mtuValue < TunInterfaceOptions.MinimumMtu6)
+                r.AddError($"--mtu {mtuValue} is below {TunInterfaceOptions.MinimumMtu6}, the least an IPv6 link carries (RFC 8200 5); raise it or add --ipv4-only");
+            var stack6 = IpAddress.Parse(LastToken(r.GetResult(_addr6)) ?? DefaultStackAddress6.ToString());
+            var host6 = InterfaceAddress6.Parse(LastToken(r.GetResult(_hostAddr6)) ?? TunInterfaceOptions.DefaultHostAddress6.ToString());
+            if (stack6 == host6.Address)
+                r.AddError($"--addr6 {stack6} is the same as the host side's address (--host-addr6 {host6}); the stack needs an address of its own");
+            else if (!host6.Contains(stack6))
+                r.AddError($"--addr6 {stack6} is outside the host side's prefix (--host-addr6 {host6}), so the kernel would not route it to the device");
         });
     }
 
@@ -363,12 +420,16 @@ internal sealed class ToolCommandLine
         {
             DeviceName = result.GetValue(_tun)!,
             HostAddress = InterfaceAddress.Parse(result.GetValue(_hostAddr)!),
+            HostAddress6 = result.GetValue(_ipv4Only) ? null : InterfaceAddress6.Parse(result.GetValue(_hostAddr6)!),
             Mtu = result.GetValue(_mtu),
             NetworkNamespace = result.GetValue(_noNetns) ? null : result.GetValue(_netns),
             PacketInformation = result.GetValue(_packetInfo),
             ClonePath = Environment.GetEnvironmentVariable(ClonePathVariable) is { Length: > 0 } path ? path : TunDevice.DefaultClonePath,
         };
-        var settings = new ToolSettings(options, Ipv4Address.Parse(result.GetValue(_addr)!), result.GetValue(_pcap), result.GetValue(_trace));
+        var settings = new ToolSettings(options, Ipv4Address.Parse(result.GetValue(_addr)!), result.GetValue(_pcap), result.GetValue(_trace))
+        {
+            StackAddress6 = result.GetValue(_ipv4Only) ? null : IpAddress.Parse(result.GetValue(_addr6)!),
+        };
         var command = result.CommandResult.Command;
         if (command.Name == "dump") return settings;
         settings = settings with { Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result), Spin = TimeSpan.FromMicroseconds(result.GetValue(_spin)) };
@@ -396,7 +457,7 @@ internal sealed class ToolCommandLine
         {
             settings = settings with
             {
-                Target = new System.Net.IPEndPoint(Ipv4Address.Parse(result.GetValue(_host)!).ToIPAddress(), result.GetValue(_port)),
+                Target = new System.Net.IPEndPoint(IpAddress.Parse(result.GetValue(_host)!).ToIPAddress(), result.GetValue(_port)),
                 ConnectTimeout = TimeSpan.FromSeconds(result.GetValue(_timeout)),
             };
         }
@@ -476,5 +537,10 @@ internal sealed class ToolCommandLine
         command.Arguments.Add(_host);
         command.Arguments.Add(_port);
         command.Options.Add(_timeout);
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(_ipv4Only) && LastToken(r.GetResult(_host)) is { } h && IpAddress.TryParse(h, out var a) && a.IsV6)
+                r.AddError($"host {h} is an IPv6 address, but --ipv4-only gives the stack none");
+        });
     }
 }

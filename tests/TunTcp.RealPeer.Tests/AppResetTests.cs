@@ -34,6 +34,7 @@ public sealed class AppResetTests : IDisposable
     {
         DeviceName = _device,
         HostAddress = new InterfaceAddress(Ipv4Address.Parse(Host), 24),
+        HostAddress6 = null, // the stack here is IPv4-only
         NetworkNamespace = Ns.Name,
     });
 

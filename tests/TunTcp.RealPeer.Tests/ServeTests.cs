@@ -27,10 +27,10 @@ public sealed class ServeTests : IDisposable
         ["serve", "--netns", Ns.Name, "--tun", _device, "--host-addr", $"{HostAddress}/24", "--addr", StackAddress, .. extra]);
 
     [Fact]
-    public void Serve_CreatesTheDevice_WithAddressMtuUpAndIpv6Off_AndRemovesItOnSigint()
+    public void Serve_Ipv4Only_CreatesTheDevice_WithAddressMtuUpAndIpv6Off_AndRemovesItOnSigint()
     {
         RootRequirement.SkipUnlessRoot();
-        using var tool = StartServe("--mtu", "1400");
+        using var tool = StartServe("--mtu", "1400", "--ipv4-only");
         tool.WaitForReady();
         Assert.True(tool.WaitForLine("ready", TimeSpan.Zero, stdoutOnly: true), "the ready line goes to stdout");
 

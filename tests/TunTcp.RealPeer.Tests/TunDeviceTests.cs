@@ -29,6 +29,7 @@ public sealed class TunDeviceTests : IDisposable
     {
         DeviceName = _device,
         HostAddress = new InterfaceAddress(Host, 24),
+        HostAddress6 = null, // IPv6 off: only the packets a test sends cross the device
         Mtu = mtu,
         NetworkNamespace = Ns.Name,
         PacketInformation = packetInformation,

@@ -19,7 +19,7 @@ public abstract class InlineTcpService : ITcpListenObserver
     {
         _core = core;
         Logger = logger;
-        Listener = core.Listen(Wire.Ipv4Address.Any, port, backlog);
+        Listener = core.Listen(Wire.IpAddress.AnyV6, port, backlog); // both families (dual mode), as a Socket on [::]
         Listener.Observer = this;
     }
 
@@ -72,7 +72,7 @@ public abstract class InlineTcpHandler : ITcpConnectionObserver
     public void Start()
     {
         if (_service.Logger.IsEnabled(LogLevel.Information))
-            _service.Logger.LogInformation("{Service}: connection from {Remote}:{Port} opened", _service.Name, Connection.Tuple.RemoteAddress, Connection.Tuple.RemotePort);
+            _service.Logger.LogInformation("{Service}: connection from {Remote} opened", _service.Name, Connection.Tuple.RemoteAddress.WithPort(Connection.Tuple.RemotePort));
         OnEvents(Connection, TcpConnectionEvents.Readable | TcpConnectionEvents.Writable | (Connection.State == TcpState.Closed ? TcpConnectionEvents.Closed : 0));
     }
 
@@ -83,8 +83,8 @@ public abstract class InlineTcpHandler : ITcpConnectionObserver
         {
             _closedLogged = true;
             if (_service.Logger.IsEnabled(LogLevel.Information))
-                _service.Logger.LogInformation("{Service}: connection from {Remote}:{Port} closed ({Reason}), {Received} bytes in, {Sent} bytes out",
-                    _service.Name, Connection.Tuple.RemoteAddress, Connection.Tuple.RemotePort,
+                _service.Logger.LogInformation("{Service}: connection from {Remote} closed ({Reason}), {Received} bytes in, {Sent} bytes out",
+                    _service.Name, Connection.Tuple.RemoteAddress.WithPort(Connection.Tuple.RemotePort),
                     Connection.Error == TcpError.None ? "normal" : Connection.Error.ToString(), Connection.BytesReceived, Connection.BytesSent);
         }
     }

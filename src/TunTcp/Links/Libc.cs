@@ -22,7 +22,7 @@ internal static unsafe partial class Libc
     public const int CLONE_NEWNET = 0x40000000;
 
     // <linux/socket.h>, <linux/net.h>
-    public const int AF_INET = 2, SOCK_DGRAM = 2, SOCK_CLOEXEC = O_CLOEXEC;
+    public const int AF_INET = 2, AF_INET6 = 10, AF_NETLINK = 16, SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_CLOEXEC = O_CLOEXEC;
 
     // <sys/eventfd.h>
     public const int EFD_NONBLOCK = 0x800, EFD_CLOEXEC = 0x80000;
@@ -83,6 +83,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int fd, void* buffer, nuint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(int fd, void* buffer, nuint length, int flags);
 
     [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
     public static partial int EventFd(uint initialValue, int flags);

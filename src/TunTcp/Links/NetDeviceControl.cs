@@ -59,6 +59,15 @@ internal sealed unsafe class NetDeviceControl : IDisposable
         return Call(SIOCGIFINDEX, req) == 0;
     }
 
+    /// <summary>The device's interface index (for rtnetlink requests).</summary>
+    public int GetIndex(string name)
+    {
+        Span<byte> req = stackalloc byte[IfReqSize];
+        WriteName(req, name);
+        Check(Call(SIOCGIFINDEX, req), $"read the index of {name}");
+        return BinaryPrimitives.ReadInt32LittleEndian(req[16..]);
+    }
+
     public int GetMtu(string name)
     {
         Span<byte> req = stackalloc byte[IfReqSize];

@@ -21,13 +21,26 @@ public sealed record TunInterfaceOptions
     /// <summary>192.168.0.1/24: the host side of the tutorial's tun0.</summary>
     public static readonly InterfaceAddress DefaultHostAddress = new(new Ipv4Address(0xC0A8_0001), 24);
 
+    /// <summary>fd00:7475:6e::1/64: the host side's IPv6 address (a unique-local prefix, RFC 4193; "tun" in hex).</summary>
+    public static readonly InterfaceAddress6 DefaultHostAddress6 = new(IpAddress.Parse("fd00:7475:6e::1"), 64);
+
+    /// <summary>The smallest MTU of an IPv6 link (RFC 8200 5).</summary>
+    public const int MinimumMtu6 = 1280;
+
     /// <summary>Device name, 1..15 bytes (default <c>tun0</c>).</summary>
     public string DeviceName { get; init; } = DefaultDeviceName;
 
     /// <summary>The address and prefix the host (kernel) side of the device gets.</summary>
     public InterfaceAddress HostAddress { get; init; } = DefaultHostAddress;
 
-    /// <summary>The device MTU, <see cref="MinimumMtu"/>..<see cref="MaximumMtu"/>.</summary>
+    /// <summary>
+    /// The host side's IPv6 address and prefix; null keeps IPv6 off on the device (the tutorial's
+    /// IPv4-only set-up). With it, IPv6 is switched on only as far as needed: the address without
+    /// duplicate address detection, no router advertisements accepted, no router solicitations.
+    /// </summary>
+    public InterfaceAddress6? HostAddress6 { get; init; } = DefaultHostAddress6;
+
+    /// <summary>The device MTU, <see cref="MinimumMtu"/>..<see cref="MaximumMtu"/> (at least <see cref="MinimumMtu6"/> with IPv6).</summary>
     public int Mtu { get; init; } = DefaultMtu;
 
     /// <summary>
@@ -55,6 +68,14 @@ public sealed record TunInterfaceOptions
         if (!NetDeviceControl.IsValidName(DeviceName, out var error)) throw new LinkSetupException(error);
         if (Mtu is < MinimumMtu or > MaximumMtu)
             throw new LinkSetupException($"MTU {Mtu} is out of range: it must be from {MinimumMtu} to {MaximumMtu}");
+        if (HostAddress6 is { } v6)
+        {
+            if (Mtu < MinimumMtu6)
+                throw new LinkSetupException($"MTU {Mtu} is below {MinimumMtu6}, the least an IPv6 link must carry (RFC 8200 5); raise the MTU or set the device up IPv4-only");
+            if (v6.PrefixLength is < 1 or > 128)
+                throw new LinkSetupException($"prefix length {v6.PrefixLength} is out of range: it must be from 1 to 128");
+            if (!InterfaceAddress6.IsAssignable(v6.Address, out error)) throw new LinkSetupException(error);
+        }
         if (HostAddress.PrefixLength is < 1 or > 32)
             throw new LinkSetupException($"prefix length {HostAddress.PrefixLength} is out of range: it must be from 1 to 32");
         if (!InterfaceAddress.IsAssignable(HostAddress.Address, out error)) throw new LinkSetupException(error);
@@ -68,8 +89,9 @@ public sealed record TunInterfaceOptions
 /// <summary>
 /// A TUN device set up the way the tutorial does it by hand, without running <c>ip</c> for the
 /// device: optionally inside a named network namespace (created if missing, with <c>lo</c> up),
-/// the device created (or a persistent one attached to), IPv6 and router advertisements off,
-/// MTU set, the host side's address given, link up. <see cref="Dispose"/> removes what it
+/// the device created (or a persistent one attached to), router advertisements off, MTU set,
+/// the host side's IPv4 address given and its IPv6 address too (rtnetlink, no duplicate address
+/// detection), or IPv6 off when it has none, link up. <see cref="Dispose"/> removes what it
 /// created, in reverse order, and leaves alone what already existed.
 /// </summary>
 /// <remarks>
@@ -136,7 +158,7 @@ public sealed class TunInterface : IDisposable
             }
             logger.LogInformation("{Action} TUN device {Device}{Where}: {Summary}",
                 device.Created ? "Created" : "Attached to", device.Name, ns is null ? "" : $" in network namespace {ns}",
-                device.Created ? $"host side {options.HostAddress}, MTU {device.Mtu}, up, IPv6 off" : $"MTU {device.Mtu}, configuration left as it was");
+                device.Created ? $"host side {options.HostAddress}{(options.HostAddress6 is { } h6 ? $" and {h6}" : "")}, MTU {device.Mtu}, up{(options.HostAddress6 is null ? ", IPv6 off" : "")}" : $"MTU {device.Mtu}, configuration left as it was");
             return new TunInterface(options, device, createdNamespace, logger);
         }
         catch
@@ -154,6 +176,7 @@ public sealed class TunInterface : IDisposable
         var sb = new StringBuilder();
         sb.Append(Device.Name).Append(Device.Created ? " (created" : " (attached");
         if (Device.Created) sb.Append(", host side ").Append(Options.HostAddress);
+        if (Device.Created && Options.HostAddress6 is { } v6) sb.Append(" and ").Append(v6);
         sb.Append(", MTU ").Append(Device.Mtu);
         if (Device.PacketInformation) sb.Append(", packet info");
         sb.Append(Options.NetworkNamespace is null ? ", current namespace" : $", network namespace {Options.NetworkNamespace}{(CreatedNamespace ? " (created)" : "")}");
@@ -185,15 +208,30 @@ public sealed class TunInterface : IDisposable
 
     private static void Configure(TunDevice device, TunInterfaceOptions options, ILogger logger)
     {
-        // IPv6 off before the link comes up, or the kernel starts IPv6 on it at once: a link-local
-        // address with duplicate address detection, router solicitations (RFC 4861 6.3.7) and MLD
-        // reports, all of which would land on our IPv4-only stack.
+        // Before the link comes up, or the kernel starts IPv6 on it at once with its defaults:
+        // router solicitations (RFC 4861 6.3.7), duplicate address detection (RFC 4862 5.4) and
+        // router advertisements taken. IPv4-only: IPv6 off altogether, as the tutorial does.
         WriteIpv6Setting(device.Name, "accept_ra", "0", logger);
-        WriteIpv6Setting(device.Name, "disable_ipv6", "1", logger);
+        if (options.HostAddress6 is null)
+        {
+            WriteIpv6Setting(device.Name, "disable_ipv6", "1", logger);
+        }
+        else
+        {
+            WriteIpv6Setting(device.Name, "router_solicitations", "0", logger);
+            WriteIpv6Setting(device.Name, "accept_dad", "0", logger);
+            WriteIpv6Setting(device.Name, "disable_ipv6", "0", logger);
+        }
         using var control = NetDeviceControl.Open();
         control.SetMtu(device.Name, options.Mtu);
         device.Mtu = options.Mtu;
         control.SetAddress(device.Name, options.HostAddress);
+        if (options.HostAddress6 is { } v6)
+        {
+            if (!Directory.Exists("/proc/sys/net/ipv6"))
+                throw new LinkSetupException("this kernel has no IPv6; set the device up IPv4-only");
+            Netlink.AddIpv6Address(control.GetIndex(device.Name), device.Name, v6.Address, v6.PrefixLength);
+        }
         control.BringUp(device.Name);
     }
 

@@ -19,5 +19,5 @@ public readonly record struct TcpTuple(IpAddress LocalAddress, ushort LocalPort,
         HashCode.Combine(RemoteAddress.Low ^ RemoteAddress.High, LocalAddress.Low ^ LocalAddress.High, LocalPort | (RemotePort << 16));
 
     public override string ToString() =>
-        IsV4 ? $"{LocalAddress}:{LocalPort} <-> {RemoteAddress}:{RemotePort}" : $"[{LocalAddress}]:{LocalPort} <-> [{RemoteAddress}]:{RemotePort}";
+        $"{LocalAddress.WithPort(LocalPort)} <-> {RemoteAddress.WithPort(RemotePort)}";
 }

@@ -37,6 +37,33 @@ public class ToolCommandLineTests
     }
 
     [Fact]
+    public void DualStack_IsTheDefault_AndIpv4OnlySwitchesIpv6Off()
+    {
+        var dual = Build().ParseSettings("serve");
+        Assert.Equal(IpAddress.Parse("fd00:7475:6e::2"), dual.StackAddress6);
+        Assert.Equal("fd00:7475:6e::1/64", dual.Interface.HostAddress6.ToString());
+        Assert.Equal(System.Net.IPAddress.Parse("fd00:7475:6e::2"), dual.StackOptions(1500).Address6);
+
+        var custom = Build().ParseSettings("serve", "--addr6", "2001:db8:7::2", "--host-addr6", "2001:db8:7::1/64");
+        Assert.Equal(IpAddress.Parse("2001:db8:7::2"), custom.StackAddress6);
+        Assert.Equal(IpAddress.Parse("2001:db8:7::1"), custom.Interface.HostAddress6!.Value.Address);
+
+        var v4 = Build().ParseSettings("serve", "--ipv4-only", "--mtu", "576");
+        Assert.Null(v4.StackAddress6);
+        Assert.Null(v4.Interface.HostAddress6);
+        Assert.Null(v4.StackOptions(576).Address6);
+    }
+
+    [Fact]
+    public void Connect_TakesAnIpv6Host_ButNotWithIpv4Only()
+    {
+        var settings = Build().ParseSettings("connect", "fd00:7475:6e::1", "8080");
+        Assert.Equal(System.Net.IPAddress.Parse("fd00:7475:6e::1"), settings.Target!.Address);
+        Assert.Contains(Build().Validate("connect", "--ipv4-only", "fd00:7475:6e::1", "8080"), e => e.Contains("is an IPv6 address, but --ipv4-only"));
+        Assert.Contains(Build().Validate("connect", "nowhere", "8080"), e => e.Contains("is not an IPv4 or IPv6 address"));
+    }
+
+    [Fact]
     public void NoNetns_MeansTheCurrentNamespace()
     {
         Assert.Null(Build().ParseSettings("serve", "--no-netns").Interface.NetworkNamespace);
@@ -62,6 +89,19 @@ public class ToolCommandLineTests
     [InlineData("--netns a/b", "--netns: namespace name")]
     [InlineData("--netns lab --no-netns", "contradict")]
     [InlineData("--bogus", "--bogus")]
+    [InlineData("--addr6 10.0.0.2", "--addr6: '10.0.0.2' is not an IPv6 address")]
+    [InlineData("--addr6 fd00::g", "is not an IPv6 address")]
+    [InlineData("--addr6 ::1", "loopback")]
+    [InlineData("--addr6 ff02::1", "multicast")]
+    [InlineData("--addr6 fe80::2", "link-local")]
+    [InlineData("--host-addr6 fd00:7475:6e::1", "no prefix length")]
+    [InlineData("--host-addr6 fd00:7475:6e::1/129", "out of range")]
+    [InlineData("--host-addr6 10.0.0.1/24", "is not an IPv6 address")]
+    [InlineData("--addr6 fd00:7475:6e::1", "same as the host side's address")]
+    [InlineData("--addr6 fd00:1::2", "outside the host side's prefix")]
+    [InlineData("--mtu 1279", "below 1280")]
+    [InlineData("--ipv4-only --addr6 fd00:7475:6e::3", "--addr6 and --ipv4-only contradict")]
+    [InlineData("--ipv4-only --host-addr6 fd00:7475:6e::1/64", "--host-addr6 and --ipv4-only contradict")]
     public void BadInput_IsAParseErrorThatSaysWhy(string arguments, string expected)
     {
         foreach (var command in new[] { "serve", "dump" })
@@ -92,7 +132,9 @@ public class ToolCommandLineTests
     public void ValidInput_HasNoErrors()
     {
         Assert.Empty(Build().Validate("serve", "--host-addr", "10.0.0.1/24", "--addr", "10.0.0.2"));
-        Assert.Empty(Build().Validate("dump", "--mtu", "68"));
+        Assert.Empty(Build().Validate("dump", "--mtu", "68", "--ipv4-only"));
+        Assert.Empty(Build().Validate("serve", "--mtu", "1280"));
+        Assert.Empty(Build().Validate("serve", "--addr6", "2001:db8:7::2", "--host-addr6", "2001:db8:7::1/64"));
         Assert.Empty(Build().Validate("dump", "--mtu", "65535"));
         Assert.Empty(Build().Validate("serve", "--host-addr", "10.0.0.0/31", "--addr", "10.0.0.1"));
     }
@@ -131,7 +173,7 @@ public class ToolCommandLineTests
     {
         var output = new StringWriter();
         Assert.Equal(0, Build().Run(["serve", "--help"], output, new StringWriter()));
-        foreach (var option in new[] { "--tun", "--addr", "--host-addr", "--mtu", "--netns", "--no-netns", "--pcap", "--trace", "--packet-info" })
+        foreach (var option in new[] { "--tun", "--addr", "--host-addr", "--addr6", "--host-addr6", "--ipv4-only", "--mtu", "--netns", "--no-netns", "--pcap", "--trace", "--packet-info" })
             Assert.Contains(option, output.ToString());
     }
 }
