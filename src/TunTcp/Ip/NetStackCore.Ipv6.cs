@@ -235,6 +235,11 @@ public sealed partial class NetStackCore
             SendIp(source, IpProtocol.Icmpv6, length, mayFragment: true);
             return;
         }
+        if (icmp.Type is Icmpv6Type.DestinationUnreachable or Icmpv6Type.PacketTooBig or Icmpv6Type.TimeExceeded)
+        {
+            ReceiveIcmpv6Error(icmp, now);
+            return;
+        }
         stats.icmpOtherIgnored++;
     }
 

@@ -183,6 +183,7 @@ public sealed partial class NetStackCore
     private void Register(TcpConnection connection)
     {
         var entry = new ConnectionEntry(connection);
+        ApplyKnownPathMtu(connection);
         _connections.Add(connection.Tuple, entry);
         AfterTouch(entry);
     }

@@ -209,6 +209,7 @@ public sealed partial class NetStackCore : ITcpOutput
     {
         if (!Icmpv4Message.TryParse(ip.Payload, out var icmp, out _)) { Statistics.malformedDropped++; return; }
         if (!icmp.IsChecksumValid) { Statistics.badChecksumDropped++; return; }
+        if (icmp.Type is Icmpv4Type.DestinationUnreachable or Icmpv4Type.TimeExceeded) { ReceiveIcmpv4Error(icmp, now); return; }
         if (icmp.Type != Icmpv4Type.EchoRequest || icmp.Code != 0) { Statistics.icmpOtherIgnored++; return; }
         Statistics.icmpEchoRequests++;
         // RFC 1122 3.2.2.6: the reply carries the request's identifier, sequence number and data.

@@ -14,6 +14,14 @@ public sealed class NetStackStatistics
         ipv6PacketsReceived, ipv6HeaderDropped, ipv6NoNextHeader, icmpv6NeighborDiscoveryIgnored,
         icmpErrorsSent, icmpParameterProblemsSent, icmpTimeExceededSent, oversizedNotSent,
         fragmentsReceived, fragmentOverlaps, atomicFragments, datagramsReassembled, reassemblyTimeouts, fragmentsSent;
+    internal long icmpErrorsToConnections, icmpErrorsIgnored, pathMtuReductions;
+
+    /// <summary>ICMP errors about our TCP segments that passed validation (RFC 5927) and reached their connection.</summary>
+    public long IcmpErrorsToConnections => Volatile.Read(ref icmpErrorsToConnections);
+    /// <summary>ICMP errors ignored: quoting no connection of ours, a sequence number outside SND.UNA..SND.NXT, or too little of the segment.</summary>
+    public long IcmpErrorsIgnored => Volatile.Read(ref icmpErrorsIgnored);
+    /// <summary>Path MTU decreases learned from fragmentation-needed / packet-too-big (RFC 1191, RFC 8201).</summary>
+    public long PathMtuReductions => Volatile.Read(ref pathMtuReductions);
 
     /// <summary>IP packets of either family that parsed as IP.</summary>
     public long IpPacketsReceived => Volatile.Read(ref ipPacketsReceived);

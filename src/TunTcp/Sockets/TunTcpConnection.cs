@@ -295,6 +295,8 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         TcpError.ConnectionReset => SocketError.ConnectionReset,
         TcpError.TimedOut => SocketError.TimedOut,
         TcpError.Aborted => SocketError.ConnectionAborted,
+        TcpError.HostUnreachable => SocketError.HostUnreachable,
+        TcpError.NetworkUnreachable => SocketError.NetworkUnreachable,
         _ => SocketError.NotConnected,
     }));
 

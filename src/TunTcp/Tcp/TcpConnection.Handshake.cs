@@ -66,10 +66,10 @@ public sealed partial class TcpConnection
 
     /// <summary>
     /// RFC 9293 3.7.1: Eff.snd.MSS = min(SendMSS + 20, MMS_S) - TCPhdrsize - IPoptionsize, where
-    /// TCPhdrsize counts the options actually carried. MMS_S is the MTU minus the IPv4 header.
+    /// TCPhdrsize counts the options actually carried. MMS_S is the path MTU minus the IP header.
     /// </summary>
     private int SegmentPayloadLimit(int optionBytes) =>
-        Math.Max(1, Math.Min(_peerMss + TcpPacket.MinHeaderLength, _mtu - Tuple.IpHeaderLength) - TcpPacket.MinHeaderLength - optionBytes);
+        Math.Max(1, Math.Min(_peerMss + TcpPacket.MinHeaderLength, PathMtu - Tuple.IpHeaderLength) - TcpPacket.MinHeaderLength - optionBytes);
 
     /// <summary>The MSS we announce: our MTU minus the IPv4 and TCP headers.</summary>
     private ushort OwnMss => (ushort)Math.Min(65535, _mtu - Tuple.IpHeaderLength - TcpPacket.MinHeaderLength);

@@ -394,6 +394,7 @@ public sealed partial class TcpConnection
             Raise(TcpConnectionEvents.Writable);
         }
         _sndUna = ack;
+        _softError = TcpError.None; // the path works again (Linux tcp_ack clears sk_err_soft)
         _scoreboard.AdvanceTo(ack);
         _progressAt = _now;
 

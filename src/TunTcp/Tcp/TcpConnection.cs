@@ -381,7 +381,9 @@ public sealed partial class TcpConnection
     private void Terminate(TcpError error)
     {
         if (State == TcpState.Closed) return;
-        if (Error == TcpError.None) Error = error;
+        // RFC 5461 / RFC 1122 4.2.3.9: a timeout after a soft ICMP error reports that error (Linux
+        // sk_err_soft), which says more than "timed out".
+        if (Error == TcpError.None) Error = error == TcpError.TimedOut && _softError != TcpError.None ? _softError : error;
         bool wasSynchronized = IsSynchronized;
         SetState(TcpState.Closed);
         if (wasSynchronized) _env.Statistics.ConnectionsClosed++;

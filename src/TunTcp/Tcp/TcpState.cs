@@ -28,4 +28,8 @@ public enum TcpError
     TimedOut,
     /// <summary>This side aborted the connection (sent a reset).</summary>
     Aborted,
+    /// <summary>ICMP host unreachable (or time exceeded) for our SYN, or as the soft error of a connection that then timed out (RFC 5461).</summary>
+    HostUnreachable,
+    /// <summary>ICMP network unreachable for our SYN, or as the soft error of a connection that then timed out.</summary>
+    NetworkUnreachable,
 }
