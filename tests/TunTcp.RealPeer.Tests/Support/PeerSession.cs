@@ -9,13 +9,20 @@ namespace TunTcp.RealPeer.Tests.Support;
 internal sealed class PeerSession : IDisposable
 {
     public const string HostAddress = "10.77.0.1", StackAddress = "10.77.0.2";
+    public const string HostAddress6 = "fd00:7475:77::1", StackAddress6 = "fd00:7475:77::2";
+
+    private readonly bool _ipv6;
 
     /// <summary>How long any single peer run may take before it counts as a hang.</summary>
     public static readonly TimeSpan PeerBound = TimeSpan.FromSeconds(150);
 
     private readonly List<IDisposable> _owned = new();
 
-    private PeerSession(TestNamespace ns) => Ns = ns;
+    private PeerSession(TestNamespace ns, bool ipv6)
+    {
+        Ns = ns;
+        _ipv6 = ipv6;
+    }
 
     public TestNamespace Ns { get; }
 
@@ -27,10 +34,18 @@ internal sealed class PeerSession : IDisposable
     /// <summary>The tool started last (serve or connect), whose stderr failure messages show.</summary>
     public ToolProcess? Tool { get; private set; }
 
-    public static PeerSession Create() => new(TestNamespace.Create());
+    /// <summary>A scene whose peers talk to the stack over IPv4, or over IPv6 with <paramref name="ipv6"/>.</summary>
+    public static PeerSession Create(bool ipv6 = false) => new(TestNamespace.Create(), ipv6);
+
+    /// <summary>The stack's address the peers use: IPv4, or IPv6 for an IPv6 scene.</summary>
+    public string StackTarget => _ipv6 ? StackAddress6 : StackAddress;
+
+    /// <summary>The host side's address <c>connect</c> connects to.</summary>
+    public string HostTarget => _ipv6 ? HostAddress6 : HostAddress;
 
     /// <summary>The options that put the tool on this session's device and addresses.</summary>
-    public string[] DeviceArguments => ["--netns", Ns.Name, "--tun", Device, "--host-addr", $"{HostAddress}/24", "--addr", StackAddress];
+    public string[] DeviceArguments => ["--netns", Ns.Name, "--tun", Device, "--host-addr", $"{HostAddress}/24", "--addr", StackAddress,
+        "--host-addr6", $"{HostAddress6}/64", "--addr6", StackAddress6];
 
     /// <summary>Starts <c>tuntcp serve</c> with the default services plus <paramref name="extra"/> and waits for ready.</summary>
     public ToolProcess StartServe(params string[] extra)
@@ -47,18 +62,18 @@ internal sealed class PeerSession : IDisposable
     /// </summary>
     public ToolProcess StartConnect(int port, string stdinPath, string stdoutPath, params string[] extra) =>
         Tool = Own(ToolProcess.Start(
-            ["connect", .. DeviceArguments, .. extra, HostAddress, port.ToString()],
+            ["connect", .. DeviceArguments, .. extra, HostTarget, port.ToString()],
             wrapper: ["sh", "-c", "exec \"$0\" \"$@\" <\"$TT_STDIN\" >\"$TT_STDOUT\""],
             environment: new Dictionary<string, string> { ["TT_STDIN"] = stdinPath, ["TT_STDOUT"] = stdoutPath }));
 
     /// <summary>Starts the peer script against the stack's address.</summary>
     public KernelPeer StartPeer(int port, string command, params string[] arguments) =>
-        Own(KernelPeer.StartScript(Ns, ["--host", StackAddress, "--port", port.ToString(), .. TimeoutArguments, command, .. arguments]));
+        Own(KernelPeer.StartScript(Ns, ["--host", StackTarget, "--port", port.ToString(), .. TimeoutArguments, command, .. arguments]));
 
     /// <summary>Runs the peer script to completion and requires it to report ok.</summary>
     public PeerResult RunPeer(int port, string command, params string[] arguments)
     {
-        using var peer = KernelPeer.StartScript(Ns, ["--host", StackAddress, "--port", port.ToString(), .. TimeoutArguments, command, .. arguments]);
+        using var peer = KernelPeer.StartScript(Ns, ["--host", StackTarget, "--port", port.ToString(), .. TimeoutArguments, command, .. arguments]);
         var result = peer.WaitForResult(PeerBound);
         Assert.True(result.Ok && result.ExitCode == 0, $"{result}\n--- tuntcp stderr (last lines) ---\n{ToolTail()}");
         return result;

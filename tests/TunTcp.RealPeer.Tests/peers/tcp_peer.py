@@ -339,9 +339,11 @@ def cmd_listen(args):
     deadline = Deadline(args.deadline)
     result = {"ok": False, "received": 0, "sent": 0}
     try:
-        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Dual-stack: [::] without IPV6_V6ONLY takes IPv4 connections too (as ::ffff:a.b.c.d).
+        ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("0.0.0.0", args.port))
+        ls.bind(("::", args.port))
         ls.listen(1)
         ls.settimeout(args.timeout)
         log(f"listening on port {args.port}")
