@@ -34,7 +34,7 @@ def echo(c):
 
 
 def serve(port, handler):
-    l = socket.socket()
+    l = socket.socket(socket.AF_INET6 if ":" in ADDR else socket.AF_INET)
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind((ADDR, port))
     l.listen(16)

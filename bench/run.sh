@@ -4,6 +4,7 @@
 #   bench/run.sh                 # MTU 1500 and 65520, 3 repetitions, ~3 minutes
 #   MTUS=1500 REPS=5 bench/run.sh
 #   PEERS=1 bench/run.sh         # then also ../shared/peers/bench.sh with tuntcp, gvisor, lwip
+#   FAMILIES=4 bench/run.sh      # IPv4 only (default "4 6": every measurement over IPv4 and IPv6)
 #
 # For each MTU it measures, with the same kernel-side client (bench/client.py):
 #   - TunTcp: `tuntcp serve` on a TUN device in a namespace this script creates; the kernel of
@@ -15,7 +16,8 @@
 #
 # Env: MB (200 MiB per transfer), N (5000 echo round trips), REPS (3), MTUS ("1500 65520"),
 #      OUT (JSON lines, default /tmp/tuntcp-bench.jsonl), TUNTCP_ARGS (extra serve options),
-#      PEERS (1: run the peer harness afterwards), TUNTCP_TOOL (another build of the tool, for A/B runs).
+#      PEERS (1: run the peer harness afterwards), TUNTCP_TOOL (another build of the tool, for A/B runs),
+#      FAMILIES ("4 6"; an older tool without IPv6 needs FAMILIES=4).
 # Network rule: traffic only inside the namespaces this script creates (unique names, removed
 # on every exit path); every transfer is bounded in size and time (timeout).
 set -u
@@ -28,6 +30,7 @@ MTUS=${MTUS:-"1500 65520"}
 OUT=${OUT:-/tmp/tuntcp-bench.jsonl}
 TUNTCP_ARGS=${TUNTCP_ARGS:-}
 PEERS=${PEERS:-0}
+FAMILIES=${FAMILIES:-"4 6"}
 PY=python3
 TOOL=${TUNTCP_TOOL:-$ROOT/artifacts/tuntcp/tuntcp}
 
@@ -93,26 +96,34 @@ for mtu in $MTUS; do
     "$TOOL" serve --netns "$NS_T" --mtu "$mtu" --no-http $TUNTCP_ARGS >"$log" 2>&1 &
     PID=$!
     wait_for "$log" ready || { echo "tuntcp did not start:"; cat "$log"; exit 1; }
-    measure tuntcp "$mtu" "$NS_T" 192.168.0.2 | tee -a "$OUT.run"
+    for f in $FAMILIES; do
+        if [ "$f" = 6 ]; then measure tuntcp-v6 "$mtu" "$NS_T" fd00:7475:6e::2 | tee -a "$OUT.run"
+        else measure tuntcp "$mtu" "$NS_T" 192.168.0.2 | tee -a "$OUT.run"; fi
+    done
     stop; rm -f "$log"
     ip netns delete "$NS_T"
 
     echo "== kernel <-> kernel over veth, MTU $mtu"
     ip netns add "$NS_A" && ip netns add "$NS_B" || exit 1
     ip link add tbveth0 netns "$NS_A" type veth peer name tbveth1 netns "$NS_B" || exit 1
-    for side in "$NS_A tbveth0 10.99.0.1" "$NS_B tbveth1 10.99.0.2"; do
+    for side in "$NS_A tbveth0 10.99.0.1 fd00:99::1" "$NS_B tbveth1 10.99.0.2 fd00:99::2"; do
         set -- $side
         ip netns exec "$1" ip link set lo up
         ip netns exec "$1" ip link set "$2" mtu "$mtu"
         ip netns exec "$1" ip addr add "$3/24" dev "$2"
+        ip netns exec "$1" ip -6 addr add "$4/64" dev "$2" nodad
         ip netns exec "$1" ip link set "$2" up
     done
-    log=$(mktemp)
-    ip netns exec "$NS_B" $PY "$HERE/kernel_server.py" 10.99.0.2 >"$log" 2>&1 &
-    PID=$!
-    wait_for "$log" ready || { echo "kernel server did not start:"; cat "$log"; exit 1; }
-    measure kernel "$mtu" "$NS_A" 10.99.0.2 | tee -a "$OUT.run"
-    stop; rm -f "$log"
+    for f in $FAMILIES; do
+        server=10.99.0.2 system=kernel
+        [ "$f" = 6 ] && server=fd00:99::2 system=kernel-v6
+        log=$(mktemp)
+        ip netns exec "$NS_B" $PY "$HERE/kernel_server.py" $server >"$log" 2>&1 &
+        PID=$!
+        wait_for "$log" ready || { echo "kernel server did not start:"; cat "$log"; exit 1; }
+        measure $system "$mtu" "$NS_A" $server | tee -a "$OUT.run"
+        stop; rm -f "$log"
+    done
     ip netns delete "$NS_A"; ip netns delete "$NS_B"
 done
 
@@ -125,11 +136,14 @@ def med(system, mtu, test, key):
 print()
 print("| MTU | system | kernel->stack discard Gbit/s | stack->kernel source Gbit/s | echo p50 us | echo p99 us |")
 print("|---|---|---|---|---|---|")
+systems = {r["system"] for r in rows}
 for mtu in sorted({r["mtu"] for r in rows}):
-    for system in ("tuntcp", "kernel"):
-        print(f"| {mtu} | {system} | {med(system, mtu, 'discard', 'gbit_s'):.2f} | {med(system, mtu, 'source', 'gbit_s'):.2f} | {med(system, mtu, 'echo', 'p50_us'):.0f} | {med(system, mtu, 'echo', 'p99_us'):.0f} |")
-    r = lambda t, k: med("tuntcp", mtu, t, k) / med("kernel", mtu, t, k)
-    print(f"| {mtu} | TunTcp / kernel | {r('discard','gbit_s'):.2f} | {r('source','gbit_s'):.2f} | {r('echo','p50_us'):.2f} | {r('echo','p99_us'):.2f} |")
+    for suffix in ("", "-v6"):
+        if "tuntcp" + suffix not in systems: continue
+        for system in ("tuntcp" + suffix, "kernel" + suffix):
+            print(f"| {mtu} | {system} | {med(system, mtu, 'discard', 'gbit_s'):.2f} | {med(system, mtu, 'source', 'gbit_s'):.2f} | {med(system, mtu, 'echo', 'p50_us'):.0f} | {med(system, mtu, 'echo', 'p99_us'):.0f} |")
+        r = lambda t, k: med("tuntcp" + suffix, mtu, t, k) / med("kernel" + suffix, mtu, t, k)
+        print(f"| {mtu} | TunTcp / kernel{suffix} | {r('discard','gbit_s'):.2f} | {r('source','gbit_s'):.2f} | {r('echo','p50_us'):.2f} | {r('echo','p99_us'):.2f} |")
 errors = [r for r in rows if r.get("error")]
 if errors: print(f"\n{len(errors)} measurement(s) failed: {errors}")
 PY

@@ -214,10 +214,10 @@ public readonly struct IpAddress : IEquatable<IpAddress>, ISpanFormattable
 
     public static bool operator !=(IpAddress left, IpAddress right) => !left.Equals(right);
 
-    /// <summary>IPv4 in dotted decimal; IPv6 in the canonical form of RFC 5952.</summary>
     /// <summary>The address with a port, as URLs and <see cref="System.Net.IPEndPoint"/> write it: <c>192.168.0.1:80</c>, <c>[fd00::1]:80</c>.</summary>
     public string WithPort(int port) => IsV4 ? $"{this}:{port}" : $"[{this}]:{port}";
 
+    /// <summary>IPv4 in dotted decimal; IPv6 in the canonical form of RFC 5952.</summary>
     public override string ToString()
     {
         Span<char> buffer = stackalloc char[45];
