@@ -204,6 +204,11 @@ internal sealed class ToolCommandLine
         HelpName = "us",
     };
 
+    private readonly Option<bool> _noEcn = new("--no-ecn")
+    {
+        Description = "do not negotiate ECN (RFC 3168): neither request it on SYNs nor accept it on a peer's",
+    };
+
     private readonly Option<bool> _noOffload = new("--no-offload")
     {
         Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
@@ -477,7 +482,7 @@ internal sealed class ToolCommandLine
         Func<ICongestionControl> cc = result.GetValue(_cc) == "newreno"
             ? static () => new NewRenoCongestionControl()
             : static () => new CubicCongestionControl();
-        return new TcpSettings { SendBufferSize = size, ReceiveBufferSize = size, CongestionControl = cc };
+        return new TcpSettings { SendBufferSize = size, ReceiveBufferSize = size, CongestionControl = cc, Ecn = !result.GetValue(_noEcn) };
     }
 
     private LinkFaults ReadFaults(ParseResult result)
@@ -503,7 +508,7 @@ internal sealed class ToolCommandLine
 
     private void AddStackOptions(Command command)
     {
-        foreach (Option option in new Option[] { _cc, _buffer, _spin, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
+        foreach (Option option in new Option[] { _cc, _buffer, _spin, _noEcn, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
             command.Options.Add(option);
     }
 

@@ -276,4 +276,59 @@ public sealed class DualStackTests : IDisposable
         }
         Assert.Equal(0, tool.Stop());
     }
+
+    /// <summary>
+    /// RFC 3168 with the Linux kernel: our ECN-setup SYN gets an ECE SYN-ACK (Linux's default
+    /// tcp_ecn=2 accepts ECN when asked), and our data then goes out ECT(0), as tshark decodes it.
+    /// </summary>
+    [Fact]
+    public void Connect_NegotiatesEcnWithTheKernel_AndSendsDataEct0()
+    {
+        RootRequirement.SkipUnlessRoot();
+        string pcap = Path.Combine(Path.GetTempPath(), $"{Ns.Name}-ecn.pcap");
+        string input = Path.Combine(Path.GetTempPath(), $"{Ns.Name}-ecn.in");
+        File.WriteAllBytes(input, new byte[20000]);
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "netns", "exec", Ns.Name, "python3", "-u", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 5997)); s.listen(1); s.settimeout(20)
+            print("listening", flush=True)
+            c, _ = s.accept(); c.settimeout(10)
+            n = 0
+            while True:
+                d = c.recv(65536)
+                if not d: break
+                n += len(d)
+            print("received", n, flush=True)
+            """ })
+            start.ArgumentList.Add(a);
+        using var listener = Process.Start(start)!;
+        try
+        {
+            Assert.Equal("listening", listener.StandardOutput.ReadLine());
+            var (exitCode, _, stderr) = ToolProcess.RunToExit(["connect", .. DeviceArguments, "--pcap", pcap, HostAddress, "5997"],
+                wrapper: ["sh", "-c", "exec \"$0\" \"$@\" <\"$TT_STDIN\""], environment: new Dictionary<string, string> { ["TT_STDIN"] = input });
+            Assert.True(exitCode == 0, $"exit {exitCode}: {stderr}");
+            Assert.Equal("received 20000", listener.StandardOutput.ReadLine());
+
+            var tshark = Shell.Run("tshark", "-r", pcap, "-n", "-Y", "tcp", "-T", "fields", "-E", "separator=|",
+                "-e", "ip.src", "-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e", "tcp.flags.ece", "-e", "tcp.flags.cwr", "-e", "ip.dsfield.ecn", "-e", "tcp.len");
+            Assert.True(tshark.ExitCode == 0, tshark.ToString());
+            var rows = tshark.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('|')).ToList();
+            static bool On(string f) => f is "1" or "True";
+            Assert.Contains(rows, r => r[0] == StackAddress && On(r[1]) && !On(r[2]) && On(r[3]) && On(r[4]) && r[5] == "0"); // our SYN
+            Assert.Contains(rows, r => r[0] == HostAddress && On(r[1]) && On(r[2]) && On(r[3]) && !On(r[4]));               // the kernel's SYN-ACK
+            var data = rows.Where(r => r[0] == StackAddress && int.TryParse(r[6], out int n) && n > 0).ToList();
+            Assert.NotEmpty(data);
+            Assert.All(data, r => Assert.Equal("2", r[5])); // ECT(0)
+        }
+        finally
+        {
+            if (!listener.WaitForExit(20_000)) listener.Kill();
+            File.Delete(pcap);
+            File.Delete(input);
+        }
+    }
 }

@@ -201,7 +201,9 @@ public sealed partial class NetStackCore
         if (!_checksumTrusted && !tcp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
         Statistics.tcpSegmentsReceived++;
         var tuple = new TcpTuple(ip.Destination, tcp.DestinationPort, ip.Source, tcp.SourcePort);
-        var segment = TcpSegment.From(tcp);
+        // RFC 3168 5: the ECN field, the low bits of the IPv4 TOS byte or of the IPv6 traffic class.
+        int ecn = ip.Packet[0] >> 4 == 4 ? ip.Packet[1] & 3 : (ip.Packet[1] >> 4) & 3;
+        var segment = TcpSegment.From(tcp, congestionExperienced: ecn == (int)IpEcn.Ce);
         if (DeliverTcp(tuple, segment, now)) return;
         if (TcpReset.TryCreateForClosed(segment, tuple.LocalPort, tuple.RemotePort, out var reset))
         {

@@ -287,7 +287,7 @@ public sealed partial class NetStackCore : ITcpOutput
         int length = headerLength + payload.Length + payloadContinued.Length;
         TcpHeader.WriteChecksum(segment[..length], tuple.LocalAddress, tuple.RemoteAddress);
         Statistics.tcpSegmentsSent++;
-        SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length);
+        SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length, ecn: header.Ecn);
     }
 
     /// <summary>
@@ -307,7 +307,7 @@ public sealed partial class NetStackCore : ITcpOutput
         ushort partial = (ushort)~Checksum.Finish(Checksum.PseudoHeader(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(segment[16..], partial);
         Statistics.tcpSegmentsSent++;
-        WriteIpHeader(tuple.RemoteAddress, IpProtocol.Tcp, length, dontFragment: true);
+        WriteIpHeader(tuple.RemoteAddress, IpProtocol.Tcp, length, dontFragment: true, header.Ecn);
         _output.SendSegmented(_tx.AsSpan(0, ipLength + headerLength), payload, payloadContinued, segmentPayload);
     }
 
@@ -317,7 +317,7 @@ public sealed partial class NetStackCore : ITcpOutput
     /// <paramref name="mayFragment"/> a packet larger than the MTU goes out in fragments (RFC 791
     /// 3.2; RFC 8200 4.5 with a Fragment header), else it is too large and dropped.
     /// </summary>
-    private void SendIp(IpAddress destination, IpProtocol protocol, int payloadLength, bool mayFragment = false)
+    private void SendIp(IpAddress destination, IpProtocol protocol, int payloadLength, bool mayFragment = false, IpEcn ecn = IpEcn.NotEct)
     {
         int headerLength = TransportOffset(destination);
         if (headerLength + payloadLength > _options.Mtu)
@@ -327,21 +327,21 @@ public sealed partial class NetStackCore : ITcpOutput
             else SendFragmentsV6(destination, protocol, payloadLength);
             return;
         }
-        WriteIpHeader(destination, protocol, payloadLength, dontFragment: true);
+        WriteIpHeader(destination, protocol, payloadLength, dontFragment: true, ecn);
         Statistics.ipPacketsSent++;
         _output.Send(_tx.AsSpan(0, headerLength + payloadLength));
     }
 
-    private void WriteIpHeader(IpAddress destination, IpProtocol protocol, int payloadLength, bool dontFragment)
+    private void WriteIpHeader(IpAddress destination, IpProtocol protocol, int payloadLength, bool dontFragment, IpEcn ecn = IpEcn.NotEct)
     {
         if (destination.IsV4)
         {
             new Ipv4Header(_address4.V4, destination.V4, protocol, payloadLength,
-                TimeToLive: _options.TimeToLive, Identification: _ipIdentification++, DontFragment: dontFragment).Write(_tx);
+                TimeToLive: _options.TimeToLive, Identification: _ipIdentification++, DontFragment: dontFragment, TypeOfService: (byte)ecn).Write(_tx);
         }
         else
         {
-            new Ipv6Header(_address6, destination, (byte)protocol, payloadLength, HopLimit: _options.TimeToLive).Write(_tx);
+            new Ipv6Header(_address6, destination, (byte)protocol, payloadLength, HopLimit: _options.TimeToLive, TrafficClass: (byte)ecn).Write(_tx);
         }
     }
 

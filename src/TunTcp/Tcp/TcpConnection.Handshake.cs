@@ -23,6 +23,7 @@ public sealed partial class TcpConnection
         c._out = output;
         c.SegmentsReceived++;
         c.NegotiateOptions(syn.Options, isSynAck: false);
+        c.NegotiateEcnPassive(syn.Flags);
         c._irs = syn.Sequence;
         c._rcvNxt = syn.Sequence + 1;
         c._rcvAdvertisedEdge = c._rcvNxt;
@@ -102,6 +103,7 @@ public sealed partial class TcpConnection
         // Fourth, check the SYN bit.
         if (!seg.Syn) return;
         NegotiateOptions(seg.Options, isSynAck: seg.Ack);
+        if (seg.Ack) NegotiateEcnActive(seg.Flags);
         _irs = seg.Sequence;
         _rcvNxt = seg.Sequence + 1;
         _rcvAdvertisedEdge = _rcvNxt;
@@ -163,7 +165,7 @@ public sealed partial class TcpConnection
         // RFC 7323 2.2: the window in a SYN or SYN-ACK is never scaled.
         ushort window = (ushort)Math.Min(65535, ReceiveBuffer.Free);
         if (synAck) _rcvAdvertisedEdge = SeqNumber.Max(_rcvAdvertisedEdge, _rcvNxt + window);
-        var flags = synAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn;
+        var flags = (synAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn) | EcnSynFlags(synAck);
         var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _iss, synAck ? _rcvNxt : default, flags, window);
         Emit(header, options, 0, 0);
         if (_sent.Count == 0)

@@ -132,7 +132,9 @@ public sealed partial class TcpConnection
             _sndWl1 = seg.Sequence;
             _sndWl2 = seg.Acknowledgment;
         }
+        OnEcnReceived(seg);
         if (!ProcessAck(seg)) return TcpSegmentResult.Processed;
+        OnEcnEcho(seg);
         if (State == TcpState.Closed) return TcpSegmentResult.Processed;
 
         // Sixth: the URG bit is ignored; urgent data is delivered in line (RFC 6093).

@@ -18,8 +18,14 @@ public readonly ref struct TcpSegment
         Payload = payload;
     }
 
-    public static TcpSegment From(in TcpPacket packet) =>
-        new(packet.SequenceNumber, packet.AcknowledgmentNumber, packet.Flags, packet.Window, packet.Options, packet.Payload);
+    public static TcpSegment From(in TcpPacket packet, bool congestionExperienced = false) =>
+        new(packet.SequenceNumber, packet.AcknowledgmentNumber, packet.Flags, packet.Window, packet.Options, packet.Payload)
+        {
+            CongestionExperienced = congestionExperienced,
+        };
+
+    /// <summary>The IP header carrying it was marked CE, "congestion experienced" (RFC 3168 5).</summary>
+    public bool CongestionExperienced { get; init; }
 
     /// <summary>SEG.SEQ.</summary>
     public SeqNumber Sequence { get; }

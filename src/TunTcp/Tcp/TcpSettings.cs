@@ -22,6 +22,13 @@ public sealed record TcpSettings
     /// <summary>Offer SACK (RFC 2018).</summary>
     public bool Sack { get; init; } = true;
 
+    /// <summary>
+    /// Explicit Congestion Notification (RFC 3168): requested on our SYNs and accepted on a peer's.
+    /// Once negotiated, new data goes out ECT(0) and a CE mark reduces the window as a loss would,
+    /// without the loss. On by default (Linux's tcp_ecn=1 requests it too).
+    /// </summary>
+    public bool Ecn { get; init; } = true;
+
     /// <summary>Disable Nagle's algorithm (RFC 896), like TCP_NODELAY.</summary>
     public bool NoDelay { get; init; }
 

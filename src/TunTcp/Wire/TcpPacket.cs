@@ -86,6 +86,12 @@ public readonly record struct TcpHeader(
     ushort Window,
     ushort UrgentPointer = 0)
 {
+    /// <summary>
+    /// The ECN codepoint for the IP header that carries this segment (RFC 3168 5: TCP decides
+    /// which segments are ECN-capable, IP carries the mark). Not part of the TCP header.
+    /// </summary>
+    public IpEcn Ecn { get; init; }
+
     /// <summary>Header length with these options: 20 plus the padded options.</summary>
     public static int LengthWith(in TcpOptions options) => TcpPacket.MinHeaderLength + options.EncodedLength;
 

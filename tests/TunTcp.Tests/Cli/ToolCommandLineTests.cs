@@ -64,6 +64,14 @@ public class ToolCommandLineTests
     }
 
     [Fact]
+    public void Ecn_IsOnUnlessNoEcn()
+    {
+        Assert.True(Build().ParseSettings("serve").Tcp.Ecn);
+        Assert.False(Build().ParseSettings("serve", "--no-ecn").Tcp.Ecn);
+        Assert.False(Build().ParseSettings("connect", "--no-ecn", "192.168.0.1", "80").Tcp.Ecn);
+    }
+
+    [Fact]
     public void NoNetns_MeansTheCurrentNamespace()
     {
         Assert.Null(Build().ParseSettings("serve", "--no-netns").Interface.NetworkNamespace);

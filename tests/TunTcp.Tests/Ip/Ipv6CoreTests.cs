@@ -315,7 +315,7 @@ public class Ipv6CoreTests
         Assert.Equal(Packets6.Stack, connection.Tuple.LocalAddress);
         Assert.True(Ipv6Packet.TryParse(_out.Single(), out var ip, out _));
         Assert.True(TcpPacket.TryParse(ip.Payload, out var syn, out _));
-        Assert.Equal(TcpFlags.Syn, syn.Flags);
+        Assert.Equal(TcpFlags.Syn | TcpFlags.Ece | TcpFlags.Cwr, syn.Flags); // an ECN-setup SYN (RFC 3168 6.1.1), ECN being on by default
         Assert.Equal(8080, syn.DestinationPort);
         Assert.InRange(syn.SourcePort, NetStackCore.EphemeralPortFirst, NetStackCore.EphemeralPortLast);
         Assert.True(syn.IsChecksumValid(ip.Source, ip.Destination));

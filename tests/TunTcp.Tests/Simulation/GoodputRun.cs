@@ -24,7 +24,7 @@ public sealed record SenderProfile(string Name, bool Sack, bool Rack, Func<ICong
 }
 
 /// <summary>Result of one timed bulk transfer on the simulator.</summary>
-public readonly record struct GoodputResult(double GoodputMbps, long Rtos, long Retransmitted, long Lost, long BytesDelivered, bool Intact)
+public readonly record struct GoodputResult(double GoodputMbps, long Rtos, long Retransmitted, long Lost, long BytesDelivered, bool Intact, long Marked = 0, long EcnReductions = 0)
 {
     public double RetransmittedPerLost => Lost == 0 ? (Retransmitted == 0 ? 0 : double.PositiveInfinity) : (double)Retransmitted / Lost;
 }
@@ -35,16 +35,19 @@ public readonly record struct GoodputResult(double GoodputMbps, long Rtos, long 
 /// </summary>
 public static class GoodputRun
 {
-    public static GoodputResult Run(SenderProfile profile, double loss, TimeSpan rtt, long bitsPerSecond, TimeSpan duration, TimeSpan warmup, ulong seed = 1)
+    /// <param name="markThresholdBytes">ECN marking above this queue occupancy (0: tail drop only).</param>
+    /// <param name="ecn">Whether the two ends negotiate ECN.</param>
+    public static GoodputResult Run(SenderProfile profile, double loss, TimeSpan rtt, long bitsPerSecond, TimeSpan duration, TimeSpan warmup, ulong seed = 1,
+        Func<int, int>? markThresholdBytes = null, bool ecn = true)
     {
         var oneWay = rtt / 2;
         // One bandwidth-delay product of queue at the bottleneck.
         int bdpBytes = (int)Math.Max(3000, bitsPerSecond / 8 * rtt.TotalSeconds);
-        var forward = new PathConfig { OneWayDelay = oneWay, BitsPerSecond = bitsPerSecond, QueueLimitBytes = bdpBytes, Loss = loss };
+        var forward = new PathConfig { OneWayDelay = oneWay, BitsPerSecond = bitsPerSecond, QueueLimitBytes = bdpBytes, Loss = loss, MarkThresholdBytes = markThresholdBytes?.Invoke(bdpBytes) ?? 0 };
         var reverse = new PathConfig { OneWayDelay = oneWay };
         // Buffers large enough that the window never limits before the path does (BDP + queue, doubled).
         int buffer = (int)Math.Min(1 << 26, Math.Max(1 << 18, 4L * bdpBytes));
-        var tcp = profile.Settings(buffer);
+        var tcp = profile.Settings(buffer) with { Ecn = ecn };
         var net = new SimulatedNetwork(forward, reverse, seed, tcp, tcp);
         var listener = net.B.Listen(Ipv4Address.Any, 5001, 4);
         var client = net.A.Connect(SimulatedNetwork.AddressB, 5001, net.Now);
@@ -65,6 +68,7 @@ public static class GoodputRun
         double mbps = delivered * 8 / (duration - warmup).TotalSeconds / 1e6;
         var stats = client.GetStatistics();
         long lost = net.StatsAToB.Lost + net.StatsAToB.QueueDrops;
-        return new GoodputResult(mbps, stats.RetransmissionTimeouts, stats.Retransmissions, lost, delivered, receiver is { Corrupt: false });
+        return new GoodputResult(mbps, stats.RetransmissionTimeouts, stats.Retransmissions, lost, delivered, receiver is { Corrupt: false },
+            net.StatsAToB.Marked, client.EcnWindowReductions);
     }
 }

@@ -38,6 +38,30 @@ public static class GoodputTable
         return cells;
     }
 
+    /// <summary>ECN rows: no random loss, the same one-BDP queue, marking above a quarter of it (ECN on) or tail drop only (ECN off).</summary>
+    public sealed record EcnCell(bool Ecn, int RttMs, SenderProfile Profile, GoodputResult Result);
+
+    private static readonly Lazy<IReadOnlyList<EcnCell>> ComputedEcn = new(() =>
+    {
+        var keys = new List<(bool Ecn, int Rtt, SenderProfile Profile)>();
+        foreach (var ecn in new[] { true, false }) foreach (var rtt in RttsMs) foreach (var p in SenderProfile.All) keys.Add((ecn, rtt, p));
+        var cells = new EcnCell[keys.Count];
+        Parallel.For(0, keys.Count, i =>
+        {
+            var (ecn, rtt, profile) = keys[i];
+            var duration = TimeSpan.FromSeconds(rtt >= 100 ? 60 : 30);
+            var result = GoodputRun.Run(profile, 0, TimeSpan.FromMilliseconds(rtt), PathBitsPerSecond, duration, duration / 2,
+                markThresholdBytes: ecn ? bdp => bdp / 4 : null, ecn: ecn);
+            cells[i] = new EcnCell(ecn, rtt, profile, result);
+        });
+        return cells;
+    });
+
+    public static IReadOnlyList<EcnCell> EcnCells => ComputedEcn.Value;
+
+    public static EcnCell GetEcn(bool ecn, int rttMs, SenderProfile profile) =>
+        EcnCells.Single(c => c.Ecn == ecn && c.RttMs == rttMs && c.Profile == profile);
+
     public static Cell Get(double loss, int rttMs, SenderProfile profile) =>
         Cells.Single(c => c.Loss == loss && c.RttMs == rttMs && c.Profile == profile);
 
@@ -68,6 +92,24 @@ public static class GoodputTable
             sb.Append('\n');
         }
         sb.Append("\nEach cell: goodput Mbit/s over the second half of the run / retransmission timeouts / retransmitted segments per segment lost on the path.\n");
+
+        sb.Append("\n| queue (no random loss) | RTT |");
+        foreach (var p in SenderProfile.All) sb.Append(' ').Append(p.Name).Append(" |");
+        sb.Append("\n|---|---|");
+        foreach (var _ in SenderProfile.All) sb.Append("---|");
+        sb.Append('\n');
+        foreach (var ecn in new[] { true, false })
+        foreach (var rtt in RttsMs)
+        {
+            sb.Append(inv, $"| {(ecn ? "ECN, CE above 1/4 BDP" : "tail drop, no ECN")} | {rtt} ms |");
+            foreach (var p in SenderProfile.All)
+            {
+                var r = GetEcn(ecn, rtt, p).Result;
+                sb.Append(inv, $" {r.GoodputMbps:0.0} / {r.Rtos} / {r.Retransmitted} / {r.Marked} |");
+            }
+            sb.Append('\n');
+        }
+        sb.Append("\nEach cell: goodput Mbit/s over the second half / retransmission timeouts / retransmitted segments / segments marked CE, on the same one-BDP queue; with ECN it marks instead of dropping once a quarter full (RFC 3168).\n");
         return sb.ToString();
     }
 }

@@ -65,4 +65,20 @@ public class GoodputTableTests
                 Assert.True(GoodputTable.Get(loss, rtt, SenderProfile.CubicSackRack).Result.Rtos <= GoodputTable.Get(loss, rtt, SenderProfile.NewRenoNoSack).Result.Rtos, $"{loss} {rtt} ms");
         }
     }
+
+    [Fact]
+    public void Ecn_MarkingInsteadOfLoss_LeavesAlmostNothingToRetransmit()
+    {
+        foreach (var c in GoodputTable.EcnCells.Where(c => c.Ecn))
+        {
+            var r = c.Result;
+            var tailDrop = GoodputTable.GetEcn(false, c.RttMs, c.Profile).Result;
+            Assert.True(r.Intact, $"{c.Profile.Name} {c.RttMs} ms corrupted data");
+            Assert.True(r.Marked > 0 && r.EcnReductions > 0, $"{c.Profile.Name} {c.RttMs} ms: {r.Marked} marks, {r.EcnReductions} reductions");
+            Assert.Equal(0, r.Rtos);
+            // Slow start's first overshoot may still reach the tail of the queue once.
+            Assert.True(r.Retransmitted <= 5, $"{c.Profile.Name} {c.RttMs} ms: {r.Retransmitted} retransmissions with ECN");
+            Assert.True(r.Retransmitted < tailDrop.Retransmitted, $"{c.Profile.Name} {c.RttMs} ms: ECN {r.Retransmitted}, tail drop {tailDrop.Retransmitted}");
+        }
+    }
 }

@@ -15,6 +15,12 @@ public sealed record PathConfig
     public long BitsPerSecond { get; init; }
     /// <summary>Bottleneck queue limit in bytes (tail drop); 0 = unlimited.</summary>
     public int QueueLimitBytes { get; init; }
+    /// <summary>
+    /// ECN marking (RFC 3168 5, as a RED/CoDel queue configured to mark): an ECN-capable packet
+    /// that finds more than this many bytes queued is marked CE instead of waiting for the tail
+    /// drop; 0 = no marking. Packets that are not ECN-capable are only ever tail-dropped.
+    /// </summary>
+    public int MarkThresholdBytes { get; init; }
     /// <summary>Bottleneck queue limit in packets; 0 = unlimited.</summary>
     public int QueueLimitPackets { get; init; }
     /// <summary>Independent loss probability per packet (0..1).</summary>
@@ -49,7 +55,7 @@ public sealed record PathConfig
 /// <summary>Counters of one path.</summary>
 public sealed class PathStats
 {
-    public long Offered, Delivered, Lost, QueueDrops, Reordered, Duplicated, Corrupted;
+    public long Offered, Delivered, Lost, QueueDrops, Reordered, Duplicated, Corrupted, Marked;
     /// <summary>Packets that arrived after a packet offered later than them (overtaken: reordering as the receiver sees it).</summary>
     public long ArrivedLate;
     /// <summary>Packets held by the delay spike.</summary>
@@ -98,6 +104,7 @@ internal sealed class SimulatedPath
                 Stats.QueueDrops++;
                 return;
             }
+            if (_config.MarkThresholdBytes > 0 && _queuedBytes > _config.MarkThresholdBytes && TryMarkCe(ref packet)) Stats.Marked++;
             var start = Instant.Max(now, _linkFreeAt);
             var serialisation = TimeSpan.FromTicks(packet.Length * 8L * TimeSpan.TicksPerSecond / _config.BitsPerSecond);
             departure = start + serialisation;
@@ -141,5 +148,28 @@ internal sealed class SimulatedPath
             arrivals.Add((arrival + TimeSpan.FromMicroseconds(1 + _random.NextUInt32() % 1000), (byte[])packet.Clone()));
             Stats.Duplicated++;
         }
+    }
+
+    /// <summary>Sets CE on an ECT(0)/ECT(1) packet of either family (a copy; the IPv4 header checksum updated).</summary>
+    private static bool TryMarkCe(ref byte[] packet)
+    {
+        if (packet.Length < 2) return false;
+        bool v4 = packet[0] >> 4 == 4;
+        int ecn = v4 ? packet[1] & 3 : (packet[1] >> 4) & 3;
+        if (ecn is 0 or 3) return false;
+        var marked = (byte[])packet.Clone();
+        if (v4)
+        {
+            marked[1] |= 3;
+            int ihl = (marked[0] & 0xF) * 4;
+            marked[10] = 0; marked[11] = 0;
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(marked.AsSpan(10), Checksum.Compute(marked.AsSpan(0, ihl)));
+        }
+        else
+        {
+            marked[1] |= 0x30;
+        }
+        packet = marked;
+        return true;
     }
 }

@@ -80,7 +80,8 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
 
     public TcpHarness(TcpSettings? settings = null, int challengeAcksPerSecond = 1000, ulong seed = 1, Instant? start = null)
     {
-        Settings = settings ?? new TcpSettings();
+        // ECN off: these scripts name every flag of every segment; ECN has its own tests (Ip/EcnTests).
+        Settings = (settings ?? new TcpSettings()) with { Ecn = false };
         Env = new TcpEnvironment(new SeededRandomSource(seed), challengeAcksPerSecond);
         Now = start ?? Instant.FromMilliseconds(1000);
     }
