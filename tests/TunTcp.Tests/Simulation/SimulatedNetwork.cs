@@ -20,16 +20,19 @@ public sealed class SimulatedNetwork
     private long _order;
     private PcapWriter? _pcap;
 
-    private sealed record Delivery(NetStackCore Target, byte[] Packet, SimulatedPath Path, long OfferIndex);
+    private sealed record Delivery(NetStackCore Target, byte[] Packet, SimulatedPath? Path, long OfferIndex);
+
+    /// <summary>The router on the path that sends ICMP errors when the path narrows.</summary>
+    public static readonly Ipv4Address Router = Ipv4Address.Parse("10.0.0.254");
 
     public SimulatedNetwork(PathConfig aToB, PathConfig bToA, ulong seed = 1, TcpSettings? tcpA = null, TcpSettings? tcpB = null, int mtu = 1500)
     {
         PathAToB = new SimulatedPath(aToB, seed * 7919 + 1);
         PathBToA = new SimulatedPath(bToA, seed * 7919 + 2);
         A = new NetStackCore(new NetStackOptions { Address = AddressA.ToIPAddress(), Mtu = mtu, Tcp = tcpA ?? new TcpSettings(), Random = new SeededRandomSource(seed * 31 + 1) },
-            new PathOutput(this, PathAToB, () => B!));
+            new PathOutput(this, PathAToB, () => B!, () => A!));
         B = new NetStackCore(new NetStackOptions { Address = AddressB.ToIPAddress(), Mtu = mtu, Tcp = tcpB ?? new TcpSettings(), Random = new SeededRandomSource(seed * 31 + 2) },
-            new PathOutput(this, PathBToA, () => A));
+            new PathOutput(this, PathBToA, () => A, () => B!));
     }
 
     public NetStackCore A { get; }
@@ -78,7 +81,8 @@ public sealed class SimulatedNetwork
         {
             _events.Dequeue();
             PacketsCarried++;
-            if (d.OfferIndex < d.Path.HighestDelivered) d.Path.Stats.ArrivedLate++;
+            if (d.Path is null) { } // an ICMP error from the router: no path statistics
+            else if (d.OfferIndex < d.Path.HighestDelivered) d.Path.Stats.ArrivedLate++;
             else d.Path.HighestDelivered = d.OfferIndex;
             d.Target.Receive(d.Packet, Now);
         }
@@ -94,18 +98,32 @@ public sealed class SimulatedNetwork
         foreach (var app in _apps) app(this);
     }
 
-    private void Offer(SimulatedPath path, NetStackCore target, ReadOnlySpan<byte> packet)
+    private void Offer(SimulatedPath path, NetStackCore target, NetStackCore source, ReadOnlySpan<byte> packet)
     {
         var copy = packet.ToArray();
         _pcap?.Write(copy, Now.Microseconds);
+        var config = path.Config;
+        if (config.NarrowTo > 0 && Now >= Instant.Zero + config.NarrowFrom && copy.Length > config.NarrowTo)
+        {
+            path.Stats.TooBig++;
+            if (!config.NarrowSendsIcmp || copy[0] >> 4 != 4) return;
+            // RFC 1191 4: fragmentation needed, with the next-hop MTU, back to the sender (half-way: half the one-way delay).
+            var message = new byte[Icmpv4Writer.MaxInvokingBytes + Icmpv4Message.HeaderLength];
+            int n = Icmpv4Writer.WriteError(message, Icmpv4Type.DestinationUnreachable, (byte)Icmpv4UnreachableCode.FragmentationNeeded, (uint)config.NarrowTo, copy);
+            var icmp = new byte[Ipv4Header.Length + n];
+            new Ipv4Header(Router, Ipv4Address.Read(copy.AsSpan(12)), IpProtocol.Icmp, n).Write(icmp);
+            message.AsSpan(0, n).CopyTo(icmp.AsSpan(Ipv4Header.Length));
+            _events.Enqueue(new Delivery(source, icmp, null, 0), ((Now + config.OneWayDelay / 2).Microseconds, _order++));
+            return;
+        }
         _arrivals.Clear();
         long index = path.Stats.Offered;
         path.Offer(copy, Now, _arrivals);
         foreach (var (at, p) in _arrivals) _events.Enqueue(new Delivery(target, p, path, index), (at.Microseconds, _order++));
     }
 
-    private sealed class PathOutput(SimulatedNetwork network, SimulatedPath path, Func<NetStackCore> target) : IPacketOutput
+    private sealed class PathOutput(SimulatedNetwork network, SimulatedPath path, Func<NetStackCore> target, Func<NetStackCore> source) : IPacketOutput
     {
-        public void Send(ReadOnlySpan<byte> packet) => network.Offer(path, target(), packet);
+        public void Send(ReadOnlySpan<byte> packet) => network.Offer(path, target(), source(), packet);
     }
 }

@@ -49,13 +49,22 @@ public sealed record PathConfig
     /// <summary>Length of the delay spike; zero (the default) for none.</summary>
     public TimeSpan SpikeFor { get; init; }
 
+    /// <summary>
+    /// From <see cref="NarrowFrom"/> on (virtual time since zero), a hop of the path carries at
+    /// most this many bytes: larger packets are dropped there and, with <see cref="NarrowSendsIcmp"/>,
+    /// answered with ICMP fragmentation needed (RFC 1191) from that router. 0: no narrowing.
+    /// </summary>
+    public int NarrowTo { get; init; }
+    public TimeSpan NarrowFrom { get; init; }
+    public bool NarrowSendsIcmp { get; init; } = true;
+
     public static PathConfig Ideal(TimeSpan delay) => new() { OneWayDelay = delay };
 }
 
 /// <summary>Counters of one path.</summary>
 public sealed class PathStats
 {
-    public long Offered, Delivered, Lost, QueueDrops, Reordered, Duplicated, Corrupted, Marked;
+    public long Offered, Delivered, Lost, QueueDrops, Reordered, Duplicated, Corrupted, Marked, TooBig;
     /// <summary>Packets that arrived after a packet offered later than them (overtaken: reordering as the receiver sees it).</summary>
     public long ArrivedLate;
     /// <summary>Packets held by the delay spike.</summary>
@@ -74,6 +83,8 @@ internal sealed class SimulatedPath
     // Packets waiting for (or in) serialisation: their departure instants and sizes, to know the queue occupancy.
     private readonly Queue<(Instant Departure, int Bytes)> _inQueue = new();
     private int _queuedBytes;
+
+    public PathConfig Config => _config;
 
     public SimulatedPath(PathConfig config, ulong seed)
     {
