@@ -6,10 +6,13 @@ namespace TunTcp.Cli;
 /// <summary>The built-in services of <c>tuntcp serve</c>; a null port means switched off.</summary>
 internal sealed record ServiceOptions(ushort? Echo, ushort? Discard, ushort? Chargen, ushort? UdpEcho)
 {
-    public static readonly ServiceOptions Default = new(7, 9, 19, 7);
+    /// <summary>The default ports, written once: the options' defaults and the port-clash check read them here.</summary>
+    public const ushort DefaultEcho = 7, DefaultDiscard = 9, DefaultChargen = 19, DefaultUdpEcho = 7, DefaultHttp = 80;
+
+    public static readonly ServiceOptions Default = new(DefaultEcho, DefaultDiscard, DefaultChargen, DefaultUdpEcho);
 
     /// <summary>The HTTP app (ASP.NET Core on the stack) on plain HTTP.</summary>
-    public ushort? Http { get; init; } = 80;
+    public ushort? Http { get; init; } = DefaultHttp;
 
     /// <summary>The same app over TLS; off unless asked for.</summary>
     public ushort? Https { get; init; }

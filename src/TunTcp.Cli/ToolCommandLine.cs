@@ -142,16 +142,16 @@ internal sealed class ToolCommandLine
         Description = "packet-information mode: every packet carries the 4-byte flags/protocol header (no IFF_NO_PI)",
     };
 
-    private readonly Option<int> _echo = Port("--echo", 7, "TCP echo service (RFC 862) port");
+    private readonly Option<int> _echo = Port("--echo", ServiceOptions.DefaultEcho, "TCP echo service (RFC 862) port");
     private readonly Option<bool> _noEcho = Switch("--no-echo", "switch the TCP echo service off");
-    private readonly Option<int> _discard = Port("--discard", 9, "TCP discard service (RFC 863) port");
+    private readonly Option<int> _discard = Port("--discard", ServiceOptions.DefaultDiscard, "TCP discard service (RFC 863) port");
     private readonly Option<bool> _noDiscard = Switch("--no-discard", "switch the discard service off");
-    private readonly Option<int> _chargen = Port("--chargen", 19, "TCP character generator (RFC 864) port");
+    private readonly Option<int> _chargen = Port("--chargen", ServiceOptions.DefaultChargen, "TCP character generator (RFC 864) port");
     private readonly Option<bool> _noChargen = Switch("--no-chargen", "switch the character generator off");
-    private readonly Option<int> _udpEcho = Port("--udp-echo", 7, "UDP echo service (RFC 862) port");
+    private readonly Option<int> _udpEcho = Port("--udp-echo", ServiceOptions.DefaultUdpEcho, "UDP echo service (RFC 862) port");
     private readonly Option<bool> _noUdpEcho = Switch("--no-udp-echo", "switch the UDP echo service off");
 
-    private readonly Option<int> _http = Port("--http", 80, "HTTP app (ASP.NET Core on the stack: GET /, /bytes/{n}, /healthz, POST /echo) port");
+    private readonly Option<int> _http = Port("--http", ServiceOptions.DefaultHttp, "HTTP app (ASP.NET Core on the stack: GET /, /bytes/{n}, /healthz, POST /echo) port");
     private readonly Option<bool> _noHttp = Switch("--no-http", "switch the HTTP app off");
     private readonly Option<int?> _https = new("--https")
     {
@@ -304,10 +304,10 @@ internal sealed class ToolCommandLine
         {
             if (string.IsNullOrWhiteSpace(LastToken(r))) r.AddError("--pcap: give a file name");
         });
-        _https.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"--https: {p} is not a port (1..65535)"); });
+        _https.Validators.Add(r => CheckPort(r, "--https"));
         foreach (var port in new[] { _echo, _discard, _chargen, _udpEcho, _http })
-            port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"{port.Name}: {p} is not a port (1..65535)"); });
-        _port.Validators.Add(r => { if (int.TryParse(LastToken(r), out int p) && p is < 1 or > 65535) r.AddError($"port: {p} is not a port (1..65535)"); });
+            port.Validators.Add(r => CheckPort(r, port.Name));
+        _port.Validators.Add(r => CheckPort(r, "port"));
         _host.Validators.Add(r => { if (LastToken(r) is { } h && !IpAddress.TryParse(h, out _)) r.AddError($"host: '{h}' is not an IPv4 or IPv6 address"); });
         _spin.Validators.Add(r => { if (int.TryParse(LastToken(r), out int us) && us is < 0 or > 100_000) r.AddError($"--spin: {us} us is out of range (0..100000)"); });
         _timeout.Validators.Add(r => { if (double.TryParse(LastToken(r), NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && t is <= 0 or > 3600) r.AddError($"--timeout: {t} s is out of range (0..3600)"); });
@@ -370,6 +370,12 @@ internal sealed class ToolCommandLine
         }),
         (_netns, text => text is null || NetworkNamespace.IsValidName(text, out var e) ? null : $"--netns: {e}"),
     ];
+
+    /// <summary>The one port check: a number that parses but is not 1..65535 is an error naming the option (a non-number gets the parser's own error).</summary>
+    private static void CheckPort(SymbolResult result, string name)
+    {
+        if (int.TryParse(LastToken(result), out int p) && p is < 1 or > 65535) result.AddError($"{name}: {p} is not a port (1..65535)");
+    }
 
     private static string? LastToken(SymbolResult? result) => result is { Tokens.Count: > 0 } ? result.Tokens[^1].Value : null;
 
@@ -527,10 +533,10 @@ internal sealed class ToolCommandLine
             int PortOf(Option<int> option, int fallback) => int.TryParse(LastToken(r.GetResult(option)), out int p) ? p : fallback;
             bool On(Option<bool> off) => r.GetResult(off) is null;
             var ports = new List<(string, int)>();
-            if (On(_noEcho)) ports.Add(("--echo", PortOf(_echo, 7)));
-            if (On(_noDiscard)) ports.Add(("--discard", PortOf(_discard, 9)));
-            if (On(_noChargen)) ports.Add(("--chargen", PortOf(_chargen, 19)));
-            if (On(_noHttp)) ports.Add(("--http", PortOf(_http, 80)));
+            if (On(_noEcho)) ports.Add(("--echo", PortOf(_echo, ServiceOptions.DefaultEcho)));
+            if (On(_noDiscard)) ports.Add(("--discard", PortOf(_discard, ServiceOptions.DefaultDiscard)));
+            if (On(_noChargen)) ports.Add(("--chargen", PortOf(_chargen, ServiceOptions.DefaultChargen)));
+            if (On(_noHttp)) ports.Add(("--http", PortOf(_http, ServiceOptions.DefaultHttp)));
             if (int.TryParse(LastToken(r.GetResult(_https)), out int h)) ports.Add(("--https", h));
             foreach (var clash in ports.GroupBy(p => p.Item2).Where(g => g.Count() > 1))
                 r.AddError($"{string.Join(" and ", clash.Select(c => c.Item1))} use the same TCP port {clash.Key}; move one of them");

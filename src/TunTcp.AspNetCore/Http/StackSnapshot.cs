@@ -41,7 +41,7 @@ public sealed record StackSnapshot(
             var tcp = core.TcpEnvironment.Statistics;
             return new StackSnapshot(
                 core.DescribeAddresses(), core.Mtu, core.CountConnectionsByState(), core.ListenerCount,
-                s.TcpSegmentsReceived, s.TcpSegmentsSent, s.TcpRetransmissions, tcp.RetransmissionTimeouts, tcp.FastRetransmits,
+                s.TcpSegmentsReceived, s.TcpSegmentsSent, tcp.SegmentsRetransmitted, tcp.RetransmissionTimeouts, tcp.FastRetransmits,
                 s.TcpResetsSent, tcp.ResetsReceived, s.TcpConnectionsOpened, s.TcpConnectionsClosed,
                 s.IpPacketsReceived, s.IpPacketsSent, s.IcmpEchoRequests, s.UdpDatagramsReceived, s.UdpDatagramsSent,
                 link.BytesReceived, link.BytesSent, link.ReceiveDrops + link.SendDrops);

@@ -6,7 +6,7 @@ namespace TunTcp.Apps;
 
 /// <summary>
 /// A TCP service whose handlers run on the stack thread itself, reacting to connection events
-/// by moving bytes between the connection's rings. DESIGN.md: a thread hop costs more here than
+/// by moving bytes between the connection's rings. A thread hop costs more here than
 /// the whole TUN round trip, so built-in apps (echo, discard, chargen) take none. Handlers must
 /// not block; they ask for engine work through <see cref="NetStackCore.MarkReady"/>, which the
 /// stack runs after the current event, so the engine is never re-entered.

@@ -6,7 +6,7 @@ using TunTcp.Links;
 namespace TunTcp.Ip;
 
 /// <summary>
-/// The stack runtime of DESIGN.md: one thread owns the <see cref="NetStackCore"/> and the link.
+/// The stack runtime: one thread owns the <see cref="NetStackCore"/> and the link.
 /// It waits on the link and a wake-up eventfd with a timeout equal to the next timer deadline,
 /// reads packets in batches, runs application commands, runs due timers and writes what is due.
 /// Nothing else touches protocol state; applications talk to it through <see cref="Post"/>
@@ -141,7 +141,7 @@ public sealed class NetStack : IDisposable
                 Core.Poll(now);
                 if (received == _batch || !_commands.IsEmpty) continue;
                 if (received > 0 || commands) lastActivity = now;
-                // DESIGN.md: waking a sleeping thread costs tens of microseconds on these VMs,
+                // Waking a sleeping thread costs tens of microseconds on these VMs,
                 // more than the TUN round trip. Right after activity, keep polling the device for
                 // a short while instead of sleeping, so the next request of a conversation is
                 // seen at once. Bounded, so an idle stack sleeps. Each turn yields the CPU to any

@@ -9,7 +9,7 @@ public sealed class NetStackStatistics
     internal long ipPacketsReceived, ipPacketsSent, ipv6Ignored, nonIpDropped, malformedDropped,
         badChecksumDropped, notForUsDropped, fragmentsDropped, unknownProtocolDropped,
         icmpEchoRequests, icmpOtherIgnored, icmpErrorsRateLimited, tcpSegmentsReceived, tcpSegmentsSent,
-        tcpResetsSent, tcpRetransmissions, tcpConnectionsOpened, tcpConnectionsClosed,
+        tcpResetsSent, tcpConnectionsOpened, tcpConnectionsClosed,
         udpDatagramsReceived, udpDatagramsSent, udpPortUnreachableSent, udpReceiveQueueFull,
         ipv6PacketsReceived, ipv6HeaderDropped, ipv6NoNextHeader, icmpv6NeighborDiscoveryIgnored,
         icmpErrorsSent, icmpParameterProblemsSent, icmpTimeExceededSent, oversizedNotSent,
@@ -66,7 +66,6 @@ public sealed class NetStackStatistics
     public long TcpSegmentsReceived => Volatile.Read(ref tcpSegmentsReceived);
     public long TcpSegmentsSent => Volatile.Read(ref tcpSegmentsSent);
     public long TcpResetsSent => Volatile.Read(ref tcpResetsSent);
-    public long TcpRetransmissions => Volatile.Read(ref tcpRetransmissions);
     /// <summary>Connections created: SYNs taken by a listener and active opens.</summary>
     public long TcpConnectionsOpened => Volatile.Read(ref tcpConnectionsOpened);
     /// <summary>Connections forgotten after reaching CLOSED (TIME-WAIT ended or reopened, reset, aborted, timed out).</summary>

@@ -41,9 +41,6 @@ public sealed class ByteRing
     /// <summary>The most bytes the ring holds; the receive window and send buffer limit.</summary>
     public int Capacity { get; }
 
-    /// <summary>Bytes of memory currently allocated (grows on demand up to <see cref="Capacity"/>).</summary>
-    public int AllocatedBytes => Volatile.Read(ref _buffer)?.Length ?? 0;
-
     /// <summary>Bytes written and not yet consumed.</summary>
     public int Count => (int)(Volatile.Read(ref _tail) - Volatile.Read(ref _head));
 

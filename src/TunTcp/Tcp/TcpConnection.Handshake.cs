@@ -22,7 +22,7 @@ public sealed partial class TcpConnection
         c._now = now;
         c._out = output;
         c.SegmentsReceived++;
-        c.NegotiateOptions(syn.Options, isSynAck: false);
+        c.NegotiateOptions(syn.Options);
         c.NegotiateEcnPassive(syn.Flags);
         c._irs = syn.Sequence;
         c._rcvNxt = syn.Sequence + 1;
@@ -48,7 +48,7 @@ public sealed partial class TcpConnection
     /// RFC 7323 2.2/3.2 and RFC 2018 2: window scaling, timestamps and SACK are used only when
     /// both SYNs carry them; for a passive open our SYN-ACK offers only what the SYN offered.
     /// </summary>
-    private void NegotiateOptions(in TcpOptions options, bool isSynAck)
+    private void NegotiateOptions(in TcpOptions options)
     {
         if (options.MaxSegmentSize is ushort mss && mss > 0) _peerMss = mss;
         _wsOk = _settings.WindowScaling && options.WindowScale.HasValue;
@@ -102,7 +102,7 @@ public sealed partial class TcpConnection
         }
         // Fourth, check the SYN bit.
         if (!seg.Syn) return;
-        NegotiateOptions(seg.Options, isSynAck: seg.Ack);
+        NegotiateOptions(seg.Options);
         if (seg.Ack) NegotiateEcnActive(seg.Flags);
         _irs = seg.Sequence;
         _rcvNxt = seg.Sequence + 1;

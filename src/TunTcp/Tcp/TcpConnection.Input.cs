@@ -13,7 +13,7 @@ public sealed partial class TcpConnection
     /// </summary>
     private TcpSegmentResult ProcessSynchronized(in TcpSegment seg)
     {
-        // Linux (tcp_check_req) and the issue: a retransmitted SYN in SYN-RECEIVED gets the same SYN-ACK again.
+        // As Linux (tcp_check_req): a retransmitted SYN in SYN-RECEIVED gets the same SYN-ACK again.
         if (State == TcpState.SynReceived && seg.Syn && !seg.Ack && !seg.Rst && seg.Sequence == _irs)
         {
             _synAckDue = true;

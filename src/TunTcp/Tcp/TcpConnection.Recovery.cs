@@ -222,8 +222,6 @@ public sealed partial class TcpConnection
         }
     }
 
-    private void OnRecordAcknowledged(in SentSegment record) => OnRecordDelivered(record);
-
     /// <summary>
     /// After the ACK field of a segment is processed: count duplicate ACKs, detect losses (RACK
     /// or RFC 6675), enter, drive and leave recovery, detect spurious retransmissions.

@@ -374,7 +374,7 @@ public sealed partial class TcpConnection
                 if (rec.Has(SentFlags.Sacked)) _sackedCount--;
                 if (rec.Has(SentFlags.Retransmitted)) anyRetransmitted = true;
                 else if (newestClean.IsNever || rec.SentAt > newestClean) newestClean = rec.SentAt;
-                OnRecordAcknowledged(rec);
+                OnRecordDelivered(rec);
                 _sent.RemoveFirst();
                 continue;
             }

@@ -132,7 +132,6 @@ public sealed class TcpStatistics
     public long UnacceptableSegments;
     public long OutOfOrderSegments;
     public long OutOfOrderDrops;
-    public long MalformedDrops;
     public long ZeroWindowProbes;
     public long KeepaliveProbes;
     public long TimeWaitReopens;
