@@ -79,13 +79,22 @@ public sealed class NetStack : IDisposable
     public Task<T> Invoke<T>(Func<NetStackCore, Instant, T> command)
     {
         if (IsStackThread) return Task.FromResult(command(Core, Now));
+        if (_stopping || _thread is null) return Task.FromException<T>(new ObjectDisposedException(nameof(NetStack), "The stack is not running."));
         var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Post((core, now) =>
+        try
         {
-            try { tcs.TrySetResult(command(core, now)); }
-            catch (Exception e) { tcs.TrySetException(e); }
-        });
-        if (_stopping || _thread is null) tcs.TrySetException(new ObjectDisposedException(nameof(NetStack), "The stack is not running."));
+            Post((core, now) =>
+            {
+                try { tcs.TrySetResult(command(core, now)); }
+                catch (Exception e) { tcs.TrySetException(e); }
+            });
+        }
+        catch (ObjectDisposedException e)
+        {
+            return Task.FromException<T>(e);
+        }
+        // Disposed meanwhile: the command may never run.
+        if (_stopping) tcs.TrySetException(new ObjectDisposedException(nameof(NetStack), "The stack is not running."));
         return tcs.Task;
     }
 
@@ -108,9 +117,14 @@ public sealed class NetStack : IDisposable
         Dispose();
     }
 
-    /// <summary>Runs <paramref name="command"/> on the stack thread, soon. Safe from any thread.</summary>
+    /// <summary>
+    /// Runs <paramref name="command"/> on the stack thread, soon. Safe from any thread. An exception
+    /// it throws is logged and the stack goes on.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The stack was disposed: the command would never run.</exception>
     public void Post(Action<NetStackCore, Instant> command)
     {
+        if (_stopping) throw new ObjectDisposedException(nameof(NetStack), "The stack is stopped; the command would never run.");
         _commands.Enqueue(command);
         _wake.Signal();
     }
@@ -137,7 +151,14 @@ public sealed class NetStack : IDisposable
                 }
                 _wake.Reset();
                 bool commands = false;
-                while (_commands.TryDequeue(out var command)) { command(Core, now); commands = true; }
+                while (_commands.TryDequeue(out var command))
+                {
+                    commands = true;
+                    // A failing command is the poster's bug, not the stack's: log it and go on
+                    // serving every connection (Invoke reports its own failures to its caller).
+                    try { command(Core, now); }
+                    catch (Exception e) { _log.LogError(e, "A command posted to the stack threw; the stack goes on"); }
+                }
                 Core.Poll(now);
                 if (received == _batch || !_commands.IsEmpty) continue;
                 if (received > 0 || commands) lastActivity = now;

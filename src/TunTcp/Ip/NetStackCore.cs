@@ -69,6 +69,7 @@ public sealed partial class NetStackCore : ITcpOutput
         options.Tcp.Validate();
         _tcpSettings = options.Tcp;
         _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond) { SegmentationOffloadBytes = segmentationOffload };
+        _tcpEnv.ObserverFailed = (c, e) => _log.LogError(e, "An observer of {Connection} threw; the stack goes on", c.Tuple);
         _checksumOffload = segmentationOffload > 0;
         _reassembler = new FragmentReassembler(options.FragmentMemoryLimit, options.FragmentTimeout, options.FragmentTimeout6);
     }

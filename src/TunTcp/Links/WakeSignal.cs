@@ -11,6 +11,8 @@ public sealed class WakeSignal : IDisposable
 {
     private const int EFD_NONBLOCK = 0x800, EFD_CLOEXEC = 0x80000;
     private int _pending;
+    /// <summary>Serialises <see cref="Signal"/>'s write with <see cref="Dispose"/>'s close, so a signal never writes to a closed (and possibly reused) descriptor.</summary>
+    private readonly Lock _gate = new();
 
     public WakeSignal()
     {
@@ -26,7 +28,10 @@ public sealed class WakeSignal : IDisposable
     {
         if (Interlocked.Exchange(ref _pending, 1) == 1) return;
         ulong one = 1;
-        _ = write(Fd, &one, 8);
+        lock (_gate)
+        {
+            if (Fd >= 0) _ = write(Fd, &one, 8);
+        }
     }
 
     /// <summary>Consumes pending signals; call after waking, before looking at the work queues.</summary>
@@ -42,7 +47,10 @@ public sealed class WakeSignal : IDisposable
 
     public void Dispose()
     {
-        if (Fd >= 0) { _ = close(Fd); Fd = -1; }
+        lock (_gate)
+        {
+            if (Fd >= 0) { _ = close(Fd); Fd = -1; }
+        }
     }
 
     [DllImport("libc", SetLastError = true)] private static extern int eventfd(uint initval, int flags);

@@ -327,7 +327,16 @@ public sealed partial class TcpConnection
         UpdateKeepaliveDeadline();
         var events = _pendingEvents;
         _pendingEvents = TcpConnectionEvents.None;
-        if (events != TcpConnectionEvents.None) Observer?.OnEvents(this, events);
+        if (events == TcpConnectionEvents.None || Observer is not { } observer) return;
+        // An application's observer that throws must not take the stack (and every other
+        // connection) down with it: the engine's state is already complete here, so the fault is
+        // reported and the stack goes on.
+        try { observer.OnEvents(this, events); }
+        catch (Exception e)
+        {
+            _env.Statistics.ObserverFaults++;
+            _env.ObserverFailed?.Invoke(this, e);
+        }
     }
 
     private bool IsSynchronizedOrSynReceived => State == TcpState.SynReceived || IsSynchronized;

@@ -15,6 +15,9 @@ public sealed class TcpEnvironment
     private int _challengeAcksInWindow;
     private long _challengeBudget;
 
+    /// <summary>Told of every exception a connection's observer threw (the stack logs it and goes on).</summary>
+    public Action<TcpConnection, Exception>? ObserverFailed { get; set; }
+
     /// <param name="random">Source of the ISN secret, ports and offsets; seed it in tests.</param>
     /// <param name="challengeAcksPerSecond">RFC 5961 7: system-wide limit of challenge ACKs per second (Linux: 1000), randomized per second around it.</param>
     public TcpEnvironment(IRandomSource random, int challengeAcksPerSecond = 1000)
@@ -138,4 +141,6 @@ public sealed class TcpStatistics
     public long Timeouts;
     public long SpuriousRetransmissionsUndone;
     public long TailLossProbes;
+    /// <summary>Exceptions thrown by connection observers (application code), caught and logged.</summary>
+    public long ObserverFaults;
 }

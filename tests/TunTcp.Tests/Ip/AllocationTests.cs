@@ -9,7 +9,7 @@ using TunTcp.Wire;
 namespace TunTcp.Tests.Ip;
 
 /// <summary>
-/// DESIGN.md: the data path allocates nothing per packet in steady state. Two stacks on threads,
+/// The data path allocates nothing per packet in steady state. Two stacks on threads,
 /// joined by the in-memory link: a socket-API client on a pool thread sends into an inline
 /// discard service. The allocation counters of both stack threads are read on those threads.
 /// </summary>
