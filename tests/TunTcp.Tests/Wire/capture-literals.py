@@ -98,6 +98,27 @@ def inner():
          "ping -6 -c1 -s 8 fd00::2: ICMPv6 echo request")
     p.wait()
 
+    # The kernel's TCP SYN over IPv6.
+    p = run_bg("nc -6 -w1 fd00::2 80")
+    show("LinuxIpv6Syn", read_until(fd, lambda x: x[0] >> 4 == 6 and x[6] == 6 and x[53] == 0x02),
+         "nc -6 fd00::2 80: SYN over IPv6 with mss 1440,sackOK,TS,nop,wscale")
+    p.kill(); p.wait()
+
+    # A UDP datagram over IPv6.
+    s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s6.bind(("fd00::1", 40000))
+    s6.sendto(b"hello\n", ("fd00::2", 9))
+    show("LinuxIpv6Udp", read_until(fd, lambda x: x[0] >> 4 == 6 and x[6] == 17),
+         "UDP [fd00::1]:40000 -> [fd00::2]:9 'hello\\n'")
+
+    # ping -6 larger than the MTU: the kernel fragments it with a Fragment header (RFC 8200 4.5).
+    p = run_bg("ping -6 -c1 -W1 -s 1500 fd00::2")
+    g1 = read_until(fd, lambda x: x[0] >> 4 == 6 and x[6] == 44 and (x[43] & 1))
+    g2 = read_until(fd, lambda x: x[0] >> 4 == 6 and x[6] == 44 and not (x[43] & 1))
+    show("LinuxIpv6FirstFragment", g1, "ping -6 -s 1500 fd00::2 over MTU 1500: first fragment (M set, offset 0)")
+    show("LinuxIpv6LastFragment", g2, "the same ping: last fragment (M clear)")
+    p.wait()
+
     # Echo request from ping (56 data bytes).
     p = run_bg("ping -c1 -W1 192.168.0.2")
     show("LinuxEchoRequest", read_until(fd, lambda x: ip_proto(x) == 1 and x[20] == 8),
