@@ -37,7 +37,7 @@ internal static class DeviceCommand
         }
         catch (LinkSetupException e)
         {
-            console.Error.WriteLine($"tuntcp: error: {e.Message}");
+            console.Error.WriteLine($"tuntcp: error: {e.Message}{(e.DeviceNameTaken ? " (--tun NAME picks another)" : "")}");
             return ToolCommandLine.RunFailure;
         }
         finally

@@ -16,4 +16,10 @@ public sealed class LinkSetupException : Exception
 
     /// <summary>The errno of the failing system call, or 0 when the failure was not a system call.</summary>
     public int Errno { get; }
+
+    /// <summary>
+    /// True when another device name is the fix (the name is taken): a front end can name its own
+    /// option for it, since the library's messages speak of settings, not of command lines.
+    /// </summary>
+    public bool DeviceNameTaken { get; init; }
 }

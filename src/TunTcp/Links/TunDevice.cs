@@ -400,9 +400,9 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
             + $" recreate it for yourself (`sudo ip tuntap del dev {name} mode tun && sudo ip tuntap add dev {name} mode tun user $USER`), or run as root.", errno),
         Libc.EPERM or Libc.EACCES => new LinkSetupException($"cannot create TUN device {name}: {Libc.Describe(errno)}. {Privileges.NetAdminHint}", errno),
         Libc.EBUSY => new LinkSetupException(
-            $"device name {name} is in use: another process has TUN device {name} open ({Libc.Describe(errno)}). Stop that process or choose another name with --tun.", errno),
+            $"device name {name} is in use: another process has TUN device {name} open ({Libc.Describe(errno)}). Stop that process or choose another device name.", errno) { DeviceNameTaken = true },
         Libc.EINVAL when existed => new LinkSetupException(
-            $"a network device named {name} already exists and is not a single-queue TUN device ({Libc.Describe(errno)}). Choose another name with --tun.", errno),
+            $"a network device named {name} already exists and is not a single-queue TUN device ({Libc.Describe(errno)}). Choose another device name.", errno) { DeviceNameTaken = true },
         _ => new LinkSetupException($"cannot {(existed ? "attach to" : "create")} TUN device {name}: {Libc.Describe(errno)}", errno),
     };
 }

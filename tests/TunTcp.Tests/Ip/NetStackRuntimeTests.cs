@@ -88,4 +88,19 @@ public class NetStackRuntimeTests
         Assert.Equal(4, c.ReceiveBuffer.Count);
         Assert.Equal(TcpState.Established, c.State);
     }
+
+    [Fact]
+    public async Task ConnectFailures_AreSocketExceptions_AsListenFailuresAre()
+    {
+        using var stack = Started(out _);
+        var v6 = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() =>
+            Sockets.NetStackSockets.ConnectTcpAsync(stack, new System.Net.IPEndPoint(System.Net.IPAddress.Parse("fd00::1"), 80), TestContext.Current.CancellationToken));
+        Assert.Equal(System.Net.Sockets.SocketError.AddressFamilyNotSupported, v6.SocketErrorCode);
+        var multicast = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() =>
+            Sockets.NetStackSockets.ConnectTcpAsync(stack, new System.Net.IPEndPoint(System.Net.IPAddress.Parse("224.0.0.1"), 80), TestContext.Current.CancellationToken));
+        Assert.Equal(System.Net.Sockets.SocketError.AddressNotAvailable, multicast.SocketErrorCode);
+        var listen = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() =>
+            Sockets.NetStackSockets.ListenTcpAsync(stack, new System.Net.IPEndPoint(System.Net.IPAddress.IPv6Any, 80), dualMode: false));
+        Assert.Equal(System.Net.Sockets.SocketError.AddressFamilyNotSupported, listen.SocketErrorCode);
+    }
 }
