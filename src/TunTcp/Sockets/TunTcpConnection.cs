@@ -120,15 +120,31 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         return ReceiveSlowAsync(buffer, cancellationToken);
     }
 
-    /// <summary>Synchronous receive (blocks while no data is waiting).</summary>
+    /// <summary>
+    /// Synchronous receive (blocks while no data is waiting), straight into <paramref name="buffer"/>:
+    /// it waits on the connection's own signal and allocates nothing unless it must block.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called on the stack thread, which it would deadlock.</exception>
     public int Receive(Span<byte> buffer)
     {
-        int n = TryRead(buffer);
-        if (n > 0 || buffer.Length == 0) return n;
-        var rented = new byte[buffer.Length];
-        n = ReceiveAsync(rented).AsTask().GetAwaiter().GetResult();
-        rented.AsSpan(0, n).CopyTo(buffer);
-        return n;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        while (true)
+        {
+            int n = TryRead(buffer);
+            if (n > 0 || buffer.Length == 0) return n;
+            if (IsEndOfStream(out var end)) return end.GetAwaiter().GetResult();
+            BlockOn(_readable);
+        }
+    }
+
+    /// <summary>Waits for <paramref name="signal"/> on this thread; never on the stack thread, which alone can set it.</summary>
+    private void BlockOn(AsyncSignal signal)
+    {
+        if (_stack.IsStackThread)
+            throw new InvalidOperationException("A synchronous receive or send on the stack thread would wait for the stack thread itself; use the async methods or the connection's events.");
+        var wait = signal.WaitAsync(CancellationToken.None);
+        if (!wait.IsCompleted) wait.AsTask().GetAwaiter().GetResult();
+        else wait.GetAwaiter().GetResult();
     }
 
     private async ValueTask<int> ReceiveSlowAsync(Memory<byte> buffer, CancellationToken cancellationToken)
@@ -194,14 +210,23 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         return SendSlowAsync(data, n, cancellationToken);
     }
 
-    /// <summary>Synchronous send (blocks while the send buffer is full).</summary>
+    /// <summary>
+    /// Synchronous send (blocks while the send buffer is full), straight from <paramref name="data"/>:
+    /// no copy, no allocation unless it must block.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Called on the stack thread with the buffer full, which would deadlock.</exception>
     public int Send(ReadOnlySpan<byte> data)
     {
-        if (CheckCanSend() is SocketException e) throw e;
-        int n = _tcp.SendBuffer.Write(data);
-        if (n > 0) NotifySent();
-        if (n == data.Length) return n;
-        return SendSlowAsync(data.ToArray(), n, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int sent = 0;
+        while (true)
+        {
+            if (CheckCanSend() is SocketException e) throw e;
+            int n = _tcp.SendBuffer.Write(data[sent..]);
+            if (n > 0) { sent += n; NotifySent(); }
+            if (sent == data.Length) return sent;
+            BlockOn(_writable);
+        }
     }
 
     private async ValueTask<int> SendSlowAsync(ReadOnlyMemory<byte> data, int sent, CancellationToken cancellationToken)

@@ -103,4 +103,43 @@ public class NetStackRuntimeTests
             Sockets.NetStackSockets.ListenTcpAsync(stack, new System.Net.IPEndPoint(System.Net.IPAddress.IPv6Any, 80), dualMode: false));
         Assert.Equal(System.Net.Sockets.SocketError.AddressFamilyNotSupported, listen.SocketErrorCode);
     }
+
+    [Fact]
+    public async Task SynchronousSendAndReceive_MoveMoreThanTheBuffers_AndFailClearlyOnTheStackThread()
+    {
+        var (linkA, linkB) = MemoryLink.CreatePair(mtu: 1500, capacity: 1024);
+        using var client = new NetStack(linkA, new NetStackOptions { Address = Packets.Host.ToIPAddress() });
+        using var server = new NetStack(linkB, new NetStackOptions { Address = Packets.Stack.ToIPAddress() });
+        client.Start();
+        server.Start();
+        await server.Invoke((core, _) => new TunTcp.Apps.EchoService(core, 7, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance));
+        await using var connection = await Sockets.NetStackSockets.ConnectTcpAsync(client,
+            new System.Net.IPEndPoint(Packets.Stack.ToIPAddress(), 7), TestContext.Current.CancellationToken);
+
+        // On the stack thread, a receive that would have to wait fails at once instead of deadlocking.
+        var onStack = await client.Invoke((_, _) =>
+        {
+            try { connection.Receive(new byte[10]); return "returned"; }
+            catch (InvalidOperationException) { return "refused"; }
+        }).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        Assert.Equal("refused", onStack);
+
+        var data = new byte[3 * connection.SendBufferSize / 2];
+        new Random(5).NextBytes(data);
+        var sender = Task.Run(() => connection.Send(data), TestContext.Current.CancellationToken); // must block for room
+        var received = new byte[data.Length];
+        int got = 0;
+        var reader = Task.Run(() =>
+        {
+            while (got < received.Length)
+            {
+                int n = connection.Receive(received.AsSpan(got));
+                if (n == 0) break;
+                got += n;
+            }
+        }, TestContext.Current.CancellationToken);
+        Assert.Equal(data.Length, await sender.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken));
+        await reader.WaitAsync(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken);
+        Assert.Equal(data, received);
+    }
 }
