@@ -183,7 +183,7 @@ public sealed partial class TcpConnection
         }
         _synTransmissions++;
         if (_synTransmissions > 1) { _synRetransmitted = true; Retransmissions++; _env.Statistics.SegmentsRetransmitted++; }
-        _rtoDeadline = _now + _rtt.Rto;
+        _timers.Rto = _now + _rtt.Rto;
         _synAckDue = false;
     }
 }

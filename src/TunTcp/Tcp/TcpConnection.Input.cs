@@ -72,7 +72,7 @@ public sealed partial class TcpConnection
             if (_sackOk && seg.Payload.Length > 0 && seg.End <= _rcvNxt)
                 SetDsack(seg.Sequence, seg.Sequence + seg.Payload.Length);
             // RFC 9293 (TIME-WAIT, eighth step): a retransmitted FIN restarts the 2 MSL timeout.
-            if (State == TcpState.TimeWait && seg.Fin) _timeWaitDeadline = _now + 2 * _settings.Msl;
+            if (State == TcpState.TimeWait && seg.Fin) _timers.TimeWait = _now + 2 * _settings.Msl;
             // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, then drop.
             if (OutOfWindowAckAllowed(seg)) _ackNow = true;
             return TcpSegmentResult.Processed;

@@ -10,7 +10,6 @@ public sealed partial class TcpConnection
     private int _bytesSinceAck;
     /// <summary>Estimated size of a full-sized segment from the peer (Linux icsk_ack.rcv_mss; starts at 536, RFC 9293 3.7.1).</summary>
     private int _rcvMss = 536;
-    private Instant _delayedAckDeadline = Instant.Never;
     /// <summary>A D-SACK block (RFC 2883) to report first in the next ACK, if any.</summary>
     private SackBlock? _dsack;
 
@@ -56,7 +55,7 @@ public sealed partial class TcpConnection
                 // RFC 9293 3.8.6.3 / RFC 5681 4.2: acknowledge at least every second full-sized
                 // segment, i.e. (as Linux) once more than one full segment is unacknowledged.
                 else if (_bytesSinceAck > _rcvMss || _settings.DelayedAckTimeout == TimeSpan.Zero) _ackNow = true;
-                else if (_delayedAckDeadline.IsNever) _delayedAckDeadline = _now + _settings.DelayedAckTimeout;
+                else if (_timers.DelayedAck.IsNever) _timers.DelayedAck = _now + _settings.DelayedAckTimeout;
             }
             else
             {
@@ -112,7 +111,7 @@ public sealed partial class TcpConnection
                 EnterTimeWait();
                 break;
             case TcpState.TimeWait:
-                _timeWaitDeadline = _now + 2 * _settings.Msl;
+                _timers.TimeWait = _now + 2 * _settings.Msl;
                 break;
         }
     }
@@ -121,8 +120,10 @@ public sealed partial class TcpConnection
     {
         SetState(TcpState.TimeWait);
         // RFC 9293: start the time-wait timer (2 MSL), turn off the other timers.
-        _timeWaitDeadline = _now + 2 * _settings.Msl;
-        _rtoDeadline = _persistDeadline = _keepaliveDeadline = _finWait2Deadline = _lossProbeDeadline = Instant.Never;
+        var delayedAck = _timers.DelayedAck;
+        _timers.ClearAll();
+        _timers.DelayedAck = delayedAck;
+        _timers.TimeWait = _now + 2 * _settings.Msl;
     }
 
     private void SetDsack(SeqNumber left, SeqNumber right)

@@ -270,7 +270,7 @@ public sealed partial class TcpConnection
                         _newRenoWindow = Math.Max(_smss, _newRenoWindow - ackedBytes + (ackedBytes >= _smss ? _smss : 0));
                         MarkFirstUnackedLost();
                         _retransmitNow = true;
-                        if (!_partialAckSeen) { _partialAckSeen = true; _rtoDeadline = _now + _rtt.Rto; }
+                        if (!_partialAckSeen) { _partialAckSeen = true; _timers.Rto = _now + _rtt.Rto; }
                     }
                 }
                 else DetectLosses(advanced);
@@ -545,7 +545,7 @@ public sealed partial class TcpConnection
         _limitedTransmitBytes = 0;
         _retransmitNow = false;
         _tlpEndSeq = null;
-        _lossProbeDeadline = Instant.Never;
+        _timers.LossProbe = Instant.Never;
         _frtoStage = frto ? 1 : 0;
         BeginUndoEpisode();
         _undoPossible = frto; // only F-RTO may undo a timeout
@@ -582,7 +582,7 @@ public sealed partial class TcpConnection
     /// </summary>
     private void ArmLossTimers()
     {
-        _lossProbeDeadline = Instant.Never;
+        _timers.LossProbe = Instant.Never;
         if (!RackEnabled || _sent.Count == 0 || !IsSynchronized) return;
         if (_recovery != RecoveryState.Open || !_scoreboard.IsEmpty)
         {
@@ -590,7 +590,7 @@ public sealed partial class TcpConnection
             // RFC 8985 7.2: outside recovery, with nothing for the reordering timer to time
             // (no segment older than the newest delivered one is outstanding), the tail loss
             // probe is what repairs a loss at the tail; without it only the RTO would.
-            if (_recovery != RecoveryState.Open || !_lossProbeDeadline.IsNever) return;
+            if (_recovery != RecoveryState.Open || !_timers.LossProbe.IsNever) return;
         }
         if (_tlpEndSeq is not null || _sent.First.Has(SentFlags.Probe)) return;
         long pto = _rtt.HasSample ? 2 * _rtt.SmoothedUs : 1_000_000;
@@ -600,8 +600,8 @@ public sealed partial class TcpConnection
         var deadline = _now + TimeSpan.FromMicroseconds(pto);
         // RFC 8985 7.2: "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()" - the
         // probe then goes at the timeout's instant instead of the timeout (RunTimers runs it first).
-        if (!_rtoDeadline.IsNever && deadline > _rtoDeadline) deadline = _rtoDeadline;
-        _lossProbeDeadline = deadline;
+        if (!_timers.Rto.IsNever && deadline > _timers.Rto) deadline = _timers.Rto;
+        _timers.LossProbe = deadline;
     }
 
     /// <summary>RFC 8985 6.3: when segments are not yet lost only for lack of time, wake when they would be.</summary>
@@ -619,13 +619,13 @@ public sealed partial class TcpConnection
             var at = rec.SentAt + TimeSpan.FromMicroseconds(_rackRttUs + reoWndUs);
             if (at < earliest) earliest = at;
         }
-        if (!earliest.IsNever && (_lossProbeDeadline.IsNever || earliest < _lossProbeDeadline)) _lossProbeDeadline = earliest;
+        if (!earliest.IsNever && (_timers.LossProbe.IsNever || earliest < _timers.LossProbe)) _timers.LossProbe = earliest;
     }
 
     /// <summary>The loss-probe deadline fired: either RACK's reordering timer or the TLP timer.</summary>
     private void OnLossProbeTimeout()
     {
-        _lossProbeDeadline = Instant.Never;
+        _timers.LossProbe = Instant.Never;
         if (_sent.Count == 0 || !IsSynchronized) return;
         if (_recovery != RecoveryState.Open || !_scoreboard.IsEmpty)
         {
@@ -651,10 +651,10 @@ public sealed partial class TcpConnection
         }
         _tlpEndSeq = _sndNxt;
         _tlpDsackWaiting = 0;
-        _lossProbeDeadline = Instant.Never; // one probe per episode: sending it must not arm another
+        _timers.LossProbe = Instant.Never; // one probe per episode: sending it must not arm another
         _env.Statistics.TailLossProbes++;
         // RFC 8985 7.3: the RTO is re-armed after the probe.
-        _rtoDeadline = _now + _rtt.Rto;
+        _timers.Rto = _now + _rtt.Rto;
     }
 
     /// <summary>

@@ -44,7 +44,7 @@ public sealed partial class TcpConnection
                 return;
         }
         if (CanSendData) SendQueued();
-        if (_ackNow || _delayedAckDeadline <= _now) SendAck();
+        if (_ackNow || _timers.DelayedAck <= _now) SendAck();
     }
 
     /// <summary>Retransmits lost segments, then new data and the FIN, as far as the windows allow.</summary>
@@ -151,7 +151,7 @@ public sealed partial class TcpConnection
         if (fin) _finSent = true;
         BytesSent += length;
         // RFC 6298 5.1: start the timer when sending data and it is not running.
-        if (_rtoDeadline.IsNever && !probe) _rtoDeadline = _now + _rtt.Rto;
+        if (_timers.Rto.IsNever && !probe) _timers.Rto = _now + _rtt.Rto;
         OnDataSent(seqLength);
     }
 
@@ -205,7 +205,7 @@ public sealed partial class TcpConnection
         // repair that RACK found lost again gets a round trip before the timeout. NewReno without
         // SACK keeps the Impatient timer of RFC 6582 4 instead.
         bool impatient = _recovery == RecoveryState.FastRecovery && !_sackOk;
-        if (_rtoDeadline.IsNever || (isHead && !impatient)) _rtoDeadline = _now + _rtt.Rto;
+        if (_timers.Rto.IsNever || (isHead && !impatient)) _timers.Rto = _now + _rtt.Rto;
     }
 
     /// <summary>
@@ -287,7 +287,7 @@ public sealed partial class TcpConnection
             _lastAckSent = header.AcknowledgmentNumber;
             _ackNow = false;
             _bytesSinceAck = 0;
-            _delayedAckDeadline = Instant.Never;
+            _timers.DelayedAck = Instant.Never;
             _dsack = null;
         }
     }
@@ -344,7 +344,7 @@ public sealed partial class TcpConnection
                 {
                     SetState(TcpState.FinWait2);
                     // Linux tcp_fin_timeout: a fully closed connection does not wait in FIN-WAIT-2 forever.
-                    if (_receiveClosed) _finWait2Deadline = _now + 2 * _settings.Msl;
+                    if (_receiveClosed) _timers.FinWait2 = _now + 2 * _settings.Msl;
                 }
                 break;
             case TcpState.Closing:
@@ -430,21 +430,21 @@ public sealed partial class TcpConnection
     /// <summary>RFC 6298 5.2 and 5.3: stop the timer when nothing is outstanding, else restart it.</summary>
     private void RearmRetransmissionTimer()
     {
-        if (_sent.Count == 0) { _rtoDeadline = Instant.Never; return; }
+        if (_sent.Count == 0) { _timers.Rto = Instant.Never; return; }
         if (_sent.First.Has(SentFlags.Probe) && _sndWnd == 0)
         {
             // Only a zero-window probe is out: the persist timer owns it.
-            _rtoDeadline = Instant.Never;
+            _timers.Rto = Instant.Never;
             ArmPersist();
             return;
         }
-        _rtoDeadline = _now + _rtt.Rto;
+        _timers.Rto = _now + _rtt.Rto;
     }
 
     /// <summary>The peer's window opened: end persist mode; an outstanding probe becomes ordinary data.</summary>
     private void OnWindowOpened()
     {
-        _persistDeadline = Instant.Never;
+        _timers.Persist = Instant.Never;
         _persistBackoff = 0;
         for (int i = 0; i < _sent.Count; i++)
         {
@@ -455,13 +455,13 @@ public sealed partial class TcpConnection
             rec.Flags |= SentFlags.InPipe;
             _pipe += rec.Length;
         }
-        if (_sent.Count > 0 && _rtoDeadline.IsNever) _rtoDeadline = _now + _rtt.Rto;
+        if (_sent.Count > 0 && _timers.Rto.IsNever) _timers.Rto = _now + _rtt.Rto;
     }
 
     private void ArmPersist()
     {
-        if (!_persistDeadline.IsNever) return;
+        if (!_timers.Persist.IsNever) return;
         long us = Math.Min(_rtt.BaseRtoUs << Math.Min(_persistBackoff, 20), _settings.MaxPersistInterval.Ticks / TimeSpan.TicksPerMicrosecond);
-        _persistDeadline = _now + TimeSpan.FromMicroseconds(us);
+        _timers.Persist = _now + TimeSpan.FromMicroseconds(us);
     }
 }

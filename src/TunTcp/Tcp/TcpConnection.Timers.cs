@@ -2,12 +2,7 @@ namespace TunTcp.Tcp;
 
 public sealed partial class TcpConnection
 {
-    private Instant _rtoDeadline = Instant.Never;
-    private Instant _persistDeadline = Instant.Never;
-    private Instant _timeWaitDeadline = Instant.Never;
-    private Instant _keepaliveDeadline = Instant.Never;
-    private Instant _finWait2Deadline = Instant.Never;
-    private Instant _lossProbeDeadline = Instant.Never;
+    private TcpTimerSet _timers = new();
     private Instant _lastReceivedAt;
     /// <summary>Retransmission timeouts in a row without forward progress.</summary>
     private int _consecutiveRtos;
@@ -17,54 +12,43 @@ public sealed partial class TcpConnection
     private int _keepaliveProbesSent;
 
     /// <summary>The earliest instant at which <see cref="Poll"/> has work, or <see cref="Instant.Never"/>.</summary>
-    public Instant NextDeadline
-    {
-        get
-        {
-            var d = Instant.Min(_rtoDeadline, _persistDeadline);
-            d = Instant.Min(d, _delayedAckDeadline);
-            d = Instant.Min(d, _timeWaitDeadline);
-            d = Instant.Min(d, _keepaliveDeadline);
-            d = Instant.Min(d, _finWait2Deadline);
-            return Instant.Min(d, _lossProbeDeadline);
-        }
-    }
+    public Instant NextDeadline => _timers.Next;
 
     private void RunTimers()
     {
-        if (_timeWaitDeadline <= _now)
+        if (_timers.TimeWait <= _now)
         {
             // RFC 9293: when the time-wait timeout expires, delete the TCB.
             Terminate(TcpError.None);
             return;
         }
-        if (_finWait2Deadline <= _now)
+        if (_timers.FinWait2 <= _now)
         {
             Terminate(TcpError.None);
             return;
         }
         // RFC 8985 7.2: a probe due no later than the timeout goes first (its PTO was clamped to
         // the RTO's instant); the probe re-arms the RTO, which is then no longer due.
-        bool probeFirst = _lossProbeDeadline <= _now && _lossProbeDeadline <= _rtoDeadline;
+        bool probeFirst = _timers.LossProbe <= _now && _timers.LossProbe <= _timers.Rto;
         if (probeFirst) OnLossProbeTimeout();
-        if (_rtoDeadline <= _now) OnRetransmissionTimeout();
+        if (_timers.Rto <= _now) OnRetransmissionTimeout();
         if (State == TcpState.Closed) return;
-        if (!probeFirst && _lossProbeDeadline <= _now) OnLossProbeTimeout();
-        if (_persistDeadline <= _now) OnPersistTimeout();
+        if (!probeFirst && _timers.LossProbe <= _now) OnLossProbeTimeout();
+        if (_timers.Persist <= _now) OnPersistTimeout();
         if (State == TcpState.Closed) return;
-        if (_delayedAckDeadline <= _now)
+        if (_timers.DelayedAck <= _now)
         {
             // RFC 9293 3.8.6.3: the delayed ACK is due.
-            _delayedAckDeadline = Instant.Never;
+            _timers.DelayedAck = Instant.Never;
             _ackNow = true;
         }
-        if (_keepaliveDeadline <= _now) OnKeepaliveTimeout();
+        if (_timers.Keepalive <= _now) OnKeepaliveTimeout();
     }
 
     /// <summary>RFC 6298 5.4-5.7: the retransmission timer expired.</summary>
     private void OnRetransmissionTimeout()
     {
-        _rtoDeadline = Instant.Never;
+        _timers.Rto = Instant.Never;
         if (State is TcpState.SynSent or TcpState.SynReceived)
         {
             if (_synTransmissions > _settings.MaxSynRetransmissions)
@@ -93,7 +77,7 @@ public sealed partial class TcpConnection
         OnRetransmissionTimeoutRecovery();
         // 5.5: back off the timer; 5.6: start it again.
         _rtt.BackOff();
-        _rtoDeadline = _now + _rtt.Rto;
+        _timers.Rto = _now + _rtt.Rto;
         // 5.4: retransmit the earliest segment not yet acknowledged (Transmit sends lost records first).
     }
 
@@ -105,7 +89,7 @@ public sealed partial class TcpConnection
     /// </summary>
     private void OnPersistTimeout()
     {
-        _persistDeadline = Instant.Never;
+        _timers.Persist = Instant.Never;
         if (!CanSendData) return;
         long peerRoom = _sndWnd - (_sndNxt - _sndUna);
         int unsent = Math.Max(0, DataEnd - _sndNxt);
@@ -132,7 +116,7 @@ public sealed partial class TcpConnection
             // A probe is not congestion-controlled: undo the pipe accounting Retransmit did.
             ref var rec = ref _sent.Last;
             if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
-            _rtoDeadline = Instant.Never;
+            _timers.Rto = Instant.Never;
         }
         else if (unsent > 0 && _sent.Count == 0)
         {
@@ -171,7 +155,7 @@ public sealed partial class TcpConnection
     /// </summary>
     private void OnKeepaliveTimeout()
     {
-        _keepaliveDeadline = Instant.Never;
+        _timers.Keepalive = Instant.Never;
         if (_keepaliveProbesSent >= _settings.KeepaliveProbes)
         {
             Terminate(TcpError.TimedOut);
@@ -187,9 +171,9 @@ public sealed partial class TcpConnection
     {
         if (!KeepaliveEnabled || State is not (TcpState.Established or TcpState.CloseWait) || _sent.Count > 0)
         {
-            _keepaliveDeadline = Instant.Never;
+            _timers.Keepalive = Instant.Never;
             return;
         }
-        _keepaliveDeadline = _lastReceivedAt + _settings.KeepaliveIdle + _keepaliveProbesSent * _settings.KeepaliveInterval;
+        _timers.Keepalive = _lastReceivedAt + _settings.KeepaliveIdle + _keepaliveProbesSent * _settings.KeepaliveInterval;
     }
 }

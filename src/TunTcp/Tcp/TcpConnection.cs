@@ -402,7 +402,7 @@ public sealed partial class TcpConnection
         _pipe = 0;
         _sackedCount = 0;
         _lostCount = 0;
-        _rtoDeadline = _persistDeadline = _delayedAckDeadline = _timeWaitDeadline = _keepaliveDeadline = _finWait2Deadline = _lossProbeDeadline = Instant.Never;
+        _timers.ClearAll();
         _pendingEvents |= TcpConnectionEvents.Closed | TcpConnectionEvents.Readable | TcpConnectionEvents.Writable;
     }
 
