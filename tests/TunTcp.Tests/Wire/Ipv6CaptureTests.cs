@@ -1,4 +1,5 @@
 using System.Net;
+using CsCheck;
 using TunTcp.Ip;
 using TunTcp.Tests.Support;
 using TunTcp.Wire;
@@ -68,5 +69,20 @@ public class Ipv6CaptureTests
         Assert.Equal(Icmpv6Type.EchoReply, icmp.Type);
         Assert.True(icmp.IsChecksumValid(Stack, Kernel));
         Assert.Equal(1500, icmp.Data.Length); // ping -s 1500
+    }
+
+    [Fact]
+    public void HeaderChainWalk_OfAnyDamagedIpv6Packet_NeverThrows_AndStaysInBounds()
+    {
+        byte[][] seeds = [WireCaptures.LinuxIpv6EchoRequest, WireCaptures.LinuxIpv6Syn, WireCaptures.LinuxIpv6Udp, WireCaptures.LinuxIpv6FirstFragment];
+        Gen.Frequency((3, WireGen.Damaged(seeds)), (1, WireGen.AnyBytes)).Sample(bytes =>
+        {
+            if (!Ipv6Packet.TryParse(bytes, out var ip, out _)) return;
+            var chain = Ipv6HeaderChain.Walk(ip.Bytes);
+            if (chain.Problem != Ipv6ChainProblem.None) return;
+            Assert.InRange(chain.UpperLayerOffset, Ipv6Header.Length, ip.Bytes.Length);
+            Assert.InRange(chain.NextHeaderFieldOffset, 0, chain.UpperLayerOffset - 1);
+            if (chain.HasFragmentHeader) Assert.InRange(chain.FragmentHeaderOffset, Ipv6Header.Length, ip.Bytes.Length - Ipv6FragmentHeader.Length);
+        }, iter: 20000);
     }
 }

@@ -19,6 +19,7 @@ internal static class WireGen
         WireCaptures.LinuxFirstFragment, WireCaptures.LinuxLastFragment, WireCaptures.LinuxSyn,
         WireCaptures.LinuxUdp, WireCaptures.LinuxEchoReply, WireCaptures.LinuxPortUnreachable,
         WireCaptures.LinuxSynAck, WireCaptures.LinuxRstAck, WireCaptures.LinuxIpv6EchoRequest,
+        WireCaptures.LinuxIpv6Syn, WireCaptures.LinuxIpv6Udp, WireCaptures.LinuxIpv6FirstFragment, WireCaptures.LinuxIpv6LastFragment,
     ];
 
     /// <summary>The TCP segments (IP payloads) of the TCP captures.</summary>
