@@ -160,7 +160,10 @@ public sealed class NetStack : IDisposable
                     catch (Exception e) { _log.LogError(e, "A command posted to the stack threw; the stack goes on"); }
                 }
                 Core.Poll(now);
-                if (received == _batch || !_commands.IsEmpty) continue;
+                // _stopping is read again after Reset: a Dispose whose wake-up landed while Reset
+                // drained the eventfd was coalesced into this turn, so blocking now would wait
+                // for a signal that already came (found by a real-peer test hanging in Join).
+                if (received == _batch || !_commands.IsEmpty || _stopping) continue;
                 if (received > 0 || commands) lastActivity = now;
                 // Waking a sleeping thread costs tens of microseconds on these VMs,
                 // more than the TUN round trip. Right after activity, keep polling the device for
