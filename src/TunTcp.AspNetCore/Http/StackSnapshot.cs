@@ -39,10 +39,11 @@ public sealed record StackSnapshot(
         {
             var s = core.Statistics;
             var tcp = core.TcpEnvironment.Statistics;
+            // Resets sent: the core's (closed ports) and the engine's (aborts, answers to stray segments).
             return new StackSnapshot(
                 core.DescribeAddresses(), core.Mtu, core.CountConnectionsByState(), core.ListenerCount,
                 s.TcpSegmentsReceived, s.TcpSegmentsSent, tcp.SegmentsRetransmitted, tcp.RetransmissionTimeouts, tcp.FastRetransmits,
-                s.TcpResetsSent, tcp.ResetsReceived, s.TcpConnectionsOpened, s.TcpConnectionsClosed,
+                s.TcpResetsSent + tcp.ResetsSent, tcp.ResetsReceived, s.TcpConnectionsOpened, s.TcpConnectionsClosed,
                 s.IpPacketsReceived, s.IpPacketsSent, s.IcmpEchoRequests, s.UdpDatagramsReceived, s.UdpDatagramsSent,
                 link.BytesReceived, link.BytesSent, link.ReceiveDrops + link.SendDrops);
         });
