@@ -52,7 +52,9 @@ public sealed partial class NetStackCore
             if (mtu == 0)
             {
                 int length = BinaryPrimitives.ReadUInt16BigEndian(quoted[2..]);
-                mtu = MtuPlateaus.FirstOrDefault(p => p < length, 68);
+                mtu = 68;
+                foreach (int plateau in MtuPlateaus)
+                    if (plateau < length) { mtu = plateau; break; }
             }
             DeliverPathMtu(tuple, seq, Math.Max(mtu, MinimumPathMtu4), now);
             return;

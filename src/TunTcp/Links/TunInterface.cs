@@ -218,6 +218,8 @@ public sealed class TunInterface : IDisposable
         }
         else
         {
+            if (!Directory.Exists("/proc/sys/net/ipv6"))
+                throw new LinkSetupException("this kernel has no IPv6; set the device up IPv4-only");
             WriteIpv6Setting(device.Name, "router_solicitations", "0", logger);
             WriteIpv6Setting(device.Name, "accept_dad", "0", logger);
             WriteIpv6Setting(device.Name, "disable_ipv6", "0", logger);
@@ -227,11 +229,7 @@ public sealed class TunInterface : IDisposable
         device.Mtu = options.Mtu;
         control.SetAddress(device.Name, options.HostAddress);
         if (options.HostAddress6 is { } v6)
-        {
-            if (!Directory.Exists("/proc/sys/net/ipv6"))
-                throw new LinkSetupException("this kernel has no IPv6; set the device up IPv4-only");
             Netlink.AddIpv6Address(control.GetIndex(device.Name), device.Name, v6.Address, v6.PrefixLength);
-        }
         control.BringUp(device.Name);
     }
 

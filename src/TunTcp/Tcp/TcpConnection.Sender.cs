@@ -137,7 +137,7 @@ public sealed partial class TcpConnection
         if (length > 0 && last) flags |= TcpFlags.Psh; // the last segment of what the application queued
         if (fin) flags |= TcpFlags.Fin;
         var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, start, _rcvNxt, flags, WindowField());
-        Emit(WithEcn(header, newData: length > 0 && !probe), options, offset, length, length > segment ? segment : 0);
+        Emit(header, options, offset, length, length > segment ? segment : 0, newData: length > 0 && !probe);
         int seqLength = length + (fin ? 1 : 0);
         var recordFlags = (fin ? SentFlags.Fin : SentFlags.None) | (probe ? SentFlags.Probe : SentFlags.InPipe);
         if (_sent.Count == 0) _progressAt = _now;
@@ -272,12 +272,14 @@ public sealed partial class TcpConnection
     /// <summary>
     /// Puts one segment on the wire; every segment we send carries what an ACK would. With
     /// <paramref name="segmentPayload"/> &gt; 0 it is a super-segment the link cuts into pieces of that size.
+    /// With ECN, every segment may echo ECE, and <paramref name="newData"/> (first transmissions of
+    /// data only) goes out ECT(0), with CWR when due.
     /// </summary>
-    private void Emit(TcpHeader header, in TcpOptions options, int dataOffset, int dataLength, int segmentPayload = 0)
+    private void Emit(TcpHeader header, in TcpOptions options, int dataOffset, int dataLength, int segmentPayload = 0, bool newData = false)
     {
         ReadOnlySpan<byte> first = default, second = default;
         if (dataLength > 0) SendBuffer.Peek(dataOffset, dataLength, out first, out second);
-        if (_ecnOk && header.Ecn == IpEcn.NotEct) header = WithEcn(header, newData: false); // ECE echo on ACKs and retransmissions
+        if (_ecnOk) header = WithEcn(header, newData);
         if (segmentPayload > 0) _out!.SendSegmented(Tuple, header, options, first, second, segmentPayload);
         else _out!.Send(Tuple, header, options, first, second);
         SegmentsSent++;

@@ -66,7 +66,7 @@ public class DualStackHostileInputTests
                 // Answer a segment the stack sent, in its family, with numbers bent now and then.
                 var packet = sent[Next(sent.Count)];
                 bool v6 = packet[0] >> 4 == 6;
-                var t = ParseTcp(packet);
+                var t = SentTcp.Parse(packet);
                 var seq = t.Ack + (Chance(0.2) ? Next(4000) - 2000 : 0);
                 var ack = t.Seq + t.Length + ((t.Flags & (TcpFlags.Syn | TcpFlags.Fin)) != 0 ? 1 : 0) - (Chance(0.2) ? Next(3000) : 0);
                 var flags = (t.Flags & TcpFlags.Syn) != 0 && (t.Flags & TcpFlags.Ack) == 0 ? TcpFlags.Syn | TcpFlags.Ack
@@ -186,7 +186,7 @@ public class DualStackHostileInputTests
                     Assert.True(TcpPacket.TryParse(ip.Payload, out var t, out error), $"seed {seed}: emitted TCP does not parse: {error}");
                     Assert.True(t.IsChecksumValid(ip.Source, ip.Destination), $"seed {seed}: bad TCP/IPv6 checksum");
                 }
-                if (IsTcp(packet) && (ParseTcp(packet).Flags & TcpFlags.Rst) == 0)
+                if (IsTcp(packet) && (SentTcp.Parse(packet).Flags & TcpFlags.Rst) == 0)
                 {
                     sent.Add(packet);
                     if (sent.Count > 32) sent.RemoveAt(0);
@@ -216,13 +216,4 @@ public class DualStackHostileInputTests
     private static bool IsTcp(byte[] packet) =>
         packet[0] >> 4 == 4 ? packet[9] == (byte)IpProtocol.Tcp && (BinaryPrimitives.ReadUInt16BigEndian(packet.AsSpan(6)) & 0x3FFF) == 0
             : packet[6] == (byte)IpProtocol.Tcp;
-
-    private readonly record struct Seg(ushort SourcePort, ushort DestinationPort, SeqNumber Seq, SeqNumber Ack, TcpFlags Flags, int Length);
-
-    private static Seg ParseTcp(byte[] packet)
-    {
-        int at = packet[0] >> 4 == 4 ? (packet[0] & 0xF) * 4 : Ipv6Header.Length;
-        Assert.True(TcpPacket.TryParse(packet.AsSpan(at), out var t, out _));
-        return new Seg(t.SourcePort, t.DestinationPort, t.SequenceNumber, t.AcknowledgmentNumber, t.Flags, t.Payload.Length);
-    }
 }

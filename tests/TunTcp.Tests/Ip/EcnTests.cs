@@ -18,14 +18,9 @@ public class EcnTests
 
     public EcnTests() => _core = new NetStackCore(Packets6.DualStack(), _out);
 
-    private static IpEcn EcnOf(byte[] packet) => (IpEcn)(packet[0] >> 4 == 4 ? packet[1] & 3 : (packet[1] >> 4) & 3);
+    private static IpEcn EcnOf(byte[] packet) => CoreTcp.EcnOf(packet);
 
-    private static (TcpFlags Flags, SeqNumber Seq, SeqNumber Ack, int Length, ushort SourcePort) Tcp(byte[] packet)
-    {
-        int at = packet[0] >> 4 == 4 ? Ipv4Header.Length : Ipv6Header.Length;
-        Assert.True(TcpPacket.TryParse(packet.AsSpan(at), out var t, out _));
-        return (t.Flags, t.SequenceNumber, t.AcknowledgmentNumber, t.Payload.Length, t.SourcePort);
-    }
+    private static SentTcp Tcp(byte[] packet) => SentTcp.Parse(packet);
 
     private static byte[] WithCe(byte[] packet)
     {
@@ -37,30 +32,19 @@ public class EcnTests
         return p;
     }
 
-    private byte[] FromHost(bool v6, TcpHeader header, TcpOptions options = default, ReadOnlySpan<byte> payload = default) =>
-        v6 ? Packets6.Tcp(header, options, payload) : Packets.Tcp(header, options, payload);
+    private static byte[] FromHost(bool v6, TcpHeader header, TcpOptions options = default, ReadOnlySpan<byte> payload = default) =>
+        CoreTcp.FromHost(v6, header, options, payload);
 
     /// <summary>Our active open answered by a SYN-ACK with <paramref name="synAckEcn"/> flags.</summary>
-    private TcpConnection ActiveOpen(bool v6, TcpFlags synAckEcn, out (TcpFlags Flags, SeqNumber Seq, SeqNumber Ack, int Length, ushort SourcePort) syn)
+    private TcpConnection ActiveOpen(bool v6, TcpFlags synAckEcn, out SentTcp syn)
     {
-        var c = _core.Connect(v6 ? Packets6.Host : Packets.Host, 5000, _now);
-        var synPacket = _out.Single();
-        syn = Tcp(synPacket);
+        var c = CoreTcp.ActiveOpen(_core, _out, v6, _now, out var synPacket, synAckEcn, mss: 1400);
         Assert.Equal(IpEcn.NotEct, EcnOf(synPacket)); // RFC 3168 6.1.1: SYNs are not ECN-capable
-        _out.Packets.Clear();
-        var synAck = new TcpHeader(5000, syn.SourcePort, new SeqNumber(7000), syn.Seq + 1, TcpFlags.Syn | TcpFlags.Ack | synAckEcn, 65535);
-        _core.Receive(FromHost(v6, synAck, new TcpOptions { MaxSegmentSize = 1400 }), _now);
-        Assert.Equal(TcpState.Established, c.State);
-        _out.Packets.Clear();
+        syn = SentTcp.Parse(synPacket);
         return c;
     }
 
-    private void Write(TcpConnection c, int bytes)
-    {
-        c.SendBuffer.Write(new byte[bytes]);
-        _core.MarkReady(_core.FindEntry(c)!, PendingWork.SendBufferWritten);
-        _core.Poll(_now);
-    }
+    private void Write(TcpConnection c, int bytes) => CoreTcp.Write(_core, c, bytes, _now);
 
     [Theory]
     [InlineData(false)]

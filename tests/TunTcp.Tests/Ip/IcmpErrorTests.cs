@@ -45,47 +45,12 @@ public class IcmpErrorTests
         _ => throw new ArgumentException(kind),
     };
 
-    private static TcpPacket ParseTcp(byte[] packet, out IpAddress source, out IpAddress destination)
-    {
-        if (packet[0] >> 4 == 4)
-        {
-            Assert.True(Ipv4Packet.TryParse(packet, out var ip, out _));
-            source = ip.Source; destination = ip.Destination;
-            Assert.True(TcpPacket.TryParse(ip.Payload, out var tcp, out _));
-            return tcp;
-        }
-        Assert.True(Ipv6Packet.TryParse(packet, out var ip6, out _));
-        source = ip6.Source; destination = ip6.Destination;
-        Assert.True(TcpPacket.TryParse(ip6.Payload, out var tcp6, out _));
-        return tcp6;
-    }
+    private TcpConnection Established(bool v6, out byte[] syn) => CoreTcp.ActiveOpen(_core, _out, v6, _now, out syn);
 
-    private byte[] Tcp(bool v6, TcpHeader header, TcpOptions options = default, ReadOnlySpan<byte> payload = default) =>
-        v6 ? Packets6.Tcp(header, options, payload) : Packets.Tcp(header, options, payload);
-
-    /// <summary>An active open completed by a SYN-ACK from the host (MSS 1460, no options else); returns the connection and its SYN.</summary>
-    private TcpConnection Established(bool v6, out byte[] syn)
-    {
-        var c = _core.Connect(Host(v6), 5000, _now);
-        syn = _out.Single();
-        var s = ParseTcp(syn, out _, out _);
-        _out.Packets.Clear();
-        var synAck = new TcpHeader(5000, s.SourcePort, new SeqNumber(7000), s.SequenceNumber + 1, TcpFlags.Syn | TcpFlags.Ack, 65535);
-        _core.Receive(Tcp(v6, synAck, new TcpOptions { MaxSegmentSize = 1460 }), _now);
-        Assert.Equal(TcpState.Established, c.State);
-        _out.Packets.Clear();
-        return c;
-    }
-
-    private void Write(TcpConnection c, int bytes)
-    {
-        c.SendBuffer.Write(new byte[bytes]);
-        _core.MarkReady(_core.FindEntry(c)!, PendingWork.SendBufferWritten);
-        _core.Poll(_now);
-    }
+    private void Write(TcpConnection c, int bytes) => CoreTcp.Write(_core, c, bytes, _now);
 
     private static List<(SeqNumber Seq, int Length)> SentSegments(List<byte[]> packets) =>
-        packets.Select(p => { var t = ParseTcp(p, out _, out _); return (t.SequenceNumber, t.Payload.Length); }).ToList();
+        packets.Select(p => { var t = SentTcp.Parse(p); return (t.Seq, t.Length); }).ToList();
 
     [Theory]
     [InlineData(false, "port", TcpError.ConnectionRefused)]
@@ -160,10 +125,10 @@ public class IcmpErrorTests
     {
         var c = Established(false, out _);
         Write(c, 1000);
-        var data = ParseTcp(_out.Packets[0], out _, out _);
+        var data = SentTcp.Parse(_out.Packets[0]);
         _core.Receive(IcmpError(_out.Packets[0], false, 3, 1), _now);
         Assert.Equal(TcpError.HostUnreachable, c.SoftError);
-        var ack = new TcpHeader(5000, c.Tuple.LocalPort, new SeqNumber(7001), data.SequenceNumber + 1000, TcpFlags.Ack, 65535);
+        var ack = new TcpHeader(5000, c.Tuple.LocalPort, new SeqNumber(7001), data.Seq + 1000, TcpFlags.Ack, 65535);
         _core.Receive(Packets.Tcp(ack), _now);
         Assert.Equal(TcpError.None, c.SoftError);
     }
@@ -228,8 +193,8 @@ public class IcmpErrorTests
         var c = Established(false, out _);
         Write(c, 1000);
         var data = _out.Packets[0];
-        var seg = ParseTcp(data, out _, out _);
-        var ack = new TcpHeader(5000, c.Tuple.LocalPort, new SeqNumber(7001), seg.SequenceNumber + 1000, TcpFlags.Ack, 65535);
+        var seg = SentTcp.Parse(data);
+        var ack = new TcpHeader(5000, c.Tuple.LocalPort, new SeqNumber(7001), seg.Seq + 1000, TcpFlags.Ack, 65535);
         _core.Receive(Packets.Tcp(ack), _now);
 
         _core.Receive(IcmpError(data, false, 3, 4, 800), _now); // stale: already acknowledged
