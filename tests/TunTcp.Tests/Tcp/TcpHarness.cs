@@ -100,8 +100,12 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
 
     public TcpConnection C => Conn ?? throw new InvalidOperationException("no connection yet");
 
-    /// <summary>Timestamps were negotiated: default options on both sides carry them.</summary>
-    public bool Timestamps { get; set; }
+    /// <summary>
+    /// Timestamps were negotiated: default options on both sides carry them. Learned from the two
+    /// SYNs of <see cref="ConnTuple"/> the harness has seen (ours when a test receives it, the
+    /// peer's when a test sends it), so a test never sets it by hand.
+    /// </summary>
+    public bool Timestamps { get; private set; }
 
     /// <summary>The peer's timestamp clock: the TSval of its next segment.</summary>
     public uint PeerTsVal { get; set; } = 5000;
@@ -112,8 +116,8 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     /// <summary>The window field our segments are expected to carry by default.</summary>
     public ushort OurWindow { get; set; }
 
-    /// <summary>Our receive window shift (0 without window scaling).</summary>
-    public int OurShift { get; set; }
+    /// <summary>Our receive window shift (0 without window scaling); learned from the SYNs as <see cref="Timestamps"/>.</summary>
+    public int OurShift { get; private set; }
 
     /// <summary>Events the connection reported, accumulated.</summary>
     public TcpConnectionEvents Events { get; set; }
@@ -163,7 +167,6 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
         h.SendSyn(options, window);
         var synAck = h.Recv();
         Assert.Equal(TcpFlags.Syn | TcpFlags.Ack, synAck.Flags);
-        h.LearnNegotiated(options, synAck.Options);
         h.Send(h.Peer());
         h.RecvNothing();
         Assert.Equal(TcpState.Established, h.C.State);
@@ -188,7 +191,6 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
         if (options.HasTimestamps) options.SetTimestamps(options.TimestampValue, syn.Options.TimestampValue);
         if (rtt is TimeSpan delay) h.Advance(delay);
         h.Send(new Seg { Flags = TcpFlags.Syn | TcpFlags.Ack, Seq = h.Irs, Ack = h.Iss + 1, Window = window, Options = options });
-        h.LearnNegotiated(syn.Options, options);
         var ack = h.Recv();
         Assert.Equal(TcpFlags.Ack, ack.Flags);
         Assert.Equal(TcpState.Established, h.C.State);
@@ -198,11 +200,20 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
         return h;
     }
 
-    /// <summary>Records what both SYNs agreed on (RFC 7323 2.2 / 3.2: both must carry an option).</summary>
-    private void LearnNegotiated(in TcpOptions ourSynOrPeers, in TcpOptions other)
+    private TcpOptions? _ourSyn, _peerSyn;
+
+    /// <summary>
+    /// Records a SYN of <see cref="ConnTuple"/> and, once both directions' are known, what they
+    /// agreed on (RFC 7323 2.2 / 3.2: both must carry an option). A new SYN from the peer (a new
+    /// incarnation) is learned again when our SYN-ACK to it is seen.
+    /// </summary>
+    private void NoteSyn(bool ours, in TcpOptions options)
     {
-        Timestamps = ourSynOrPeers.HasTimestamps && other.HasTimestamps;
-        bool ws = ourSynOrPeers.WindowScale.HasValue && other.WindowScale.HasValue;
+        if (ours) _ourSyn = options;
+        else _peerSyn = options;
+        if (_ourSyn is not TcpOptions our || _peerSyn is not TcpOptions peer) return;
+        Timestamps = our.HasTimestamps && peer.HasTimestamps;
+        bool ws = our.WindowScale.HasValue && peer.WindowScale.HasValue;
         OurShift = ws ? ShiftFor(Settings.ReceiveBufferSize) : 0;
     }
 
@@ -297,6 +308,7 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     public TcpConnection? SendToListener(Seg s, TcpTuple? tuple = null)
     {
         var options = s.Options ?? default;
+        if ((s.Flags & TcpFlags.Syn) != 0 && (tuple ?? ConnTuple) == ConnTuple) NoteSyn(ours: false, options);
         var seg = new TcpSegment(s.Seq, s.Ack, s.Flags, s.Window, options, s.Payload);
         var c = Listener!.OnSegment(tuple ?? ConnTuple, seg, Now, this);
         if (c is not null && c.Observer is null) c.Observer = this;
@@ -310,6 +322,7 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     public TcpSegmentResult SendTo(TcpConnection connection, Seg s)
     {
         var options = s.Options ?? EchoOptions();
+        if ((s.Flags & TcpFlags.Syn) != 0 && connection.Tuple == ConnTuple) NoteSyn(ours: false, options);
         var seg = new TcpSegment(s.Seq, s.Ack, s.Flags, s.Window, options, s.Payload);
         return connection.OnSegment(seg, Now, this);
     }
@@ -409,7 +422,7 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
 
     private void Learn(Emitted e)
     {
-        if ((e.Flags & TcpFlags.Syn) != 0 && e.Tuple == ConnTuple) Iss = e.Seq;
+        if ((e.Flags & TcpFlags.Syn) != 0 && e.Tuple == ConnTuple) { Iss = e.Seq; NoteSyn(ours: true, e.Options); }
         if (e.Options.HasTimestamps && e.Tuple == ConnTuple) LastTsVal = e.Options.TimestampValue;
     }
 

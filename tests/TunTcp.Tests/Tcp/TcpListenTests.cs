@@ -140,7 +140,6 @@ public class TcpListenTests
         h.SendSyn(h.LinuxSynOptions());
         h.Recv();
         Assert.Null(h.SendToListener(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs, Window = 64240 }, OtherTuple(1)));
-        h.Timestamps = true;
         h.Send(h.Peer());
         h.RecvNothing();
         Assert.Equal(TcpState.Established, h.C.State);
@@ -164,7 +163,6 @@ public class TcpListenTests
         var h = Listening(backlog: 1);
         h.SendSyn(h.LinuxSynOptions());
         h.Recv();
-        h.Timestamps = true;
         h.Send(h.Peer());
         Assert.Equal(TcpState.Established, h.C.State);
         var first = h.C;
@@ -201,7 +199,6 @@ public class TcpListenTests
         var h = Listening();
         h.SendSyn(h.LinuxSynOptions());
         h.Recv();
-        h.Timestamps = true;
         h.Send(h.Peer());
         var orphans = h.Listener!.Close();
         Assert.True(h.Listener.IsClosed);

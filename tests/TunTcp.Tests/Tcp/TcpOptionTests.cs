@@ -83,7 +83,6 @@ public class TcpOptionTests
         Assert.Equal((byte)3, synAck.Options.WindowScale);
         Assert.Equal(65535, synAck.Window);
         Assert.Equal(1000, h.C.GetStatistics().PeerWindow);
-        h.Timestamps = true;
         h.Send(h.Peer() with { Window = 1000 });
         Assert.Equal(1000 << 7, h.C.GetStatistics().PeerWindow);
         Assert.True(h.C.GetStatistics().WindowScaling);
@@ -99,7 +98,6 @@ public class TcpOptionTests
         h.SendSyn(LinuxSyn(ws: false));
         var synAck = h.Recv();
         Assert.Null(synAck.Options.WindowScale);
-        h.Timestamps = true;
         h.Send(h.Peer() with { Window = 1000 });
         Assert.Equal(1000, h.C.GetStatistics().PeerWindow);
         Assert.False(h.C.GetStatistics().WindowScaling);
@@ -184,7 +182,6 @@ public class TcpOptionTests
         Assert.False(h.Recv().Options.HasTimestamps);
         h.Send(h.Peer());
         Assert.False(h.C.GetStatistics().Timestamps);
-        h.OurShift = 3;
         h.OurWindow = h.Win(0);
         h.Write(Bytes(10));
         h.Recv(h.Ours(flags: PshAck, data: Bytes(10)) with { Options = NoOptions });
@@ -334,10 +331,8 @@ public class TcpOptionTests
         var h = Listening();
         h.SendSyn(LinuxSyn(sack: false));
         Assert.False(h.Recv().Options.SackPermitted);
-        h.Timestamps = true;
         h.Send(h.Peer());
         Assert.False(h.C.GetStatistics().Sack);
-        h.OurShift = 3;
         h.OurWindow = h.Win(0);
         h.Send(h.Peer(seq: 100, data: Bytes(10)));
         h.Recv(h.Ours());

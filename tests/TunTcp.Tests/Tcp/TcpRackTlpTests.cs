@@ -17,6 +17,24 @@ public class TcpRackTlpTests
     private static TcpHarness RackConn(TcpSettings? settings = null, bool windowScale = true, ushort window = 64240) =>
         EstablishedActive(settings ?? new TcpSettings(), synAckOptions: LinuxSyn(ts: false, ws: windowScale), rtt: Rtt, window: window);
 
+    /// <summary>A RTO far above the RTT, so that only RACK and TLP repair what a test drops.</summary>
+    private static TcpSettings SlowRto => new() { MinRto = TimeSpan.FromSeconds(1) };
+
+    /// <summary>
+    /// The common start: a RACK connection, <paramref name="segments"/> full segments written at
+    /// t0, of which the windows let <paramref name="sent"/> out at once.
+    /// </summary>
+    private static (TcpHarness H, byte[] Data, Instant T0) RackFlight(int segments, int sent, TcpSettings? settings = null,
+        bool windowScale = true, ushort window = 64240)
+    {
+        var h = RackConn(settings, windowScale, window);
+        var data = Bytes(segments * S);
+        var t0 = h.Now;
+        h.Write(data);
+        Assert.Equal(sent, h.RecvAll().Count);
+        return (h, data, t0);
+    }
+
     private static Seg Segment(TcpHarness h, byte[] data, int index)
     {
         int start = index * S, end = Math.Min(data.Length, start + S);
@@ -61,11 +79,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Rack_NoReorderingSeen_DupThreshSegmentsSacked_ReoWndZero_Rfc8985_6_2()
     {
-        var h = RackConn();
-        var data = Bytes(10 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(10, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(10, sent: 10);
         h.At(t0 + Rtt);
         h.Send(SackAck(h, 0, (1, 3)));
         h.RecvNothing();
@@ -83,11 +97,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Rack_ReorderingSeenByDeliveryBelowFack_KeepsReoWnd_Rfc8985_6_2()
     {
-        var h = RackConn();
-        var data = Bytes(10 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(10, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(10, sent: 10);
         h.At(t0 + Rtt);
         h.Send(SackAck(h, 0, (2, 3)));
         h.Send(SackAck(h, 0, (1, 3)));
@@ -155,11 +165,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Rack_LostRetransmission_DetectedAndResentWithoutRto_Rfc8985_6_2()
     {
-        var h = RackConn();
-        var data = Bytes(20 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(10, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(20, sent: 10);
         h.At(t0 + Rtt);
         h.Send(SackAck(h, 0, (1, 10)));
         var burst = h.RecvAll();
@@ -185,11 +191,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_ProbeAtTwiceSrtt_RetransmitsLastSegment_OnlyOnePerEpisode_Rfc8985_7()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
-        var data = Bytes(2 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(2, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(2, sent: 2, SlowRto);
         h.NothingUntil(t0 + 2 * Rtt);
         h.Recv(Segment(h, data, 1));
         h.RecvNothing();
@@ -208,7 +210,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_OneSegmentInFlight_PtoAddsWorstCaseDelayedAck_Rfc8985_7_2()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
+        var h = RackConn(SlowRto);
         var t0 = h.Now;
         h.Write(Bytes(100));
         h.Recv();
@@ -242,11 +244,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_NewDataAvailable_ProbeSendsNewSegment_Rfc8985_7_3()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
-        var data = Bytes(11 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(10, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(11, sent: 10, SlowRto);
         h.NothingUntil(t0 + 2 * Rtt);
         h.Recv(Segment(h, data, 10));
         h.RecvNothing();
@@ -258,11 +256,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_ReceiveWindowFull_ProbeRetransmitsLastSegment_Rfc8985_7_3()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) }, windowScale: false, window: 10 * S);
-        var data = Bytes(11 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(10, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(11, sent: 10, SlowRto, windowScale: false, window: 10 * S);
         h.NothingUntil(t0 + 2 * Rtt);
         h.Recv(Segment(h, data, 9));
         h.RecvNothing();
@@ -275,7 +269,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_ProbeRepairedLoss_CwndReduced_Rfc8985_7_4()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
+        var h = RackConn(SlowRto);
         var data = Bytes(3 * S);
         var t0 = h.Now;
         h.Write(data.AsSpan(0, 2 * S));
@@ -302,7 +296,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_ProbeDsacked_NoCwndReduction_Rfc8985_7_4()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
+        var h = RackConn(SlowRto);
         var data = Bytes(3 * S);
         var t0 = h.Now;
         h.Write(data.AsSpan(0, 2 * S));
@@ -325,11 +319,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_ProbeDsackedOnSameAck_NoCwndReduction_Rfc8985_7_4()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
-        var data = Bytes(2 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(2, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(2, sent: 2, SlowRto);
         var cwnd = h.C.GetStatistics().CongestionWindow;
         h.NothingUntil(t0 + 2 * Rtt);
         h.Recv(Segment(h, data, 1));
@@ -344,7 +334,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_AckThenPureDuplicateAck_BothDelivered_NoCwndReduction_Rfc8985_7_4()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
+        var h = RackConn(SlowRto);
         var data = Bytes(3 * S);
         var t0 = h.Now;
         h.Write(data.AsSpan(0, 2 * S));
@@ -367,11 +357,7 @@ public class TcpRackTlpTests
     [Fact]
     public void Tlp_NotArmedWhileSegmentsSacked_Rfc8985_7_2()
     {
-        var h = RackConn(new TcpSettings { MinRto = TimeSpan.FromSeconds(1) });
-        var data = Bytes(4 * S);
-        var t0 = h.Now;
-        h.Write(data);
-        Assert.Equal(4, h.RecvAll().Count);
+        var (h, data, t0) = RackFlight(4, sent: 4, SlowRto);
         h.At(t0 + Rtt);
         h.Send(SackAck(h, 0, (3, 4)));
         // Segments 0..2 are lost at t0 + RTT + 25 ms by RACK; no probe before or instead.

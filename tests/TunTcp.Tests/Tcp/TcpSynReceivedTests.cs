@@ -13,8 +13,6 @@ public class TcpSynReceivedTests
         var h = Listening(settings);
         h.SendSyn(h.LinuxSynOptions());
         var synAck = h.Recv();
-        h.Timestamps = true;
-        h.OurShift = 3;
         h.OurWindow = 65535 >> 3; // the right edge the SYN-ACK advertised, now scaled
         return (h, synAck);
     }

@@ -53,8 +53,6 @@ public class TcpSynSentTests
         h.Advance(Ms(30));
         h.Send(SynAck(h));
         Assert.Equal(TcpState.Established, h.C.State);
-        h.Timestamps = true;
-        h.OurShift = 3;
         h.Recv(h.Ours() with { Window = h.Win(0) });
         h.RecvNothing();
         Assert.Equal(TcpConnectionEvents.Established | TcpConnectionEvents.Writable, h.Events);
@@ -144,8 +142,6 @@ public class TcpSynSentTests
         h.Recv(new Seg { Flags = TcpFlags.Syn | TcpFlags.Ack, Seq = h.Iss, Ack = h.Irs + 1, Window = 65535, Options = synAckOptions });
         h.RecvNothing();
 
-        h.Timestamps = true;
-        h.OurShift = 3;
         h.Advance(Ms(5));
         h.Send(SynAck(h));
         h.Recv(h.Ours() with { Window = h.Win(0) });
@@ -232,8 +228,6 @@ public class TcpSynSentTests
         var h = Connecting();
         h.Recv();
         h.Send(SynAck(h) with { Flags = TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Fin, Payload = Bytes(20) });
-        h.Timestamps = true;
-        h.OurShift = 3;
         Assert.Equal(TcpState.CloseWait, h.C.State);
         Assert.True(h.C.PeerFinReceived);
         h.Recv(h.Ours(ack: 21) with { Window = h.Win(20) });
@@ -288,8 +282,6 @@ public class TcpSynSentTests
         h.Write(Bytes(300));
         h.RecvNothing();
         h.Send(SynAck(h));
-        h.Timestamps = true;
-        h.OurShift = 3;
         h.OurWindow = h.Win(0);
         h.Recv(h.Ours(flags: TcpFlags.Ack | TcpFlags.Psh, data: Bytes(300)));
         h.RecvNothing();

@@ -90,9 +90,7 @@ public class TcpWraparoundTests
         h.PeerTsVal = 0xFFFF_FFF0;
         h.SendSyn(h.LinuxSynOptions());
         h.Recv();
-        h.Timestamps = true;
         h.Send(h.Peer());
-        h.OurShift = 3;
         h.OurWindow = h.Win(0);
 
         h.PeerTsVal = 5;
