@@ -62,9 +62,9 @@ public sealed partial class TcpConnection
     private void OnEcnEcho(in TcpSegment seg)
     {
         if (!_ecnOk || (seg.Flags & TcpFlags.Ece) == 0 || !seg.Ack || !_ccInitialized) return;
-        if (_recovery != RecoveryState.Open || (_ecnRecoverPoint is SeqNumber point && _sndUna < point)) return;
+        if (_loss.State != RecoveryState.Open || (_ecnRecoverPoint is SeqNumber point && _sndUna < point)) return;
         // One reduction, as for a loss, but nothing to repair: the recovery ends as it starts.
-        _cc.OnCongestionEvent(FlightSizeForLossResponse, _smss, _now);
+        _cc.OnCongestionEvent(_loss.FlightSizeForLossResponse, _smss, _now);
         _cc.OnRecoveryEnd(_smss, _now);
         _ecnRecoverPoint = _sndNxt;
         _cwrPending = true;

@@ -69,15 +69,7 @@ public sealed partial class TcpConnection
             ApplyPathMtu(pathMtu);
             if (IsSynchronized && MarkOversizedLost())
             {
-                if (_recovery == RecoveryState.Open)
-                {
-                    _recovery = RecoveryState.Loss;
-                    _recoveryPoint = _sndNxt;
-                    _dupAcks = 0;
-                    _frtoStage = 0;
-                    BeginUndoEpisode();
-                    _undoPossible = false;
-                }
+                _loss.OnSegmentsResized();
                 Transmit();
             }
         }

@@ -8,6 +8,10 @@ public sealed partial class TcpConnection
     private int _pipe;
     /// <summary>Records marked lost and not yet retransmitted.</summary>
     private int _lostCount;
+    /// <summary>Records marked SACKed (RFC 8985 RACK.segs_sacked).</summary>
+    private int _sackedCount;
+    /// <summary>End of the current round trip (RFC 9406 windowEnd), for the congestion controller.</summary>
+    private SeqNumber _roundEnd;
     private Instant _lastSendAt;
     private bool _ccInitialized;
     /// <summary>Send what the window allows at the next transmit even if SWS avoidance would wait (override timer fired).</summary>
@@ -52,13 +56,13 @@ public sealed partial class TcpConnection
     {
         for (int guard = 0; guard < 1 << 20; guard++)
         {
-            int cwndRoom = CongestionLimit - _pipe;
-            if (_lostCount > 0 && _recovery != RecoveryState.Open && !HoldLostRetransmissions)
+            int cwndRoom = _loss.CongestionLimit - _pipe;
+            if (_lostCount > 0 && _loss.State != RecoveryState.Open && !_loss.HoldLostRetransmissions)
             {
                 // RFC 6675 NextSeg (1) and RFC 5681 after an RTO: lost segments first, within cwnd
-                // (but the fast retransmit itself goes out regardless, see _retransmitNow).
-                if (cwndRoom < Math.Min(_smss, FirstLostLength()) && !_retransmitNow) return;
-                _retransmitNow = false;
+                // (but the fast retransmit itself goes out regardless, see TakeRetransmitNow).
+                bool forced = _loss.TakeRetransmitNow();
+                if (cwndRoom < Math.Min(_smss, FirstLostLength()) && !forced) return;
                 RetransmitFirstLost();
                 continue;
             }
@@ -152,7 +156,31 @@ public sealed partial class TcpConnection
         BytesSent += length;
         // RFC 6298 5.1: start the timer when sending data and it is not running.
         if (_timers.Rto.IsNever && !probe) _timers.Rto = _now + _rtt.Rto;
-        OnDataSent(seqLength);
+        if (_roundEnd == default) _roundEnd = _sndNxt;
+        _loss.OnDataSent(seqLength);
+    }
+
+    /// <summary>Tracks round trips for HyStart++: a round ends when its windowEnd is acknowledged.</summary>
+    private bool TakeRoundStart(SeqNumber ack)
+    {
+        if (ack >= _roundEnd) { _roundEnd = _sndNxt; return true; }
+        return false;
+    }
+
+    /// <summary>Marks a record lost: it leaves the pipe and waits for retransmission.</summary>
+    private void MarkLost(ref SentSegment rec)
+    {
+        if (rec.Has(SentFlags.Lost)) return;
+        rec.Flags |= SentFlags.Lost;
+        _lostCount++;
+        if (rec.Has(SentFlags.InPipe)) { rec.Flags &= ~SentFlags.InPipe; _pipe -= rec.Length; }
+    }
+
+    private void MarkFirstUnackedLost()
+    {
+        if (_sent.Count == 0) return;
+        ref var first = ref _sent.First;
+        if (!first.Has(SentFlags.Sacked)) MarkLost(ref first);
     }
 
     private int FirstLostLength()
@@ -200,12 +228,10 @@ public sealed partial class TcpConnection
         bool isHead = rec.Start == _sndUna;
         Retransmissions++;
         _env.Statistics.SegmentsRetransmitted++;
-        OnRetransmitted(isHead);
+        _loss.OnRetransmitted(isHead);
         // Linux (tcp_xmit_retransmit_queue): resending the head restarts the timer, so that a
-        // repair that RACK found lost again gets a round trip before the timeout. NewReno without
-        // SACK keeps the Impatient timer of RFC 6582 4 instead.
-        bool impatient = _recovery == RecoveryState.FastRecovery && !_sackOk;
-        if (_timers.Rto.IsNever || (isHead && !impatient)) _timers.Rto = _now + _rtt.Rto;
+        // repair that RACK found lost again gets a round trip before the timeout.
+        if (_timers.Rto.IsNever || (isHead && !_loss.HoldsTimerOnHeadRetransmission)) _timers.Rto = _now + _rtt.Rto;
     }
 
     /// <summary>
@@ -314,7 +340,7 @@ public sealed partial class TcpConnection
             && _sent.Count > 0 && newWindow == windowBefore;
         int newlySacked = 0;
         bool dsack = false;
-        if (_sackOk && seg.Options.SackCount > 0) newlySacked = ProcessSackBlocks(seg.Options, ack, out dsack);
+        if (seg.Options.SackCount > 0) newlySacked = _loss.OnSackBlocks(seg.Options, ack, out dsack);
 
         bool advanced = ack > _sndUna;
         int ackedBytes = advanced ? ack - _sndUna : 0;
@@ -337,7 +363,7 @@ public sealed partial class TcpConnection
         if (!advanced && ((_sent.Count > 0 && _sent.First.Has(SentFlags.Probe)) || OnlyFinWaits))
             _probesUnanswered = 0;
 
-        OnAckProcessed(advanced, ackedBytes, duplicateCandidate, newlySacked, dsack, seg);
+        _loss.OnAck(advanced, ackedBytes, duplicateCandidate, newlySacked, dsack, seg);
 
         switch (State)
         {
@@ -376,7 +402,7 @@ public sealed partial class TcpConnection
                 if (rec.Has(SentFlags.Sacked)) _sackedCount--;
                 if (rec.Has(SentFlags.Retransmitted)) anyRetransmitted = true;
                 else if (newestClean.IsNever || rec.SentAt > newestClean) newestClean = rec.SentAt;
-                OnRecordDelivered(rec);
+                _loss.OnRecordDelivered(rec);
                 _sent.RemoveFirst();
                 continue;
             }
@@ -417,16 +443,12 @@ public sealed partial class TcpConnection
         _persistBackoff = 0;
 
         if (IsSynchronized && !_ccInitialized) _ccInitialized = true;
-        if (_ccInitialized && _recovery != RecoveryState.FastRecovery)
+        if (_ccInitialized && _loss.State != RecoveryState.FastRecovery)
         {
             bool appLimited = DataEnd - _sndNxt <= 0 && flightBefore < _cc.CongestionWindow;
             _cc.OnAck(new AckEvent(ackedBytes, flightBefore, _smss, _now, rttUs, _rtt.HasSample ? _rtt.MinUs : -1, appLimited, TakeRoundStart(ack)));
         }
-        // RFC 6582 4 (the Impatient variant): in NewReno fast recovery only the first partial ACK
-        // restarts the timer, so that when many segments of a window were lost a timeout takes
-        // over instead of repairing one hole per round trip.
-        bool impatient = _recovery == RecoveryState.FastRecovery && !_sackOk && _partialAckSeen && ack < _recoveryPoint;
-        if (!impatient) RearmRetransmissionTimer();
+        if (!_loss.HoldsTimerOnAck(ack)) RearmRetransmissionTimer();
     }
 
     /// <summary>RFC 6298 5.2 and 5.3: stop the timer when nothing is outstanding, else restart it.</summary>

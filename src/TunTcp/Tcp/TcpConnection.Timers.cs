@@ -30,10 +30,10 @@ public sealed partial class TcpConnection
         // RFC 8985 7.2: a probe due no later than the timeout goes first (its PTO was clamped to
         // the RTO's instant); the probe re-arms the RTO, which is then no longer due.
         bool probeFirst = _timers.LossProbe <= _now && _timers.LossProbe <= _timers.Rto;
-        if (probeFirst) OnLossProbeTimeout();
+        if (probeFirst) _loss.OnLossProbeTimeout();
         if (_timers.Rto <= _now) OnRetransmissionTimeout();
         if (State == TcpState.Closed) return;
-        if (!probeFirst && _timers.LossProbe <= _now) OnLossProbeTimeout();
+        if (!probeFirst && _timers.LossProbe <= _now) _loss.OnLossProbeTimeout();
         if (_timers.Persist <= _now) OnPersistTimeout();
         if (State == TcpState.Closed) return;
         if (_timers.DelayedAck <= _now)
@@ -74,7 +74,7 @@ public sealed partial class TcpConnection
         }
         RetransmissionTimeouts++;
         _env.Statistics.RetransmissionTimeouts++;
-        OnRetransmissionTimeoutRecovery();
+        _loss.OnRetransmissionTimeout();
         // 5.5: back off the timer; 5.6: start it again.
         _rtt.BackOff();
         _timers.Rto = _now + _rtt.Rto;

@@ -126,6 +126,7 @@ public sealed partial class TcpConnection
         ReceiveBuffer = new ByteRing(settings.ReceiveBufferSize);
         _assembler = new ReceiveAssembler(ReceiveAssembler.RangesFor(settings.ReceiveBufferSize));
         _scoreboard = new SackScoreboard(SackScoreboard.RangesFor(settings.SendBufferSize));
+        _loss = CreateLossRecovery(this, settings.Sack);
         NoDelay = settings.NoDelay;
         KeepaliveEnabled = settings.Keepalive;
         _iss = env.InitialSequenceNumber(tuple, now);
@@ -203,6 +204,9 @@ public sealed partial class TcpConnection
     public long Retransmissions { get; private set; }
     public long RetransmissionTimeouts { get; private set; }
     public long FastRetransmits { get; private set; }
+
+    /// <summary>Recovery episodes undone as spurious on this connection (RFC 3522, RFC 3708, RFC 5682).</summary>
+    public long SpuriousRetransmissionsUndone { get; private set; }
 
     // ---- user calls (RFC 9293 3.10.2-3.10.5), on the stack thread ----
 
