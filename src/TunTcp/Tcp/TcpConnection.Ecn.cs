@@ -62,11 +62,11 @@ public sealed partial class TcpConnection
     private void OnEcnEcho(in TcpSegment seg)
     {
         if (!_ecnOk || (seg.Flags & TcpFlags.Ece) == 0 || !seg.Ack || !_ccInitialized) return;
-        if (_loss.State != RecoveryState.Open || (_ecnRecoverPoint is SeqNumber point && _sndUna < point)) return;
+        if (_loss.State != RecoveryState.Open || (_ecnRecoverPoint is SeqNumber point && _snd.Una < point)) return;
         // One reduction, as for a loss, but nothing to repair: the recovery ends as it starts.
         _cc.OnCongestionEvent(_loss.FlightSizeForLossResponse, _smss, _now);
         _cc.OnRecoveryEnd(_smss, _now);
-        _ecnRecoverPoint = _sndNxt;
+        _ecnRecoverPoint = _snd.Nxt;
         _cwrPending = true;
         EcnWindowReductions++;
     }

@@ -24,13 +24,13 @@ public sealed partial class TcpConnection
         c.SegmentsReceived++;
         c.NegotiateOptions(syn.Options);
         c.NegotiateEcnPassive(syn.Flags);
-        c._irs = syn.Sequence;
-        c._rcvNxt = syn.Sequence + 1;
-        c._rcvAdvertisedEdge = c._rcvNxt;
+        c._rcv.Irs = syn.Sequence;
+        c._rcv.Nxt = syn.Sequence + 1;
+        c._rcv.AdvertisedEdge = c._rcv.Nxt;
         // RFC 7323 2.2: the window field of a SYN is never scaled.
-        c._sndWnd = syn.Window;
-        c._maxSndWnd = c._sndWnd;
-        c._sndWl1 = syn.Sequence;
+        c._snd.Wnd = syn.Window;
+        c._snd.MaxWnd = c._snd.Wnd;
+        c._snd.Wl1 = syn.Sequence;
         c._synAckDue = true;
         try
         {
@@ -53,8 +53,8 @@ public sealed partial class TcpConnection
         if (options.MaxSegmentSize is ushort mss && mss > 0) _peerMss = mss;
         _wsOk = _settings.WindowScaling && options.WindowScale.HasValue;
         // RFC 7323 2.3: a shift above 14 is used as 14 (and should be logged).
-        _sndShift = _wsOk ? Math.Min((int)options.WindowScale!.Value, 14) : 0;
-        _rcvShift = _wsOk ? _offeredRcvShift : 0;
+        _snd.Shift = _wsOk ? Math.Min((int)options.WindowScale!.Value, 14) : 0;
+        _rcv.Shift = _wsOk ? _offeredRcvShift : 0;
         _tsOk = _settings.Timestamps && options.HasTimestamps;
         if (_tsOk)
         {
@@ -85,12 +85,12 @@ public sealed partial class TcpConnection
         if (seg.Ack)
         {
             // If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is set) and drop.
-            if (seg.Acknowledgment <= _iss || seg.Acknowledgment > _sndNxt)
+            if (seg.Acknowledgment <= _snd.Iss || seg.Acknowledgment > _snd.Nxt)
             {
                 if (!seg.Rst) SendReset(seg.Acknowledgment);
                 return;
             }
-            ackAcceptable = _sndUna < seg.Acknowledgment && seg.Acknowledgment <= _sndNxt;
+            ackAcceptable = _snd.Una < seg.Acknowledgment && seg.Acknowledgment <= _snd.Nxt;
         }
         // Second, check the RST bit: with an acceptable ACK the connection is refused; without an ACK, drop.
         if (seg.Rst)
@@ -106,18 +106,18 @@ public sealed partial class TcpConnection
         if (!seg.Syn) return;
         NegotiateOptions(seg.Options);
         if (seg.Ack) NegotiateEcnActive(seg.Flags);
-        _irs = seg.Sequence;
-        _rcvNxt = seg.Sequence + 1;
-        _rcvAdvertisedEdge = _rcvNxt;
-        _sndWnd = seg.Window; // unscaled in a SYN (RFC 7323 2.2)
-        _maxSndWnd = _sndWnd;
-        _sndWl1 = seg.Sequence;
-        _sndWl2 = seg.Acknowledgment;
+        _rcv.Irs = seg.Sequence;
+        _rcv.Nxt = seg.Sequence + 1;
+        _rcv.AdvertisedEdge = _rcv.Nxt;
+        _snd.Wnd = seg.Window; // unscaled in a SYN (RFC 7323 2.2)
+        _snd.MaxWnd = _snd.Wnd;
+        _snd.Wl1 = seg.Sequence;
+        _snd.Wl2 = seg.Acknowledgment;
         if (seg.Ack)
         {
             AcknowledgeUpTo(seg.Acknowledgment, in seg);
         }
-        if (_sndUna > _iss)
+        if (_snd.Una > _snd.Iss)
         {
             // Our SYN has been ACKed: ESTABLISHED, and acknowledge their SYN.
             EnterEstablished();
@@ -166,15 +166,15 @@ public sealed partial class TcpConnection
         var options = SynOptions(synAck);
         // RFC 7323 2.2: the window in a SYN or SYN-ACK is never scaled.
         ushort window = (ushort)Math.Min(65535, ReceiveBuffer.Free);
-        if (synAck) _rcvAdvertisedEdge = SeqNumber.Max(_rcvAdvertisedEdge, _rcvNxt + window);
+        if (synAck) _rcv.AdvertisedEdge = SeqNumber.Max(_rcv.AdvertisedEdge, _rcv.Nxt + window);
         var flags = (synAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn) | EcnSynFlags(synAck);
-        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _iss, synAck ? _rcvNxt : default, flags, window);
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _snd.Iss, synAck ? _rcv.Nxt : default, flags, window);
         Emit(header, options, 0, 0);
         if (_sent.Count == 0)
         {
-            _sent.Add(new SentSegment { Start = _iss, End = _iss + 1, SentAt = _now, Flags = SentFlags.Syn | SentFlags.InPipe, Transmissions = 1 });
+            _sent.Add(new SentSegment { Start = _snd.Iss, End = _snd.Iss + 1, SentAt = _now, Flags = SentFlags.Syn | SentFlags.InPipe, Transmissions = 1 });
             _pipe += 1;
-            _sndNxt = _iss + 1;
+            _snd.Nxt = _snd.Iss + 1;
         }
         else
         {

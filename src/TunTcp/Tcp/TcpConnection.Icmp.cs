@@ -24,7 +24,7 @@ public sealed partial class TcpConnection
 
     /// <summary>RFC 5927 4.1: does the quoted sequence number name data we sent and that is unacknowledged?</summary>
     private bool QuotesOurFlight(SeqNumber quoted) =>
-        State != TcpState.Closed && quoted >= _sndUna && quoted < _sndNxt;
+        State != TcpState.Closed && quoted >= _snd.Una && quoted < _snd.Nxt;
 
     /// <summary>
     /// An ICMP destination unreachable (or time exceeded) quoting our segment with sequence number

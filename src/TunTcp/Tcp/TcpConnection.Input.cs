@@ -14,7 +14,7 @@ public sealed partial class TcpConnection
     private TcpSegmentResult ProcessSynchronized(in TcpSegment seg)
     {
         // As Linux (tcp_check_req): a retransmitted SYN in SYN-RECEIVED gets the same SYN-ACK again.
-        if (State == TcpState.SynReceived && seg.Syn && !seg.Ack && !seg.Rst && seg.Sequence == _irs)
+        if (State == TcpState.SynReceived && seg.Syn && !seg.Ack && !seg.Rst && seg.Sequence == _rcv.Irs)
         {
             _synAckDue = true;
             return TcpSegmentResult.Processed;
@@ -29,7 +29,7 @@ public sealed partial class TcpConnection
         {
             bool hasTs = _tsOk && seg.Options.HasTimestamps;
             int tsAge = hasTs ? unchecked((int)(seg.Options.TimestampValue - _tsRecent)) : 0;
-            bool newer = tsAge >= 0 && (tsAge > 0 || seg.Sequence > _rcvNxt);
+            bool newer = tsAge >= 0 && (tsAge > 0 || seg.Sequence > _rcv.Nxt);
             if (newer)
             {
                 _env.Statistics.TimeWaitReopens++;
@@ -51,12 +51,12 @@ public sealed partial class TcpConnection
         }
 
         // First: check the sequence number (the four acceptability cases).
-        int rcvWnd = Math.Max(0, _rcvAdvertisedEdge - _rcvNxt);
+        int rcvWnd = Math.Max(0, _rcv.AdvertisedEdge - _rcv.Nxt);
         bool acceptable = IsAcceptable(seg, rcvWnd);
         // RFC 9293: with a zero window "special allowance should be made to accept valid ACKs,
         // URGs, and RSTs": a segment at exactly RCV.NXT still has its control fields processed,
         // its data dropped.
-        bool controlOnly = !acceptable && rcvWnd == 0 && seg.Sequence == _rcvNxt;
+        bool controlOnly = !acceptable && rcvWnd == 0 && seg.Sequence == _rcv.Nxt;
         if (!acceptable && !controlOnly)
         {
             if (seg.Rst) return TcpSegmentResult.Processed;
@@ -69,7 +69,7 @@ public sealed partial class TcpConnection
                 return TcpSegmentResult.Processed;
             }
             // RFC 2883 4.1.1: an entirely duplicate data segment is reported in a D-SACK block.
-            if (_sackOk && seg.Payload.Length > 0 && seg.End <= _rcvNxt)
+            if (_sackOk && seg.Payload.Length > 0 && seg.End <= _rcv.Nxt)
                 SetDsack(seg.Sequence, seg.Sequence + seg.Payload.Length);
             // RFC 9293 (TIME-WAIT, eighth step): a retransmitted FIN restarts the 2 MSL timeout.
             if (State == TcpState.TimeWait && seg.Fin) _timers.TimeWait = _now + 2 * _settings.Msl;
@@ -113,7 +113,7 @@ public sealed partial class TcpConnection
         if (!seg.Ack) return TcpSegmentResult.Processed;
         if (State == TcpState.SynReceived)
         {
-            if (!(_sndUna < seg.Acknowledgment && seg.Acknowledgment <= _sndNxt))
+            if (!(_snd.Una < seg.Acknowledgment && seg.Acknowledgment <= _snd.Nxt))
             {
                 // <SEQ=SEG.ACK><CTL=RST>
                 SendReset(seg.Acknowledgment);
@@ -127,10 +127,10 @@ public sealed partial class TcpConnection
             }
             EnterEstablished();
             // SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK (scaled from now on).
-            _sndWnd = (long)seg.Window << _sndShift;
-            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
-            _sndWl1 = seg.Sequence;
-            _sndWl2 = seg.Acknowledgment;
+            _snd.Wnd = (long)seg.Window << _snd.Shift;
+            _snd.MaxWnd = Math.Max(_snd.MaxWnd, _snd.Wnd);
+            _snd.Wl1 = seg.Sequence;
+            _snd.Wl2 = seg.Acknowledgment;
         }
         OnEcnReceived(seg);
         if (!ProcessAck(seg)) return TcpSegmentResult.Processed;
@@ -152,22 +152,22 @@ public sealed partial class TcpConnection
     private bool IsAcceptable(in TcpSegment seg, int rcvWnd)
     {
         int len = seg.Length;
-        var windowEnd = _rcvNxt + rcvWnd;
+        var windowEnd = _rcv.Nxt + rcvWnd;
         if (len == 0)
         {
-            if (rcvWnd == 0) return seg.Sequence == _rcvNxt;
-            return _rcvNxt <= seg.Sequence && seg.Sequence < windowEnd;
+            if (rcvWnd == 0) return seg.Sequence == _rcv.Nxt;
+            return _rcv.Nxt <= seg.Sequence && seg.Sequence < windowEnd;
         }
         if (rcvWnd == 0) return false;
         var last = seg.Sequence + (len - 1);
-        return (_rcvNxt <= seg.Sequence && seg.Sequence < windowEnd)
-            || (_rcvNxt <= last && last < windowEnd);
+        return (_rcv.Nxt <= seg.Sequence && seg.Sequence < windowEnd)
+            || (_rcv.Nxt <= last && last < windowEnd);
     }
 
     /// <summary>RFC 9293 3.10.7.4 second check, with RFC 5961 3.2.</summary>
     private void ProcessReset(in TcpSegment seg)
     {
-        if (seg.Sequence != _rcvNxt)
+        if (seg.Sequence != _rcv.Nxt)
         {
             // RFC 5961 3.2: in the window but not exactly RCV.NXT: challenge ACK, drop.
             SendChallengeAck();
@@ -211,18 +211,18 @@ public sealed partial class TcpConnection
         bool fin = seg.Fin;
 
         // Trim the left edge: bytes below RCV.NXT are duplicates (RFC 2883 4.1.1: D-SACK them).
-        int dup = _rcvNxt - start;
+        int dup = _rcv.Nxt - start;
         if (dup > 0)
         {
             int dupData = Math.Min(dup, payload.Length);
             if (_sackOk && dupData > 0) SetDsack(start, start + dupData);
             var finSeq = start + payload.Length;
             payload = payload[dupData..];
-            if (fin && finSeq < _rcvNxt) fin = false; // that FIN was processed already
-            start = _rcvNxt;
+            if (fin && finSeq < _rcv.Nxt) fin = false; // that FIN was processed already
+            start = _rcv.Nxt;
         }
         // Trim the right edge to the advertised window; a FIN beyond it is not accepted.
-        int room = _rcvAdvertisedEdge - start;
+        int room = _rcv.AdvertisedEdge - start;
         if (payload.Length > room)
         {
             payload = payload[..Math.Max(0, room)];
@@ -246,8 +246,8 @@ public sealed partial class TcpConnection
     private bool IsDisorderedAck(in TcpSegment seg)
     {
         if (!seg.Ack || seg.Syn || seg.Fin || seg.Payload.Length > 0) return false;
-        if (seg.Sequence != _rcvNxt || seg.Acknowledgment != _sndUna) return false;
-        if (((long)seg.Window << _sndShift) != _sndWnd) return false;
+        if (seg.Sequence != _rcv.Nxt || seg.Acknowledgment != _snd.Una) return false;
+        if (((long)seg.Window << _snd.Shift) != _snd.Wnd) return false;
         uint behind = unchecked(_tsRecent - seg.Options.TimestampValue);
         return behind <= _rtt.Rto.TotalMilliseconds;
     }

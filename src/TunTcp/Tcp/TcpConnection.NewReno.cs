@@ -51,7 +51,7 @@ public sealed partial class TcpConnection
         {
             var c = _c;
             if (advanced) _limitedTransmit = 0;
-            if (_recoverNotPassed && c._sndUna > _recoveryPoint) _recoverNotPassed = false;
+            if (_recoverNotPassed && c._snd.Una > _recoveryPoint) _recoverNotPassed = false;
             int threshold = c._settings.DuplicateAckThreshold;
             switch (State)
             {
@@ -65,7 +65,7 @@ public sealed partial class TcpConnection
                     break;
                 case RecoveryState.FastRecovery:
                     if (duplicate) _window += c._smss; // RFC 6582 3.2 step 4: inflate
-                    else if (advanced && c._sndUna < _recoveryPoint)
+                    else if (advanced && c._snd.Una < _recoveryPoint)
                     {
                         // RFC 6582 3.2 step 5: partial ACK - retransmit the next hole, deflate by the
                         // new data acknowledged, add back one SMSS; reset the timer on the first one.
@@ -86,7 +86,7 @@ public sealed partial class TcpConnection
             _window = _c._cc.CongestionWindow + _c._settings.DuplicateAckThreshold * _c._smss;
         }
 
-        protected override void OnEpisodeEnded() => _recoverNotPassed = _c._sndUna <= _recoveryPoint;
+        protected override void OnEpisodeEnded() => _recoverNotPassed = _c._snd.Una <= _recoveryPoint;
 
         protected override void OnTimeout() => _limitedTransmit = 0;
 

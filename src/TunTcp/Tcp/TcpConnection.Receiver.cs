@@ -34,7 +34,7 @@ public sealed partial class TcpConnection
             return;
         }
 
-        int offset = start - _rcvNxt;
+        int offset = start - _rcv.Nxt;
         if (payload.Length > 0)
         {
             if (offset == 0)
@@ -43,7 +43,7 @@ public sealed partial class TcpConnection
                 bool filledGap = !_assembler.IsEmpty;
                 int contiguous = payload.Length + _assembler.Advance(payload.Length);
                 ReceiveBuffer.Commit(contiguous);
-                _rcvNxt += contiguous;
+                _rcv.Nxt += contiguous;
                 BytesReceived += contiguous;
                 Raise(TcpConnectionEvents.Readable);
                 _bytesSinceAck += payload.Length;
@@ -78,10 +78,10 @@ public sealed partial class TcpConnection
         if (fin)
         {
             var finSeq = start + payload.Length;
-            if (finSeq == _rcvNxt) ProcessFin();
-            else if (finSeq > _rcvNxt) { _pendingFinSeq = finSeq; _ackNow = true; }
+            if (finSeq == _rcv.Nxt) ProcessFin();
+            else if (finSeq > _rcv.Nxt) { _pendingFinSeq = finSeq; _ackNow = true; }
         }
-        else if (_pendingFinSeq is SeqNumber pending && pending == _rcvNxt)
+        else if (_pendingFinSeq is SeqNumber pending && pending == _rcv.Nxt)
         {
             // The gap before an out-of-order FIN is filled now.
             ProcessFin();
@@ -92,7 +92,7 @@ public sealed partial class TcpConnection
     private void ProcessFin()
     {
         _pendingFinSeq = null;
-        _rcvNxt += 1;
+        _rcv.Nxt += 1;
         _ackNow = true;
         PeerFinReceived = true;
         Raise(TcpConnectionEvents.Readable);
@@ -139,15 +139,15 @@ public sealed partial class TcpConnection
     private long UpdateAdvertisedWindow()
     {
         long free = ReceiveBuffer.Free;
-        long maxWindow = (long)65535 << _rcvShift;
+        long maxWindow = (long)65535 << _rcv.Shift;
         long candidate = Math.Min(free, maxWindow);
         // Round down to what the scaled field can express, so the edge we announce is exact.
-        candidate = candidate >> _rcvShift << _rcvShift;
-        var candidateEdge = _rcvNxt + (int)candidate;
+        candidate = candidate >> _rcv.Shift << _rcv.Shift;
+        var candidateEdge = _rcv.Nxt + (int)candidate;
         int threshold = Math.Min(ReceiveBuffer.Capacity / 2, OwnMss);
-        if (candidateEdge - _rcvAdvertisedEdge >= threshold) _rcvAdvertisedEdge = candidateEdge;
-        if (_rcvAdvertisedEdge < _rcvNxt) _rcvAdvertisedEdge = _rcvNxt;
-        return _rcvAdvertisedEdge - _rcvNxt;
+        if (candidateEdge - _rcv.AdvertisedEdge >= threshold) _rcv.AdvertisedEdge = candidateEdge;
+        if (_rcv.AdvertisedEdge < _rcv.Nxt) _rcv.AdvertisedEdge = _rcv.Nxt;
+        return _rcv.AdvertisedEdge - _rcv.Nxt;
     }
 
     /// <summary>
@@ -158,8 +158,8 @@ public sealed partial class TcpConnection
     private void MaybeSendWindowUpdate()
     {
         if (!IsSynchronized || State is TcpState.TimeWait or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck) return;
-        long current = Math.Max(0, _rcvAdvertisedEdge - _rcvNxt);
-        long possible = Math.Min(ReceiveBuffer.Free, (long)65535 << _rcvShift) >> _rcvShift << _rcvShift;
+        long current = Math.Max(0, _rcv.AdvertisedEdge - _rcv.Nxt);
+        long possible = Math.Min(ReceiveBuffer.Free, (long)65535 << _rcv.Shift) >> _rcv.Shift << _rcv.Shift;
         int threshold = Math.Min(ReceiveBuffer.Capacity / 2, OwnMss);
         if (possible - current >= threshold && possible >= 2 * current) _ackNow = true;
     }

@@ -143,7 +143,7 @@ public sealed partial class TcpConnection
 
         public abstract int CongestionLimit { get; }
 
-        public int FlightSizeForLossResponse => Math.Max(0, (_c._sndNxt - _c._sndUna) - _limitedTransmitBytes);
+        public int FlightSizeForLossResponse => Math.Max(0, (_c._snd.Nxt - _c._snd.Una) - _limitedTransmitBytes);
 
         public bool HoldLostRetransmissions => State == RecoveryState.Loss && _frtoStage > 0
             && (_frtoStage == 2 || _c._sent.Count == 0 || !_c._sent.First.Has(SentFlags.Lost));
@@ -211,7 +211,7 @@ public sealed partial class TcpConnection
 
             Drive(advanced, ackedBytes, duplicate);
 
-            if (State != RecoveryState.Open && advanced && _c._sndUna >= _recoveryPoint) ExitRecovery();
+            if (State != RecoveryState.Open && advanced && _c._snd.Una >= _recoveryPoint) ExitRecovery();
             AfterAck(advanced, segment);
         }
 
@@ -229,7 +229,7 @@ public sealed partial class TcpConnection
         {
             var c = _c;
             State = RecoveryState.FastRecovery;
-            _recoveryPoint = c._sndNxt;
+            _recoveryPoint = c._snd.Nxt;
             c.FastRetransmits++;
             c._env.Statistics.FastRetransmits++;
             c._cc.OnCongestionEvent(FlightSizeForLossResponse, c._smss, c._now);
@@ -276,7 +276,7 @@ public sealed partial class TcpConnection
             _undoRetransmissions = 0;
             _undoTsValid = false;
             _undoTsPending = true;
-            _undoMarker = _c._sndUna;
+            _undoMarker = _c._snd.Una;
         }
 
         /// <summary>
@@ -369,11 +369,11 @@ public sealed partial class TcpConnection
             }
             if (_frtoStage == 1)
             {
-                if (c._sndUna >= _recoveryPoint) { _frtoStage = 0; return; } // everything acknowledged: nothing to tell
+                if (c._snd.Una >= _recoveryPoint) { _frtoStage = 0; return; } // everything acknowledged: nothing to tell
                 // RFC 5682 2b: "If the TCP sender is not able to transmit any previously unsent data
                 // ... refrain from entering step 3 ... continue with slow-start retransmissions".
-                long peerRoom = c._sndWnd - (c._sndNxt - c._sndUna);
-                if (c.DataEnd - c._sndNxt <= 0 || peerRoom <= 0) { _frtoStage = 0; return; }
+                long peerRoom = c._snd.Wnd - (c._snd.Nxt - c._snd.Una);
+                if (c.DataEnd - c._snd.Nxt <= 0 || peerRoom <= 0) { _frtoStage = 0; return; }
                 _frtoStage = 2; // send new data; judge at the next ACK
                 return;
             }
@@ -396,7 +396,7 @@ public sealed partial class TcpConnection
                 c.MarkLost(ref rec);
             }
             State = RecoveryState.Loss;
-            _recoveryPoint = c._sndNxt;
+            _recoveryPoint = c._snd.Nxt;
             _dupAcks = 0;
             _limitedTransmitBytes = 0;
             _retransmitNow = false;
@@ -409,7 +409,7 @@ public sealed partial class TcpConnection
         {
             if (State != RecoveryState.Open) return;
             State = RecoveryState.Loss;
-            _recoveryPoint = _c._sndNxt;
+            _recoveryPoint = _c._snd.Nxt;
             _dupAcks = 0;
             _frtoStage = 0;
             BeginUndoEpisode();

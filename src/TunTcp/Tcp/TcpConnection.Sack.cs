@@ -58,12 +58,12 @@ public sealed partial class TcpConnection
                 OnDsack(blocks[0]);
             }
             int newly = 0;
-            var floor = SeqNumber.Max(ack, c._sndUna);
+            var floor = SeqNumber.Max(ack, c._snd.Una);
             for (int b = first; b < blocks.Length; b++)
             {
                 var block = blocks[b];
-                if (block.Right <= block.Left || block.Right <= floor || block.Left >= c._sndNxt) continue;
-                int added = c._scoreboard.Add(block, floor, c._sndNxt);
+                if (block.Right <= block.Left || block.Right <= floor || block.Left >= c._snd.Nxt) continue;
+                int added = c._scoreboard.Add(block, floor, c._snd.Nxt);
                 newly += added;
                 // The records inside the scoreboard range that now holds the block (it may have joined
                 // neighbours); a block the full scoreboard refused still SACKs the records it covers.
@@ -75,7 +75,7 @@ public sealed partial class TcpConnection
                 }
                 else
                 {
-                    newly += MarkSackedRecords(new SackBlock(left, SeqNumber.Min(block.Right, c._sndNxt)), countBytes: true);
+                    newly += MarkSackedRecords(new SackBlock(left, SeqNumber.Min(block.Right, c._snd.Nxt)), countBytes: true);
                 }
             }
             return newly;
@@ -115,10 +115,10 @@ public sealed partial class TcpConnection
             var c = _c;
             // A duplicate means the network reorders (or we retransmitted too early): widen RACK's
             // window, by min_RTT / 4 per round trip that sees a D-SACK (RFC 8985 6.2 step 4).
-            if (_rackDsackRound is SeqNumber round && c._sndUna >= round) _rackDsackRound = null;
+            if (_rackDsackRound is SeqNumber round && c._snd.Una >= round) _rackDsackRound = null;
             if (_rackDsackRound is null)
             {
-                _rackDsackRound = c._sndNxt;
+                _rackDsackRound = c._snd.Nxt;
                 _rackReoWndMult++;
                 _rackReoWndPersist = 16;
             }
@@ -323,8 +323,8 @@ public sealed partial class TcpConnection
             }
             if (_tlpEndSeq is not null) return;
             // RFC 8985 7.3: send one new segment if the windows allow, else retransmit the last one.
-            int unsent = Math.Max(0, c.DataEnd - c._sndNxt);
-            long peerRoom = c._sndWnd - (c._sndNxt - c._sndUna);
+            int unsent = Math.Max(0, c.DataEnd - c._snd.Nxt);
+            long peerRoom = c._snd.Wnd - (c._snd.Nxt - c._snd.Una);
             if (unsent > 0 && peerRoom > 0)
             {
                 _tlpIsRetransmission = false;
@@ -336,7 +336,7 @@ public sealed partial class TcpConnection
                 if (c._sent.Last.Has(SentFlags.Sacked)) return;
                 c.Retransmit(c._sent.Count - 1);
             }
-            _tlpEndSeq = c._sndNxt;
+            _tlpEndSeq = c._snd.Nxt;
             _tlpDsackWaiting = 0;
             c._timers.LossProbe = Instant.Never; // one probe per episode: sending it must not arm another
             c._env.Statistics.TailLossProbes++;
@@ -355,13 +355,13 @@ public sealed partial class TcpConnection
         private void CheckTailLossProbe(bool advanced, in TcpSegment seg)
         {
             var c = _c;
-            if (_tlpEndSeq is not SeqNumber end || c._sndUna < end) return;
+            if (_tlpEndSeq is not SeqNumber end || c._snd.Una < end) return;
             if (!_tlpIsRetransmission || _tlpDsackWaiting > 0)
             {
                 _tlpEndSeq = null;
                 return;
             }
-            if (c._sndUna > end)
+            if (c._snd.Una > end)
             {
                 _tlpEndSeq = null;
                 if (State == RecoveryState.Open)
@@ -372,7 +372,7 @@ public sealed partial class TcpConnection
                 }
                 return;
             }
-            if (!advanced && seg.Acknowledgment == c._sndUna && seg.Options.SackCount == 0 && seg.Payload.Length == 0) _tlpEndSeq = null;
+            if (!advanced && seg.Acknowledgment == c._snd.Una && seg.Options.SackCount == 0 && seg.Payload.Length == 0) _tlpEndSeq = null;
         }
     }
 }

@@ -18,12 +18,10 @@ public sealed partial class TcpConnection
     private bool _forceSend;
     /// <summary>When SND.UNA last advanced (or data was first sent into an empty pipe): user-timeout base.</summary>
     private Instant _progressAt;
-    /// <summary>End of the last segment sent shorter than SMSS (Linux snd_sml, Minshall's Nagle variant).</summary>
-    private SeqNumber _sndSml;
 
-    private bool FinAcknowledged => _finSent && _sndUna == _finSeq + 1;
+    private bool FinAcknowledged => _finSent && _snd.Una == _finSeq + 1;
 
-    private SeqNumber DataEnd => _sendBufferStart + SendBuffer.Count;
+    private SeqNumber DataEnd => _snd.BufferStart + SendBuffer.Count;
 
     /// <summary>Nothing is in flight and only our FIN is left to send (it waits for the peer's window).</summary>
     private bool OnlyFinWaits => _sent.Count == 0 && _finQueued && !_finSent;
@@ -67,7 +65,7 @@ public sealed partial class TcpConnection
                 continue;
             }
 
-            int unsent = Math.Max(0, DataEnd - _sndNxt);
+            int unsent = Math.Max(0, DataEnd - _snd.Nxt);
             bool finPending = _finQueued && !_finSent;
             if (unsent == 0)
             {
@@ -75,7 +73,7 @@ public sealed partial class TcpConnection
                 // Only the FIN remains. It occupies sequence space, which a zero window does not
                 // offer (the receiver would drop it): it waits for the window like data (Linux
                 // tcp_snd_wnd_test), and with nothing in flight the persist timer probes.
-                if (_sndWnd - (_sndNxt - _sndUna) <= 0)
+                if (_snd.Wnd - (_snd.Nxt - _snd.Una) <= 0)
                 {
                     if (_sent.Count == 0) ArmPersist();
                     return;
@@ -84,7 +82,7 @@ public sealed partial class TcpConnection
                 continue;
             }
 
-            long peerRoom = _sndWnd - (_sndNxt - _sndUna);
+            long peerRoom = _snd.Wnd - (_snd.Nxt - _snd.Una);
             int len = (int)Math.Min(Math.Min(unsent, MaxSendChunk), Math.Max(0, Math.Min(peerRoom, cwndRoom)));
             if (len <= 0)
             {
@@ -100,13 +98,13 @@ public sealed partial class TcpConnection
                     // RFC 9293 3.8.6.2.1 sender SWS avoidance: send less than a full segment only
                     // if it is all we have, or at least half the largest window the peer offered;
                     // otherwise wait, with the override (persist) timer armed if nothing is in flight.
-                    if (len < _maxSndWnd / 2)
+                    if (len < _snd.MaxWnd / 2)
                     {
                         if (_sent.Count == 0) ArmPersist();
                         return;
                     }
                 }
-                else if (!NoDelay && _sndSml > _sndUna && _sndSml <= _sndNxt && !finPending)
+                else if (!NoDelay && _snd.Sml > _snd.Una && _snd.Sml <= _snd.Nxt && !finPending)
                 {
                     // RFC 896 / RFC 1122 4.2.3.4 Nagle, with Minshall's refinement as Linux has it
                     // (tcp_nagle_check): no new small segment while an earlier small segment is
@@ -134,36 +132,36 @@ public sealed partial class TcpConnection
             length = limit;
             fin = false;
         }
-        var start = _sndNxt;
-        int offset = start - _sendBufferStart;
+        var start = _snd.Nxt;
+        int offset = start - _snd.BufferStart;
         bool last = start + length == DataEnd;
         var flags = TcpFlags.Ack;
         if (length > 0 && last) flags |= TcpFlags.Psh; // the last segment of what the application queued
         if (fin) flags |= TcpFlags.Fin;
-        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, start, _rcvNxt, flags, WindowField());
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, start, _rcv.Nxt, flags, WindowField());
         Emit(header, options, offset, length, length > segment ? segment : 0, newData: length > 0 && !probe);
         int seqLength = length + (fin ? 1 : 0);
         var recordFlags = (fin ? SentFlags.Fin : SentFlags.None) | (probe ? SentFlags.Probe : SentFlags.InPipe);
         if (_sent.Count == 0) _progressAt = _now;
         _sent.Add(new SentSegment { Start = start, End = start + seqLength, SentAt = _now, Flags = recordFlags, Transmissions = 1 });
         if (!probe) _pipe += seqLength;
-        _sndNxt = start + seqLength;
+        _snd.Nxt = start + seqLength;
         // Nagle's "small segment" is one shorter than what the current options leave room for
         // (Linux compares with tcp_current_mss); a zero-window probe is not one: it must not hold
         // back the data that follows once the window opens.
-        if (length < limit && !probe) _sndSml = _sndNxt;
+        if (length < limit && !probe) _snd.Sml = _snd.Nxt;
         if (fin) _finSent = true;
         BytesSent += length;
         // RFC 6298 5.1: start the timer when sending data and it is not running.
         if (_timers.Rto.IsNever && !probe) _timers.Rto = _now + _rtt.Rto;
-        if (_roundEnd == default) _roundEnd = _sndNxt;
+        if (_roundEnd == default) _roundEnd = _snd.Nxt;
         _loss.OnDataSent(seqLength);
     }
 
     /// <summary>Tracks round trips for HyStart++: a round ends when its windowEnd is acknowledged.</summary>
     private bool TakeRoundStart(SeqNumber ack)
     {
-        if (ack >= _roundEnd) { _roundEnd = _sndNxt; return true; }
+        if (ack >= _roundEnd) { _roundEnd = _snd.Nxt; return true; }
         return false;
     }
 
@@ -215,8 +213,8 @@ public sealed partial class TcpConnection
         bool fin = rec.Has(SentFlags.Fin);
         var flags = TcpFlags.Ack | (fin ? TcpFlags.Fin : TcpFlags.None);
         if (dataLength > 0 && rec.Start + dataLength == DataEnd) flags |= TcpFlags.Psh;
-        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, rec.Start, _rcvNxt, flags, WindowField());
-        Emit(header, options, rec.Start - _sendBufferStart, dataLength);
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, rec.Start, _rcv.Nxt, flags, WindowField());
+        Emit(header, options, rec.Start - _snd.BufferStart, dataLength);
         rec.SentAt = _now;
         rec.Transmissions++;
         rec.Flags |= SentFlags.Retransmitted;
@@ -225,7 +223,7 @@ public sealed partial class TcpConnection
             rec.Flags |= SentFlags.InPipe;
             _pipe += rec.Length;
         }
-        bool isHead = rec.Start == _sndUna;
+        bool isHead = rec.Start == _snd.Una;
         Retransmissions++;
         _env.Statistics.SegmentsRetransmitted++;
         _loss.OnRetransmitted(isHead);
@@ -255,7 +253,7 @@ public sealed partial class TcpConnection
     /// <summary>A pure ACK: &lt;SEQ=SND.NXT&gt;&lt;ACK=RCV.NXT&gt;&lt;CTL=ACK&gt;, with timestamps and SACK blocks.</summary>
     private void SendAck()
     {
-        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndNxt, _rcvNxt, TcpFlags.Ack, WindowField());
+        var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _snd.Nxt, _rcv.Nxt, TcpFlags.Ack, WindowField());
         Emit(header, DataOptions(), 0, 0);
     }
 
@@ -277,13 +275,13 @@ public sealed partial class TcpConnection
         {
             int max = _tsOk ? 3 : 4;
             if (_dsack is SackBlock d) o.AddSackBlock(d);
-            _assembler.WriteSackBlocks(ref o, _rcvNxt, max, _pendingFinSeq);
+            _assembler.WriteSackBlocks(ref o, _rcv.Nxt, max, _pendingFinSeq);
         }
         return o;
     }
 
     /// <summary>The window field of a non-SYN segment, scaled (RFC 7323 2.3).</summary>
-    private ushort WindowField() => (ushort)Math.Min(65535, UpdateAdvertisedWindow() >> _rcvShift);
+    private ushort WindowField() => (ushort)Math.Min(65535, UpdateAdvertisedWindow() >> _rcv.Shift);
 
     /// <summary>The most new data one transmission may carry: one segment, or a super-segment with offload.</summary>
     private int MaxSendChunk => _env.SegmentationOffloadBytes > 0 ? SuperSegmentLimit(_smss, _tsOk ? 12 : 0) : _smss;
@@ -329,34 +327,34 @@ public sealed partial class TcpConnection
         var ack = seg.Acknowledgment;
         // RFC 5961 5.2: acceptable only if (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT;
         // otherwise (including "acks something not yet sent") an ACK is sent and the segment dropped.
-        if (ack > _sndNxt || ack < _sndUna - (int)Math.Min(_maxSndWnd, int.MaxValue))
+        if (ack > _snd.Nxt || ack < _snd.Una - (int)Math.Min(_snd.MaxWnd, int.MaxValue))
         {
             SendChallengeAck();
             return false;
         }
-        long windowBefore = _sndWnd;
-        long newWindow = (long)seg.Window << _sndShift;
-        bool duplicateCandidate = ack == _sndUna && seg.Payload.Length == 0 && !seg.Fin && !seg.Syn
+        long windowBefore = _snd.Wnd;
+        long newWindow = (long)seg.Window << _snd.Shift;
+        bool duplicateCandidate = ack == _snd.Una && seg.Payload.Length == 0 && !seg.Fin && !seg.Syn
             && _sent.Count > 0 && newWindow == windowBefore;
         int newlySacked = 0;
         bool dsack = false;
         if (seg.Options.SackCount > 0) newlySacked = _loss.OnSackBlocks(seg.Options, ack, out dsack);
 
-        bool advanced = ack > _sndUna;
-        int ackedBytes = advanced ? ack - _sndUna : 0;
+        bool advanced = ack > _snd.Una;
+        int ackedBytes = advanced ? ack - _snd.Una : 0;
         if (advanced) AcknowledgeUpTo(ack, seg);
 
         // RFC 9293: if SND.UNA =< SEG.ACK =< SND.NXT, update the send window when the segment is
         // newer (SND.WL1 < SEG.SEQ, or same SEQ and SND.WL2 =< SEG.ACK) - the WL1/WL2 rule
         // that keeps old segments from moving the window back. An old ACK (below SND.UNA, let
         // through by RFC 5961 5.2) never updates it.
-        if (ack >= _sndUna && (_sndWl1 < seg.Sequence || (_sndWl1 == seg.Sequence && _sndWl2 <= ack)))
+        if (ack >= _snd.Una && (_snd.Wl1 < seg.Sequence || (_snd.Wl1 == seg.Sequence && _snd.Wl2 <= ack)))
         {
-            _sndWnd = newWindow;
-            _maxSndWnd = Math.Max(_maxSndWnd, _sndWnd);
-            _sndWl1 = seg.Sequence;
-            _sndWl2 = ack;
-            if (_sndWnd > 0) OnWindowOpened();
+            _snd.Wnd = newWindow;
+            _snd.MaxWnd = Math.Max(_snd.MaxWnd, _snd.Wnd);
+            _snd.Wl1 = seg.Sequence;
+            _snd.Wl2 = ack;
+            if (_snd.Wnd > 0) OnWindowOpened();
         }
         // The peer answered a probe (a probe byte, or the window probe while only the FIN waits):
         // it is alive, its window still closed.
@@ -388,7 +386,7 @@ public sealed partial class TcpConnection
     /// <summary>SND.UNA advances to <paramref name="ack"/>: free acknowledged data, sample the RTT, grow cwnd.</summary>
     private void AcknowledgeUpTo(SeqNumber ack, in TcpSegment seg)
     {
-        int ackedBytes = ack - _sndUna;
+        int ackedBytes = ack - _snd.Una;
         int flightBefore = _pipe;
         Instant newestClean = Instant.Never;
         bool anyRetransmitted = false;
@@ -415,14 +413,14 @@ public sealed partial class TcpConnection
             }
             break;
         }
-        int consume = SeqNumber.Min(ack, DataEnd) - _sendBufferStart;
+        int consume = SeqNumber.Min(ack, DataEnd) - _snd.BufferStart;
         if (consume > 0)
         {
             SendBuffer.Consume(consume);
-            _sendBufferStart += consume;
+            _snd.BufferStart += consume;
             Raise(TcpConnectionEvents.Writable);
         }
-        _sndUna = ack;
+        _snd.Una = ack;
         _softError = TcpError.None; // the path works again (Linux tcp_ack clears sk_err_soft)
         _scoreboard.AdvanceTo(ack);
         _progressAt = _now;
@@ -445,7 +443,7 @@ public sealed partial class TcpConnection
         if (IsSynchronized && !_ccInitialized) _ccInitialized = true;
         if (_ccInitialized && _loss.State != RecoveryState.FastRecovery)
         {
-            bool appLimited = DataEnd - _sndNxt <= 0 && flightBefore < _cc.CongestionWindow;
+            bool appLimited = DataEnd - _snd.Nxt <= 0 && flightBefore < _cc.CongestionWindow;
             _cc.OnAck(new AckEvent(ackedBytes, flightBefore, _smss, _now, rttUs, _rtt.HasSample ? _rtt.MinUs : -1, appLimited, TakeRoundStart(ack)));
         }
         if (!_loss.HoldsTimerOnAck(ack)) RearmRetransmissionTimer();
@@ -455,7 +453,7 @@ public sealed partial class TcpConnection
     private void RearmRetransmissionTimer()
     {
         if (_sent.Count == 0) { _timers.Rto = Instant.Never; return; }
-        if (_sent.First.Has(SentFlags.Probe) && _sndWnd == 0)
+        if (_sent.First.Has(SentFlags.Probe) && _snd.Wnd == 0)
         {
             // Only a zero-window probe is out: the persist timer owns it.
             _timers.Rto = Instant.Never;

@@ -91,8 +91,8 @@ public sealed partial class TcpConnection
     {
         _timers.Persist = Instant.Never;
         if (!CanSendData) return;
-        long peerRoom = _sndWnd - (_sndNxt - _sndUna);
-        int unsent = Math.Max(0, DataEnd - _sndNxt);
+        long peerRoom = _snd.Wnd - (_snd.Nxt - _snd.Una);
+        int unsent = Math.Max(0, DataEnd - _snd.Nxt);
         if (peerRoom > 0)
         {
             // The window is open but too small for SWS avoidance: the override timer fired.
@@ -144,7 +144,7 @@ public sealed partial class TcpConnection
     /// </summary>
     private void SendWindowProbe()
     {
-        var header = new Wire.TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _sndUna - 1, _rcvNxt, Wire.TcpFlags.Ack, WindowField());
+        var header = new Wire.TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _snd.Una - 1, _rcv.Nxt, Wire.TcpFlags.Ack, WindowField());
         Emit(header, DataOptions(), 0, 0);
     }
 

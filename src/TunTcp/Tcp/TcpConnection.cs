@@ -39,10 +39,24 @@ public interface ITcpConnectionObserver
 /// <remarks>
 /// Read first: RFC 9293 (3.3 variables, 3.10 event processing), RFC 7323 (window scale,
 /// timestamps, PAWS), RFC 2018/2883 (SACK, D-SACK), RFC 6298 (RTO), RFC 5681 (congestion
-/// control), RFC 5961 (blind attacks), RFC 6528 (ISN). The class is split like gVisor's TCP:
-/// this file holds the TCB and the user calls, <c>.Handshake</c> the opening states,
-/// <c>.Input</c> segment arrival in synchronized states, <c>.Receiver</c> the receive side,
-/// <c>.Sender</c> the send side, <c>.Timers</c> the timers.
+/// control), RFC 5961 (blind attacks), RFC 6528 (ISN). Its state, by role (split like gVisor's
+/// TCP, whose sender, receiver and lossRecovery are separate types):
+/// <list type="bullet">
+/// <item>the TCB (this file): the send and receive sequence spaces (<see cref="SendSequence"/>,
+/// <see cref="ReceiveSequence"/>), the negotiated options, closing flags and the user calls;</item>
+/// <item>the opening states, SYN-SENT and SYN-RECEIVED (<c>.Handshake</c>);</item>
+/// <item>segment arrival in synchronized states: acceptability, RST, SYN, PAWS (<c>.Input</c>);</item>
+/// <item>the receiver (<c>.Receiver</c>): the receive ring, the out-of-order
+/// <see cref="ReceiveAssembler"/>, delayed ACKs and D-SACK, the advertised window;</item>
+/// <item>the sender (<c>.Sender</c>): the send ring, the <see cref="SentSegmentQueue"/> of
+/// records with pipe / lost / SACKed counters, the <see cref="SackScoreboard"/>, Nagle and SWS
+/// avoidance, the <see cref="RttEstimator"/> and the <see cref="ICongestionControl"/>;</item>
+/// <item>loss recovery behind <see cref="ILossRecovery"/> (<c>.Recovery</c>: the shared episode,
+/// undo and F-RTO; <c>.NewReno</c> without SACK; <c>.Sack</c>: RFC 6675 with RACK-TLP);</item>
+/// <item>the timers, one <see cref="TcpTimerSet"/> (<c>.Timers</c>): retransmission, loss probe,
+/// persist, delayed ACK, keepalive, FIN-WAIT-2, TIME-WAIT;</item>
+/// <item>ECN (<c>.Ecn</c>) and ICMP errors and the path MTU (<c>.Icmp</c>).</item>
+/// </list>
 /// </remarks>
 public sealed partial class TcpConnection
 {
@@ -55,35 +69,12 @@ public sealed partial class TcpConnection
     private readonly ReceiveAssembler _assembler;
     private readonly int _mtu;
 
-    // ---- RFC 9293 3.3.1 send sequence variables ----
-    /// <summary>ISS: initial send sequence number.</summary>
-    private SeqNumber _iss;
-    /// <summary>SND.UNA: oldest unacknowledged sequence number. Invariant: SND.UNA &lt;= SND.NXT.</summary>
-    private SeqNumber _sndUna;
-    /// <summary>SND.NXT: next new sequence number to send (retransmissions never move it back).</summary>
-    private SeqNumber _sndNxt;
-    /// <summary>SND.WND: the peer's receive window in bytes, already scaled.</summary>
-    private long _sndWnd;
-    /// <summary>MAX.SND.WND (RFC 5961 5.2): the largest window the peer has offered.</summary>
-    private long _maxSndWnd;
-    /// <summary>SND.WL1 / SND.WL2: SEG.SEQ and SEG.ACK of the segment last used to update SND.WND.</summary>
-    private SeqNumber _sndWl1, _sndWl2;
-    /// <summary>Sequence number of the first byte in <see cref="SendBuffer"/> (SND.UNA once the SYN is acknowledged).</summary>
-    private SeqNumber _sendBufferStart;
-
-    // ---- RFC 9293 3.3.1 receive sequence variables ----
-    /// <summary>IRS: initial receive sequence number.</summary>
-    private SeqNumber _irs;
-    /// <summary>RCV.NXT: next sequence number expected. Everything below it is in the receive buffer (or was the SYN/FIN).</summary>
-    private SeqNumber _rcvNxt;
-    /// <summary>RCV.NXT + RCV.WND as last advertised; never moves left (RFC 9293 3.8.6.2.2, RFC 7323 2.4).</summary>
-    private SeqNumber _rcvAdvertisedEdge;
+    /// <summary>The send sequence space (RFC 9293 3.3.1): SND.UNA, SND.NXT, SND.WND and what goes with them.</summary>
+    private SendSequence _snd;
+    /// <summary>The receive sequence space (RFC 9293 3.3.1): RCV.NXT and the advertised edge.</summary>
+    private ReceiveSequence _rcv;
 
     // ---- options (RFC 7323, RFC 2018) ----
-    /// <summary>Snd.Wind.Shift: how far the peer's window field is shifted (0 without scaling).</summary>
-    private int _sndShift;
-    /// <summary>Rcv.Wind.Shift: how far we shift our window field (0 without scaling).</summary>
-    private int _rcvShift;
     /// <summary>Shift we offer in our SYN (used only if the peer offers too).</summary>
     private readonly int _offeredRcvShift;
     /// <summary>MSS the peer announced (536 if it sent none, RFC 9293 3.7.1).</summary>
@@ -129,16 +120,16 @@ public sealed partial class TcpConnection
         _loss = CreateLossRecovery(this, settings.Sack);
         NoDelay = settings.NoDelay;
         KeepaliveEnabled = settings.Keepalive;
-        _iss = env.InitialSequenceNumber(tuple, now);
+        _snd.Iss = env.InitialSequenceNumber(tuple, now);
         _tsOffset = env.TimestampOffset(tuple);
         // RFC 7323 2.3: the smallest shift that lets the whole buffer be advertised, at most 14.
         int shift = 0;
         while (shift < 14 && (ReceiveBuffer.Capacity >> shift) > 65535) shift++;
         _offeredRcvShift = shift;
-        _sndUna = _iss;
-        _sndNxt = _iss;
-        _sndSml = _iss;
-        _sendBufferStart = _iss + 1;
+        _snd.Una = _snd.Iss;
+        _snd.Nxt = _snd.Iss;
+        _snd.Sml = _snd.Iss;
+        _snd.BufferStart = _snd.Iss + 1;
         _smss = SegmentPayloadLimit(0);
         CreatedAt = now;
         _lastReceivedAt = now;
@@ -193,8 +184,8 @@ public sealed partial class TcpConnection
     /// <summary>A snapshot of live statistics.</summary>
     public TcpConnectionStatistics GetStatistics() => new(
         State, Error, TimeSpan.FromMicroseconds(_rtt.SmoothedUs), TimeSpan.FromMicroseconds(_rtt.VariationUs),
-        _rtt.Rto, _cc.CongestionWindow, _cc.SlowStartThreshold, (int)Math.Min(_sndWnd, int.MaxValue),
-        _rcvAdvertisedEdge - _rcvNxt, _pipe, _smss, BytesSent, BytesReceived, SegmentsSent, SegmentsReceived,
+        _rtt.Rto, _cc.CongestionWindow, _cc.SlowStartThreshold, (int)Math.Min(_snd.Wnd, int.MaxValue),
+        _rcv.AdvertisedEdge - _rcv.Nxt, _pipe, _smss, BytesSent, BytesReceived, SegmentsSent, SegmentsReceived,
         Retransmissions, RetransmissionTimeouts, FastRetransmits, _cc.Name, _wsOk, _tsOk, _sackOk);
 
     public long BytesSent { get; private set; }
@@ -246,20 +237,20 @@ public sealed partial class TcpConnection
     /// </summary>
     internal string? CheckInvariants()
     {
-        if (_sndNxt < _sndUna) return $"SND.NXT {_sndNxt} < SND.UNA {_sndUna}";
+        if (_snd.Nxt < _snd.Una) return $"SND.NXT {_snd.Nxt} < SND.UNA {_snd.Una}";
         int pipe = 0, lost = 0, sacked = 0;
         for (int i = 0; i < _sent.Count; i++)
         {
             var rec = _sent[i];
             if (rec.End <= rec.Start) return $"empty record {rec.Start}-{rec.End}";
-            if (i == 0 && rec.Start != _sndUna) return $"first record starts at {rec.Start}, SND.UNA is {_sndUna}";
+            if (i == 0 && rec.Start != _snd.Una) return $"first record starts at {rec.Start}, SND.UNA is {_snd.Una}";
             if (i > 0 && _sent[i - 1].End != rec.Start) return $"records not contiguous at {rec.Start}";
             if (rec.Has(SentFlags.InPipe)) pipe += rec.Length;
             if (rec.Has(SentFlags.Lost)) lost++;
             if (rec.Has(SentFlags.Sacked)) sacked++;
             if (rec.Has(SentFlags.Sacked) && (rec.Has(SentFlags.Lost) || rec.Has(SentFlags.InPipe))) return $"record {rec.Start} SACKed and {rec.Flags}";
         }
-        if (_sent.Count > 0 && _sent.Last.End != _sndNxt) return $"last record ends at {_sent.Last.End}, SND.NXT is {_sndNxt}";
+        if (_sent.Count > 0 && _sent.Last.End != _snd.Nxt) return $"last record ends at {_sent.Last.End}, SND.NXT is {_snd.Nxt}";
         if (pipe != _pipe) return $"pipe {_pipe}, records say {pipe}";
         if (lost != _lostCount) return $"lost count {_lostCount}, records say {lost}";
         if (sacked != _sackedCount) return $"SACKed count {_sackedCount}, records say {sacked}";
@@ -377,7 +368,7 @@ public sealed partial class TcpConnection
     {
         if (_finQueued) return;
         _finQueued = true;
-        _finSeq = _sendBufferStart + SendBuffer.Count;
+        _finSeq = _snd.BufferStart + SendBuffer.Count;
     }
 
     private void AbortWithReset(TcpError error)
@@ -386,7 +377,7 @@ public sealed partial class TcpConnection
         // <SEQ=SND.NXT><CTL=RST>; CLOSING, LAST-ACK and TIME-WAIT just delete the TCB (the peer
         // has closed already; Linux tcp_need_reset agrees).
         if (State is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait)
-            SendReset(_sndNxt);
+            SendReset(_snd.Nxt);
         Terminate(error);
     }
 
