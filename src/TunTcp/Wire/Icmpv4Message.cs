@@ -33,7 +33,7 @@ public enum Icmpv4UnreachableCode : byte
 /// <summary>A checked, read-only view of an ICMPv4 message (RFC 792).</summary>
 public readonly ref struct Icmpv4Message
 {
-    public const int HeaderLength = 8;
+    public const int HeaderLength = IcmpLayout.HeaderLength;
 
     private readonly ReadOnlySpan<byte> _message;
 
@@ -41,12 +41,8 @@ public readonly ref struct Icmpv4Message
 
     public static bool TryParse(ReadOnlySpan<byte> buffer, out Icmpv4Message message, out ParseError error)
     {
-        message = default;
-        if (buffer.Length < HeaderLength) { error = ParseError.Truncated; return false; }
-        if (buffer.Length > Ipv4Packet.MaxPacketLength) { error = ParseError.Oversized; return false; }
-        message = new Icmpv4Message(buffer);
-        error = ParseError.None;
-        return true;
+        message = IcmpLayout.Check(buffer, out error) ? new Icmpv4Message(buffer) : default;
+        return error == ParseError.None;
     }
 
     public Icmpv4Type Type => (Icmpv4Type)_message[0];
@@ -74,15 +70,8 @@ public static class Icmpv4Writer
     public const int MaxInvokingBytes = 576 - Ipv4Header.Length - Icmpv4Message.HeaderLength;
 
     /// <summary>Writes an echo request or reply; returns the message length.</summary>
-    public static int WriteEcho(Span<byte> destination, Icmpv4Type type, ushort identifier, ushort sequence, ReadOnlySpan<byte> data)
-    {
-        destination[0] = (byte)type;
-        destination[1] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(destination[4..], identifier);
-        BinaryPrimitives.WriteUInt16BigEndian(destination[6..], sequence);
-        data.CopyTo(destination[Icmpv4Message.HeaderLength..]);
-        return Finish(destination, Icmpv4Message.HeaderLength + data.Length);
-    }
+    public static int WriteEcho(Span<byte> destination, Icmpv4Type type, ushort identifier, ushort sequence, ReadOnlySpan<byte> data) =>
+        Finish(destination, IcmpLayout.WriteEcho(destination, (byte)type, identifier, sequence, data));
 
     /// <summary>
     /// Writes a destination-unreachable message quoting <paramref name="invokingPacket"/> (whole IP
@@ -98,19 +87,8 @@ public static class Icmpv4Writer
     /// <see cref="MaxInvokingBytes"/>; returns the message length.
     /// </summary>
     public static int WriteError(Span<byte> destination, Icmpv4Type type, byte code, uint restOfHeader, ReadOnlySpan<byte> invokingPacket)
-    {
-        var quoted = invokingPacket[..Math.Min(invokingPacket.Length, MaxInvokingBytes)];
-        destination[0] = (byte)type;
-        destination[1] = code;
-        BinaryPrimitives.WriteUInt32BigEndian(destination[4..], restOfHeader);
-        quoted.CopyTo(destination[Icmpv4Message.HeaderLength..]);
-        return Finish(destination, Icmpv4Message.HeaderLength + quoted.Length);
-    }
+        => Finish(destination, IcmpLayout.WriteError(destination, (byte)type, code, restOfHeader, invokingPacket, MaxInvokingBytes));
 
-    private static int Finish(Span<byte> destination, int length)
-    {
-        destination[2] = 0; destination[3] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], Checksum.Compute(destination[..length]));
-        return length;
-    }
+    private static int Finish(Span<byte> destination, int length) =>
+        IcmpLayout.SetChecksum(destination, length, Checksum.Compute(destination[..length]));
 }

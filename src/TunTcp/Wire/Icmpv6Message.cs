@@ -44,7 +44,7 @@ public enum Icmpv6ParameterProblemCode : byte
 /// <summary>A checked, read-only view of an ICMPv6 message (RFC 4443 2.1).</summary>
 public readonly ref struct Icmpv6Message
 {
-    public const int HeaderLength = 8;
+    public const int HeaderLength = IcmpLayout.HeaderLength;
 
     private readonly ReadOnlySpan<byte> _message;
 
@@ -52,13 +52,8 @@ public readonly ref struct Icmpv6Message
 
     public static bool TryParse(ReadOnlySpan<byte> buffer, out Icmpv6Message message, out ParseError error)
     {
-        message = default;
-        // Every ICMPv6 message TunTcp reads has 4 bytes after type, code and checksum.
-        if (buffer.Length < HeaderLength) { error = ParseError.Truncated; return false; }
-        if (buffer.Length > Ipv4Packet.MaxPacketLength) { error = ParseError.Oversized; return false; }
-        message = new Icmpv6Message(buffer);
-        error = ParseError.None;
-        return true;
+        message = IcmpLayout.Check(buffer, out error) ? new Icmpv6Message(buffer) : default;
+        return error == ParseError.None;
     }
 
     public Icmpv6Type Type => (Icmpv6Type)_message[0];
@@ -93,35 +88,17 @@ public static class Icmpv6Writer
     public const int MaxInvokingBytes = Ipv6Packet.MinimumMtu - Ipv6Packet.HeaderLength - Icmpv6Message.HeaderLength;
 
     /// <summary>Writes an echo request or reply; returns the message length. The checksum needs the addresses.</summary>
-    public static int WriteEcho(Span<byte> destination, Icmpv6Type type, ushort identifier, ushort sequence, ReadOnlySpan<byte> data, IpAddress source, IpAddress target)
-    {
-        destination[0] = (byte)type;
-        destination[1] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(destination[4..], identifier);
-        BinaryPrimitives.WriteUInt16BigEndian(destination[6..], sequence);
-        data.CopyTo(destination[Icmpv6Message.HeaderLength..]);
-        return Finish(destination, Icmpv6Message.HeaderLength + data.Length, source, target);
-    }
+    public static int WriteEcho(Span<byte> destination, Icmpv6Type type, ushort identifier, ushort sequence, ReadOnlySpan<byte> data, IpAddress source, IpAddress target) =>
+        Finish(destination, IcmpLayout.WriteEcho(destination, (byte)type, identifier, sequence, data), source, target);
 
     /// <summary>
     /// Writes an error message of <paramref name="type"/> and <paramref name="code"/> with the
     /// 32-bit <paramref name="parameter"/> (unused, MTU or pointer) quoting
     /// <paramref name="invokingPacket"/>, truncated to <see cref="MaxInvokingBytes"/>.
     /// </summary>
-    public static int WriteError(Span<byte> destination, Icmpv6Type type, byte code, uint parameter, ReadOnlySpan<byte> invokingPacket, IpAddress source, IpAddress target)
-    {
-        var quoted = invokingPacket[..Math.Min(invokingPacket.Length, MaxInvokingBytes)];
-        destination[0] = (byte)type;
-        destination[1] = code;
-        BinaryPrimitives.WriteUInt32BigEndian(destination[4..], parameter);
-        quoted.CopyTo(destination[Icmpv6Message.HeaderLength..]);
-        return Finish(destination, Icmpv6Message.HeaderLength + quoted.Length, source, target);
-    }
+    public static int WriteError(Span<byte> destination, Icmpv6Type type, byte code, uint parameter, ReadOnlySpan<byte> invokingPacket, IpAddress source, IpAddress target) =>
+        Finish(destination, IcmpLayout.WriteError(destination, (byte)type, code, parameter, invokingPacket, MaxInvokingBytes), source, target);
 
-    private static int Finish(Span<byte> destination, int length, IpAddress source, IpAddress target)
-    {
-        destination[2] = 0; destination[3] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], Checksum.ComputeTransport(source, target, IpProtocol.Icmpv6, destination[..length]));
-        return length;
-    }
+    private static int Finish(Span<byte> destination, int length, IpAddress source, IpAddress target) =>
+        IcmpLayout.SetChecksum(destination, length, Checksum.ComputeTransport(source, target, IpProtocol.Icmpv6, destination[..length]));
 }
