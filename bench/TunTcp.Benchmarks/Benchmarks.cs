@@ -88,12 +88,17 @@ public class CoreReceiveBenchmarks
         _connection = accepted!;
         _seq += 1;
         _segment = Packet(new TcpHeader(HostPort, StackPort, new SeqNumber(_seq), _synAckSeq + 1, TcpFlags.Ack, 65535), default, new byte[1448]);
+        _ack = Packet(new TcpHeader(HostPort, StackPort, new SeqNumber(_seq), _synAckSeq + 1, TcpFlags.Ack, 65535), default, default);
+        _acked = _synAckSeq + 1;
         _tcpOffset = Ipv6 ? Ipv6HeaderLength : Ipv4Header.Length;
         _capturing = false;
         _sink = output;
     }
 
     private SeqNumber _synAckSeq;
+    private SeqNumber _acked;
+    private byte[] _ack = null!;
+    private readonly byte[] _payload = new byte[1448];
     private bool _capturing = true;
     private NullOutput _sink = new();
 
@@ -121,6 +126,24 @@ public class CoreReceiveBenchmarks
         _core.Receive(_segment, _now, checksumTrusted: true);
         _core.Poll(_now);
         return _connection.ReceiveBuffer.Read(_drain);
+    }
+
+    /// <summary>
+    /// The send path: the application queues one full segment, the engine sends it (records it,
+    /// arms the timers, asks loss recovery), and the peer's ACK for it comes back and frees it
+    /// (RTT sample, congestion control, loss recovery's view of the ACK: SACK and RACK, as
+    /// negotiated with a Linux-like peer).
+    /// </summary>
+    [Benchmark]
+    public int SendAndAcknowledgeSegment()
+    {
+        _connection.SendBuffer.Write(_payload);
+        _connection.OnSendBufferWritten(_now, _core);
+        _acked += _payload.Length;
+        BinaryPrimitives.WriteUInt32BigEndian(_ack.AsSpan(_tcpOffset + 8), _acked.Value);
+        _core.Receive(_ack, _now, checksumTrusted: true);
+        _core.Poll(_now);
+        return _connection.SendBuffer.Count;
     }
 }
 
