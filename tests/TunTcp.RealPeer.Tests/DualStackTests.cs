@@ -172,8 +172,7 @@ public sealed class DualStackTests : IDisposable
     {
         RootRequirement.SkipUnlessRoot();
         // The listener ends by itself: one connection, or 20 s.
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", Ns.Name, "python3", "-u", "-c", """
+        using var listener = Ns.Start("python3", "-u", "-c", """
             import socket
             s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -184,9 +183,7 @@ public sealed class DualStackTests : IDisposable
             print("peer", peer[0], flush=True)
             c.settimeout(10)
             while c.recv(4096): pass
-            """ })
-            start.ArgumentList.Add(a);
-        using var listener = Process.Start(start)!;
+            """);
         try
         {
             Assert.Equal("listening", listener.StandardOutput.ReadLine());
@@ -232,8 +229,7 @@ public sealed class DualStackTests : IDisposable
 
         // Packet taps see a packet before the prerouting hook drops it: the sniffer answers every
         // oversized packet from the stack (a bounded number, for a bounded time).
-        var sniffer = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", Ns.Name, "python3", "-u", "-c", """
+        using var process = Ns.Start("python3", "-u", "-c", """
             import socket, struct, sys, time
             dev, stack, v6, mtu = sys.argv[1], sys.argv[2], sys.argv[3] == "6", int(sys.argv[4])
             tap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(3))
@@ -257,9 +253,7 @@ public sealed class DualStackTests : IDisposable
                 sent += 1
                 if sent == 1: print("first", len(pkt), flush=True)
             print("sent", sent, flush=True)
-            """, _device, v6 ? StackAddress6 : StackAddress, v6 ? "6" : "4", pathMtu.ToString() })
-            sniffer.ArgumentList.Add(a);
-        using var process = Process.Start(sniffer)!;
+            """, _device, v6 ? StackAddress6 : StackAddress, v6 ? "6" : "4", pathMtu.ToString());
         try
         {
             Assert.Equal("sniffing", process.StandardOutput.ReadLine());
@@ -288,8 +282,7 @@ public sealed class DualStackTests : IDisposable
         string pcap = Path.Combine(Path.GetTempPath(), $"{Ns.Name}-ecn.pcap");
         string input = Path.Combine(Path.GetTempPath(), $"{Ns.Name}-ecn.in");
         File.WriteAllBytes(input, new byte[20000]);
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "netns", "exec", Ns.Name, "python3", "-u", "-c", """
+        using var listener = Ns.Start("python3", "-u", "-c", """
             import socket
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -302,9 +295,7 @@ public sealed class DualStackTests : IDisposable
                 if not d: break
                 n += len(d)
             print("received", n, flush=True)
-            """ })
-            start.ArgumentList.Add(a);
-        using var listener = Process.Start(start)!;
+            """);
         try
         {
             Assert.Equal("listening", listener.StandardOutput.ReadLine());

@@ -44,6 +44,17 @@ internal sealed class TestNamespace : IDisposable
 
     public CommandResult Run(string fileName, params string[] arguments) => Shell.InNamespace(Name, fileName, arguments);
 
+    /// <summary>
+    /// Starts a program inside the namespace with its standard output and error redirected, for a
+    /// peer the test talks to while it runs (a listener, a sniffer). The caller bounds its life.
+    /// </summary>
+    public System.Diagnostics.Process Start(string fileName, params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])["netns", "exec", Name, fileName, .. arguments]) start.ArgumentList.Add(a);
+        return System.Diagnostics.Process.Start(start)!;
+    }
+
     /// <summary>True if a device of that name exists in this namespace.</summary>
     public bool HasDevice(string device) => Shell.Run("ip", "-n", Name, "link", "show", "dev", device).ExitCode == 0;
 
