@@ -63,7 +63,7 @@ public sealed partial class TcpConnection
         }
         _sackOk = _settings.Sack && options.SackPermitted;
         // The recovery made for what we offer is replaced only if the peer did not agree.
-        if (_sackOk != _settings.Sack) _loss = CreateLossRecovery(this, _sackOk);
+        if (_sackOk != _loss is SackRecovery) _loss = CreateLossRecovery(this, _sackOk);
         _smss = SegmentPayloadLimit(_tsOk ? 12 : 0);
     }
 
