@@ -31,7 +31,8 @@ public sealed partial class NetStackCore
         // would pass for IPv4 ones); 2.7: a multicast address is never a source.
         if (source.IsV4 || destination.IsV4 || source.IsV6Multicast) { stats.malformedDropped++; return; }
         bool multicast = destination.IsV6Multicast;
-        if (!multicast && destination != _address6) { stats.notForUsDropped++; return; }
+        if (!multicast && (!HasIpv6 || destination != _address6) && !TakesForeign(destination)) { stats.notForUsDropped++; return; }
+        if (multicast && !HasIpv6) { stats.notForUsDropped++; return; }
 
         var chain = Ipv6HeaderChain.Walk(ip.Bytes);
         if (chain.Problem != Ipv6ChainProblem.None) { RejectChain(ip.Bytes, chain, multicast, now); return; }
@@ -100,7 +101,7 @@ public sealed partial class NetStackCore
             default:
                 // RFC 8200 4: an unrecognised Next Header value; Code 1 pointing at that value.
                 stats.unknownProtocolDropped++;
-                if (!multicast) SendParameterProblem(packet, Icmpv6ParameterProblemCode.UnrecognizedNextHeader, chain.NextHeaderFieldOffset, now);
+                if (!multicast && IsLocalAddress(destination)) SendParameterProblem(packet, Icmpv6ParameterProblemCode.UnrecognizedNextHeader, chain.NextHeaderFieldOffset, now);
                 break;
         }
     }
@@ -230,9 +231,14 @@ public sealed partial class NetStackCore
             // a multicast group we are in is answered from our unicast address.
             if (multicast && destination != AllNodes && !IsOurSolicitedNode(destination)) { stats.notForUsDropped++; return; }
             if (source.IsAny) { stats.notForUsDropped++; return; }
+            if (!multicast && destination != _address6 || !HasIpv6)
+            {
+                if (!OfferEchoRequest(source, destination, icmp.Identifier, icmp.SequenceNumber, icmp.Data)) stats.notForUsDropped++;
+                return;
+            }
             stats.icmpEchoRequests++;
-            int length = Icmpv6Writer.WriteEcho(_tx.AsSpan(Ipv6Header.Length), Icmpv6Type.EchoReply, icmp.Identifier, icmp.SequenceNumber, icmp.Data, _address6, source);
-            SendIp(source, IpProtocol.Icmpv6, length, mayFragment: true);
+            int length = Icmpv6Writer.WriteEcho(_tx.AsSpan(Ipv6Header.Length), Icmpv6Type.EchoReply, icmp.Identifier, icmp.SequenceNumber, icmp.Data, multicast ? _address6 : destination, source);
+            SendIp(multicast ? _address6 : destination, source, IpProtocol.Icmpv6, length, mayFragment: true);
             return;
         }
         if (icmp.Type is Icmpv6Type.DestinationUnreachable or Icmpv6Type.PacketTooBig or Icmpv6Type.TimeExceeded)
@@ -256,10 +262,11 @@ public sealed partial class NetStackCore
     /// 2 for an option of type 10xxxxxx), never to a source that names no single node. Rate
     /// limited (2.4 (f)). Returns whether it was sent.
     /// </summary>
-    private bool SendIcmpv6Error(ReadOnlySpan<byte> invoking, Icmpv6Type type, byte code, uint parameter, Instant now, bool toMulticastToo = false)
+    private bool SendIcmpv6Error(ReadOnlySpan<byte> invoking, Icmpv6Type type, byte code, uint parameter, Instant now, bool toMulticastToo = false, bool fromDestination = false)
     {
         var source = IpAddress.ReadV6(invoking[8..]);
         var destination = IpAddress.ReadV6(invoking[24..]);
+        var from = fromDestination || !HasIpv6 ? destination : _address6;
         if (source.IsAny || source.IsV6Multicast || source.IsV4) return false;
         if (destination.IsV6Multicast && !toMulticastToo) return false;
         var chain = Ipv6HeaderChain.Walk(invoking);
@@ -268,9 +275,9 @@ public sealed partial class NetStackCore
             && (invoking[chain.UpperLayerOffset] < 128 || invoking[chain.UpperLayerOffset] == (byte)Icmpv6Type.Redirect))
             return false;
         if (!TakeIcmpToken(now)) { Statistics.icmpErrorsRateLimited++; return false; }
-        int length = Icmpv6Writer.WriteError(_tx.AsSpan(Ipv6Header.Length), type, code, parameter, invoking, _address6, source);
+        int length = Icmpv6Writer.WriteError(_tx.AsSpan(Ipv6Header.Length), type, code, parameter, invoking, from, source);
         Statistics.icmpErrorsSent++;
-        SendIp(source, IpProtocol.Icmpv6, length);
+        SendIp(from, source, IpProtocol.Icmpv6, length);
         return true;
     }
 }

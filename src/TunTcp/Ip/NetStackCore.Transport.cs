@@ -81,7 +81,7 @@ public sealed partial class NetStackCore
         get
         {
             if (_flush.Count > 0) return Now; // a receive batch still owes its answers
-            var fragments = _reassembler.NextDeadline;
+            var fragments = Instant.Min(_reassembler.NextDeadline, _nextFlowSweep);
             while (_timers.TryPeek(out var e, out long at))
             {
                 if (!e.Removed && e.Scheduled.Microseconds == at) return Instant.Min(new Instant(at), fragments);
@@ -129,6 +129,7 @@ public sealed partial class NetStackCore
             AfterTouch(e);
         }
         if (_reassembler.NextDeadline <= now) ExpireFragments(now);
+        if (_nextFlowSweep <= now) ExpireFlows(now);
     }
 
     /// <summary>Asks the stack thread to process application work on a connection. Safe from any thread.</summary>
@@ -205,6 +206,7 @@ public sealed partial class NetStackCore
         int ecn = ip.Packet[0] >> 4 == 4 ? ip.Packet[1] & 3 : (ip.Packet[1] >> 4) & 3;
         var segment = TcpSegment.From(tcp, congestionExperienced: ecn == (int)IpEcn.Ce);
         if (DeliverTcp(tuple, segment, now)) return;
+        if (OfferTcpFlow(tuple, segment, ip, now)) return;
         if (TcpReset.TryCreateForClosed(segment, tuple.LocalPort, tuple.RemotePort, out var reset))
         {
             Statistics.tcpResetsSent++;
@@ -222,6 +224,8 @@ public sealed partial class NetStackCore
             AfterTouch(entry);
             if (result != TcpSegmentResult.ReopenFromTimeWait) return true;
         }
+        // In catch-all mode a wildcard listener still serves only the stack's own addresses.
+        if (_flows is not null && !IsLocalAddress(tuple.LocalAddress)) return false;
         var listener = _listeners.Find(tuple.LocalAddress, tuple.LocalPort);
         if (listener is null) return false;
         var created = listener.OnSegment(tuple, segment, now, this);
@@ -356,11 +360,12 @@ public sealed partial class NetStackCore
         if (!UdpDatagram.TryParse(ip.Payload, out var udp, out _)) { Statistics.malformedDropped++; return; }
         if (!_checksumTrusted && !udp.IsChecksumValid(ip.Source, ip.Destination)) { Statistics.badChecksumDropped++; return; }
         Statistics.udpDatagramsReceived++;
-        if (_udp.Find(ip.Destination, udp.DestinationPort) is { } binding)
+        if ((_flows is null || IsLocalAddress(ip.Destination)) && _udp.Find(ip.Destination, udp.DestinationPort) is { } binding)
         {
             if (!binding.Enqueue(ip.Source, udp.SourcePort, udp.Payload)) Statistics.udpReceiveQueueFull++;
             return;
         }
+        if (OfferUdpDatagram(ip, udp, now)) return;
         // RFC 1122 4.1.3.1 / RFC 4443 3.1: a datagram to a port with no listener gets ICMP port unreachable.
         bool sent = ip.Source.IsV4
             ? SendIcmpv4Error(ip.Packet, Icmpv4Type.DestinationUnreachable, (byte)Icmpv4UnreachableCode.PortUnreachable, 0, now)
@@ -400,9 +405,17 @@ public sealed partial class NetStackCore
     /// than the MTU goes out in fragments.
     /// </summary>
     /// <exception cref="SocketException">MessageSize (larger than a datagram can be), AddressFamilyNotSupported.</exception>
-    public void SendUdp(ushort sourcePort, IpAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
+    public void SendUdp(ushort sourcePort, IpAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload) =>
+        SendUdp(SourceFor(destination), sourcePort, destination, destinationPort, payload);
+
+    /// <summary>
+    /// Sends one UDP datagram from <paramref name="source"/> (the stack's address of that family or,
+    /// in catch-all mode, any: the address a relayed flow's peer sent to). Stack thread only.
+    /// </summary>
+    /// <exception cref="SocketException">MessageSize, AddressFamilyNotSupported, AddressNotAvailable (a source the stack may not use).</exception>
+    public void SendUdp(IpAddress source, ushort sourcePort, IpAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
     {
-        var source = SourceFor(destination);
+        CheckSendable(source, destination);
         int max = MaxUdpPayload(destination);
         if (payload.Length > max)
             throw new SocketException((int)SocketError.MessageSize, $"a datagram of {payload.Length} bytes is larger than {max}");
@@ -411,6 +424,6 @@ public sealed partial class NetStackCore
         payload.CopyTo(datagram[UdpHeader.Length..]);
         UdpHeader.WriteChecksum(datagram, source, destination);
         Statistics.udpDatagramsSent++;
-        SendIp(destination, IpProtocol.Udp, datagram.Length, mayFragment: true);
+        SendIp(source, destination, IpProtocol.Udp, datagram.Length, mayFragment: true);
     }
 }

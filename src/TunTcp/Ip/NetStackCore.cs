@@ -60,6 +60,9 @@ public sealed partial class NetStackCore : ITcpOutput
         if (HasIpv6 && options.Mtu < Ipv6Packet.MinimumMtu)
             throw new ArgumentOutOfRangeException(nameof(options), $"IPv6 needs an MTU of at least {Ipv6Packet.MinimumMtu} (RFC 8200 5); it is {options.Mtu}.");
         _options = options;
+        _flows = options.FlowHandler;
+        if (_flows is not null && options.PendingFlowLimit < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), "PendingFlowLimit must be at least 1.");
         _output = output;
         _log = logger ?? NullLogger.Instance;
         _tx = new byte[Ipv6Packet.HeaderLength + Ipv4Packet.MaxPacketLength];
@@ -113,7 +116,7 @@ public sealed partial class NetStackCore : ITcpOutput
         Now = now;
         int version = packet.IsEmpty ? 0 : packet[0] >> 4;
         if (version == 4) ReceiveIpv4(packet, now);
-        else if (version == 6 && HasIpv6) ReceiveIpv6(packet, now);
+        else if (version == 6 && (HasIpv6 || _flows is not null)) ReceiveIpv6(packet, now);
         else if (version == 6) Statistics.ipv6Ignored++;
         else Statistics.nonIpDropped++;
     }
@@ -142,7 +145,7 @@ public sealed partial class NetStackCore : ITcpOutput
         }
         stats.ipPacketsReceived++;
         if (!ip.IsHeaderChecksumValid) { stats.badChecksumDropped++; return; }
-        if (!HasIpv4 || ip.Destination.Value != _address4.V4.Value) { stats.notForUsDropped++; return; }
+        if ((!HasIpv4 || ip.Destination.Value != _address4.V4.Value) && !TakesForeign(ip.Destination)) { stats.notForUsDropped++; return; }
         if (ip.IsFragment) { ReceiveIpv4Fragment(ip, now); return; }
         DeliverIpv4(ip, now);
     }
@@ -157,6 +160,7 @@ public sealed partial class NetStackCore : ITcpOutput
             case IpProtocol.Udp: ReceiveUdp(inbound, now); break;
             default:
                 Statistics.unknownProtocolDropped++;
+                if (!IsLocalAddress(ip.Destination)) break; // catch-all mode relays TCP, UDP and echo only
                 // RFC 1122 3.2.2.1: a host SHOULD send protocol unreachable for a protocol it lacks.
                 SendIcmpv4Error(ip.Bytes, Icmpv4Type.DestinationUnreachable, (byte)Icmpv4UnreachableCode.ProtocolUnreachable, 0, now);
                 break;
@@ -212,20 +216,28 @@ public sealed partial class NetStackCore : ITcpOutput
         if (!icmp.IsChecksumValid) { Statistics.badChecksumDropped++; return; }
         if (icmp.Type is Icmpv4Type.DestinationUnreachable or Icmpv4Type.TimeExceeded) { ReceiveIcmpv4Error(icmp, now); return; }
         if (icmp.Type != Icmpv4Type.EchoRequest || icmp.Code != 0) { Statistics.icmpOtherIgnored++; return; }
+        if (!IsLocalAddress(ip.Destination))
+        {
+            if (!OfferEchoRequest(ip.Source, ip.Destination, icmp.Identifier, icmp.SequenceNumber, icmp.Data)) Statistics.notForUsDropped++;
+            return;
+        }
         Statistics.icmpEchoRequests++;
         // RFC 1122 3.2.2.6: the reply carries the request's identifier, sequence number and data.
         int length = Icmpv4Writer.WriteEcho(_tx.AsSpan(TransportOffset(ip.Source)), Icmpv4Type.EchoReply, icmp.Identifier, icmp.SequenceNumber, icmp.Data);
-        SendIp(ip.Source, IpProtocol.Icmp, length, mayFragment: true);
+        SendIp(ip.Destination, ip.Source, IpProtocol.Icmp, length, mayFragment: true);
     }
 
     /// <summary>
     /// Sends an ICMPv4 error about <paramref name="invoking"/> (a whole IPv4 packet). RFC 1122
     /// 3.2.2: never about a datagram from a broadcast, multicast or unspecified source, never about
-    /// an ICMP error. Rate limited. Returns whether it was sent.
+    /// an ICMP error. Rate limited. Returns whether it was sent. It comes from the stack's address
+    /// (the router, in catch-all mode), or with <paramref name="fromDestination"/> from the address
+    /// the invoking packet was sent to (the host itself, in catch-all mode).
     /// </summary>
-    private bool SendIcmpv4Error(ReadOnlySpan<byte> invoking, Icmpv4Type type, byte code, uint restOfHeader, Instant now)
+    private bool SendIcmpv4Error(ReadOnlySpan<byte> invoking, Icmpv4Type type, byte code, uint restOfHeader, Instant now, bool fromDestination = false)
     {
         var source = Ipv4Address.Read(invoking[12..]);
+        IpAddress from = fromDestination || !HasIpv4 ? Ipv4Address.Read(invoking[16..]) : _address4;
         if (source.IsMulticastOrBroadcast || source.IsAny) return false;
         int ihl = (invoking[0] & 0x0F) * 4;
         if ((IpProtocol)invoking[9] == IpProtocol.Icmp && Icmpv4Message.TryParse(invoking[ihl..], out var icmp, out _)
@@ -234,7 +246,7 @@ public sealed partial class NetStackCore : ITcpOutput
         if (!TakeIcmpToken(now)) { Statistics.icmpErrorsRateLimited++; return false; }
         int length = Icmpv4Writer.WriteError(_tx.AsSpan(Ipv4Header.Length), type, code, restOfHeader, invoking);
         Statistics.icmpErrorsSent++;
-        SendIp(source, IpProtocol.Icmp, length);
+        SendIp(from, source, IpProtocol.Icmp, length);
         return true;
     }
 
@@ -288,7 +300,7 @@ public sealed partial class NetStackCore : ITcpOutput
         int length = headerLength + payload.Length + payloadContinued.Length;
         TcpHeader.WriteChecksum(segment[..length], tuple.LocalAddress, tuple.RemoteAddress);
         Statistics.tcpSegmentsSent++;
-        SendIp(tuple.RemoteAddress, IpProtocol.Tcp, length, ecn: header.Ecn);
+        SendIp(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length, ecn: header.Ecn);
     }
 
     /// <summary>
@@ -308,7 +320,7 @@ public sealed partial class NetStackCore : ITcpOutput
         ushort partial = (ushort)~Checksum.Finish(Checksum.PseudoHeader(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length));
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(segment[16..], partial);
         Statistics.tcpSegmentsSent++;
-        WriteIpHeader(tuple.RemoteAddress, IpProtocol.Tcp, length, dontFragment: true, header.Ecn);
+        WriteIpHeader(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, length, dontFragment: true, header.Ecn);
         _output.SendSegmented(_tx.AsSpan(0, ipLength + headerLength), payload, payloadContinued, segmentPayload);
     }
 
@@ -316,38 +328,40 @@ public sealed partial class NetStackCore : ITcpOutput
     /// Puts the IP header for the <paramref name="payloadLength"/> bytes already at
     /// <see cref="TransportOffset"/> in front of them and sends the packet; with
     /// <paramref name="mayFragment"/> a packet larger than the MTU goes out in fragments (RFC 791
-    /// 3.2; RFC 8200 4.5 with a Fragment header), else it is too large and dropped.
+    /// 3.2; RFC 8200 4.5 with a Fragment header), else it is too large and dropped. The source is
+    /// one of the stack's addresses, or, for a flow it terminates in catch-all mode, the address
+    /// the peer sent to.
     /// </summary>
-    private void SendIp(IpAddress destination, IpProtocol protocol, int payloadLength, bool mayFragment = false, IpEcn ecn = IpEcn.NotEct)
+    private void SendIp(in IpAddress source, in IpAddress destination, IpProtocol protocol, int payloadLength, bool mayFragment = false, IpEcn ecn = IpEcn.NotEct)
     {
         int headerLength = TransportOffset(destination);
         if (headerLength + payloadLength > _options.Mtu)
         {
             if (!mayFragment) { Statistics.oversizedNotSent++; return; }
-            if (destination.IsV4) SendFragmentsV4(destination, protocol, payloadLength);
-            else SendFragmentsV6(destination, protocol, payloadLength);
+            if (destination.IsV4) SendFragmentsV4(source, destination, protocol, payloadLength);
+            else SendFragmentsV6(source, destination, protocol, payloadLength);
             return;
         }
-        WriteIpHeader(destination, protocol, payloadLength, dontFragment: true, ecn);
+        WriteIpHeader(source, destination, protocol, payloadLength, dontFragment: true, ecn);
         Statistics.ipPacketsSent++;
         _output.Send(_tx.AsSpan(0, headerLength + payloadLength));
     }
 
-    private void WriteIpHeader(IpAddress destination, IpProtocol protocol, int payloadLength, bool dontFragment, IpEcn ecn = IpEcn.NotEct)
+    private void WriteIpHeader(in IpAddress source, in IpAddress destination, IpProtocol protocol, int payloadLength, bool dontFragment, IpEcn ecn = IpEcn.NotEct)
     {
         if (destination.IsV4)
         {
-            new Ipv4Header(_address4.V4, destination.V4, protocol, payloadLength,
+            new Ipv4Header(source.V4, destination.V4, protocol, payloadLength,
                 TimeToLive: _options.TimeToLive, Identification: _ipIdentification++, DontFragment: dontFragment, TypeOfService: (byte)ecn).Write(_tx);
         }
         else
         {
-            new Ipv6Header(_address6, destination, (byte)protocol, payloadLength, HopLimit: _options.TimeToLive, TrafficClass: (byte)ecn).Write(_tx);
+            new Ipv6Header(source, destination, (byte)protocol, payloadLength, HopLimit: _options.TimeToLive, TrafficClass: (byte)ecn).Write(_tx);
         }
     }
 
     /// <summary>RFC 791 3.2: cuts the datagram at <see cref="_tx"/>[20..] into fragments of a multiple of 8 bytes, DF clear.</summary>
-    private void SendFragmentsV4(IpAddress destination, IpProtocol protocol, int payloadLength)
+    private void SendFragmentsV4(in IpAddress source, in IpAddress destination, IpProtocol protocol, int payloadLength)
     {
         int chunk = (_options.Mtu - Ipv4Header.Length) & ~7;
         ushort id = _ipIdentification++;
@@ -356,7 +370,7 @@ public sealed partial class NetStackCore : ITcpOutput
         {
             int length = Math.Min(chunk, payloadLength - offset);
             bool more = offset + length < payloadLength;
-            var header = new Ipv4Header(_address4.V4, destination.V4, protocol, length,
+            var header = new Ipv4Header(source.V4, destination.V4, protocol, length,
                 TimeToLive: _options.TimeToLive, Identification: id, DontFragment: false);
             header.Write(_fragment);
             // Flags and offset: MF, and the offset in 8-byte units (RFC 791 3.1).
@@ -374,7 +388,7 @@ public sealed partial class NetStackCore : ITcpOutput
     /// RFC 8200 4.5: cuts the datagram at <see cref="_tx"/>[40..] into fragments, each the IPv6
     /// header, a Fragment header and a multiple of 8 bytes; the identification is random (RFC 7739).
     /// </summary>
-    private void SendFragmentsV6(IpAddress destination, IpProtocol protocol, int payloadLength)
+    private void SendFragmentsV6(in IpAddress source, in IpAddress destination, IpProtocol protocol, int payloadLength)
     {
         int chunk = (_options.Mtu - Ipv6Header.Length - Ipv6FragmentHeader.Length) & ~7;
         uint id = _tcpEnv.Random.NextUInt32();
@@ -383,7 +397,7 @@ public sealed partial class NetStackCore : ITcpOutput
         {
             int length = Math.Min(chunk, payloadLength - offset);
             bool more = offset + length < payloadLength;
-            new Ipv6Header(_address6, destination, Ipv6NextHeader.Fragment, Ipv6FragmentHeader.Length + length, HopLimit: _options.TimeToLive).Write(_fragment);
+            new Ipv6Header(source, destination, Ipv6NextHeader.Fragment, Ipv6FragmentHeader.Length + length, HopLimit: _options.TimeToLive).Write(_fragment);
             Ipv6FragmentHeader.Write(_fragment.AsSpan(Ipv6Header.Length), (byte)protocol, offset, more, id);
             payload.Slice(offset, length).CopyTo(_fragment.AsSpan(Ipv6Header.Length + Ipv6FragmentHeader.Length));
             Statistics.ipPacketsSent++;

@@ -60,4 +60,17 @@ public sealed class NetStackOptions
 
     /// <summary>How many packets the stack thread reads per batch before running timers and writes.</summary>
     public int ReceiveBatch { get; init; } = 64;
+
+    /// <summary>
+    /// Catch-all mode: when set, the stack takes packets to any destination, not only its own
+    /// addresses, and asks this handler about every flow nothing of its own answers (see
+    /// <see cref="IFlowHandler"/>). Null (the default): packets to other addresses are dropped.
+    /// </summary>
+    public IFlowHandler? FlowHandler { get; init; }
+
+    /// <summary>TCP SYNs that may wait for the flow handler's decision at once; further new flows are dropped (their SYNs are retried by the peer).</summary>
+    public int PendingFlowLimit { get; init; } = 4096;
+
+    /// <summary>How long a SYN waits for the flow handler's decision before it is dropped (the peer's connect then times out or retries).</summary>
+    public TimeSpan FlowDecisionTimeout { get; init; } = TimeSpan.FromSeconds(75);
 }

@@ -15,6 +15,26 @@ public sealed class NetStackStatistics
         icmpErrorsSent, icmpParameterProblemsSent, icmpTimeExceededSent, oversizedNotSent,
         fragmentsReceived, fragmentOverlaps, atomicFragments, datagramsReassembled, reassemblyTimeouts, fragmentsSent;
     internal long icmpErrorsToConnections, icmpErrorsIgnored, pathMtuReductions;
+    internal long flowsRequested, flowsAccepted, flowsRefused, flowsUnreachable, flowsDropped, flowsExpired,
+        flowSynsFolded, flowTableFull, udpFlowDatagrams, echoRequestsRelayed, echoRepliesRelayed;
+
+    /// <summary>Catch-all mode: new TCP flows handed to the flow handler.</summary>
+    public long FlowsRequested => Volatile.Read(ref flowsRequested);
+    /// <summary>Of <see cref="FlowsRequested"/>: accepted (handshake completed by the stack), refused (RST), answered unreachable (ICMP), dropped, or expired undecided.</summary>
+    public long FlowsAccepted => Volatile.Read(ref flowsAccepted);
+    public long FlowsRefused => Volatile.Read(ref flowsRefused);
+    public long FlowsUnreachable => Volatile.Read(ref flowsUnreachable);
+    public long FlowsDropped => Volatile.Read(ref flowsDropped);
+    public long FlowsExpired => Volatile.Read(ref flowsExpired);
+    /// <summary>Retransmitted SYNs of a flow that was still waiting for its decision (folded into the request).</summary>
+    public long FlowSynsFolded => Volatile.Read(ref flowSynsFolded);
+    /// <summary>SYNs of new flows dropped because <see cref="NetStackOptions.PendingFlowLimit"/> requests were waiting.</summary>
+    public long FlowTableFull => Volatile.Read(ref flowTableFull);
+    /// <summary>UDP datagrams handed to the flow handler.</summary>
+    public long UdpFlowDatagrams => Volatile.Read(ref udpFlowDatagrams);
+    /// <summary>Echo requests to other addresses taken by the flow handler, and the replies it sent back.</summary>
+    public long EchoRequestsRelayed => Volatile.Read(ref echoRequestsRelayed);
+    public long EchoRepliesRelayed => Volatile.Read(ref echoRepliesRelayed);
 
     /// <summary>ICMP errors about our TCP segments that passed validation (RFC 5927) and reached their connection.</summary>
     public long IcmpErrorsToConnections => Volatile.Read(ref icmpErrorsToConnections);

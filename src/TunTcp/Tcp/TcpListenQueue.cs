@@ -84,13 +84,34 @@ public sealed class TcpListenQueue
         return TcpConnection.AcceptSyn(tuple, seg, _settings, _env, _mtu, this, now, output);
     }
 
+    /// <summary>
+    /// Catch-all mode's listener (not bound to any port): connections leave it as soon as their
+    /// handshake completes instead of queueing for <see cref="TryAccept"/>; their owner got them at
+    /// <see cref="Admit"/>.
+    /// </summary>
+    internal bool Detached { get; init; }
+
+    /// <summary>
+    /// A SYN the owner already decided to answer (catch-all mode: the flow handler accepted it):
+    /// a connection in SYN-RECEIVED, no backlog check (the owner's table of pending flows bounds them).
+    /// </summary>
+    internal TcpConnection Admit(TcpTuple tuple, in TcpSegment syn, Instant now, ITcpOutput output)
+    {
+        _halfOpen++;
+        return TcpConnection.AcceptSyn(tuple, syn, _settings, _env, _mtu, this, now, output);
+    }
+
     /// <summary>Linux drops the handshake-completing ACK while the accept queue is full.</summary>
     internal bool CanComplete(TcpConnection connection) => !IsClosed && _accepted.Count < Backlog;
 
     internal void OnStateChanged(TcpConnection connection, TcpState old)
     {
         if (old == TcpState.SynReceived) _halfOpen--;
-        if (connection.State == TcpState.Established && old == TcpState.SynReceived)
+        if (connection.State == TcpState.Established && old == TcpState.SynReceived && Detached)
+        {
+            connection.Listener = null;
+        }
+        else if (connection.State == TcpState.Established && old == TcpState.SynReceived)
         {
             _accepted.Enqueue(connection);
             Observer?.OnAcceptable(this);
