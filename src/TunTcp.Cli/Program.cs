@@ -12,7 +12,8 @@ internal static class Program
             var commandLine = ToolCommandLine.Build(
                 dump: settings => DumpCommand.Run(settings, console),
                 serve: settings => ServeCommand.Run(settings, console),
-                connect: settings => ConnectCommand.Run(settings, console, Console.OpenStandardInput(), Console.OpenStandardOutput()));
+                connect: settings => ConnectCommand.Run(settings, console, Console.OpenStandardInput(), Console.OpenStandardOutput()),
+                forward: settings => ForwardCommand.Run(settings, console));
             return commandLine.Run(args, console.Out, console.Error);
         }
         catch (Exception e)

@@ -14,15 +14,19 @@ internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address S
     /// <summary>The stack's IPv6 address; null with <c>--ipv4-only</c>.</summary>
     public IpAddress? StackAddress6 { get; init; }
 
-    /// <summary>The stack's options for its addresses and the link's MTU.</summary>
-    public Ip.NetStackOptions StackOptions(int mtu) => new()
+    /// <summary>The stack's options for its addresses and the link's MTU; with a flow handler, catch-all mode (forward, run).</summary>
+    public Ip.NetStackOptions StackOptions(int mtu, Ip.IFlowHandler? flowHandler = null) => new()
     {
         Address = StackAddress.ToIPAddress(),
         Address6 = StackAddress6?.ToIPAddress(),
         Mtu = mtu,
         Tcp = Tcp,
         SpinBeforeSleep = Spin,
+        FlowHandler = flowHandler,
     };
+
+    /// <summary>What <c>forward</c> and <c>run</c> relay to and how.</summary>
+    public ForwardSettings? Forward { get; init; }
 
     /// <summary>Services of <c>serve</c>.</summary>
     public ServiceOptions Services { get; init; } = ServiceOptions.Default;
@@ -42,6 +46,13 @@ internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address S
     /// <summary>How long <c>connect</c> waits for the handshake.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
+
+/// <summary>Settings of <c>forward</c> and <c>run</c>.</summary>
+/// <param name="Upstream">"direct" or a socks5:// URL, validated.</param>
+/// <param name="Dns">Relay DNS queries to the gateway to the tool's resolvers and write the namespace's resolv.conf.</param>
+/// <param name="Routes">What the namespace routes through the device (the default routes unless --route).</param>
+/// <param name="Command">For <c>run</c>: the program and its arguments.</param>
+internal sealed record ForwardSettings(string Upstream, bool Dns, IReadOnlyList<(IpAddress Network, int PrefixLength)> Routes, IReadOnlyList<string>? Command);
 
 /// <summary>
 /// The <c>tuntcp</c> command tree (System.CommandLine): the options shared by every command, their
@@ -214,6 +225,31 @@ internal sealed class ToolCommandLine
         Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
     };
 
+    private readonly Option<string> _upstream = new("--upstream")
+    {
+        Description = "where relayed flows go: 'direct' (sockets of the namespace the tool runs in) or socks5://[user:pass@]HOST:PORT (RFC 1928, RFC 1929)",
+        DefaultValueFactory = _ => "direct",
+        HelpName = "url",
+    };
+
+    private readonly Option<bool> _dns = new("--dns")
+    {
+        Description = "give the namespace the stack's addresses as its resolver (written to /etc/netns/NAME/resolv.conf) and relay its queries to the nameservers of the tool's /etc/resolv.conf",
+    };
+
+    private readonly Option<string[]> _route = new("--route")
+    {
+        Description = "route only this prefix (IPv4 or IPv6 CIDR) of the namespace through the device instead of the default routes; repeatable",
+        HelpName = "cidr",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    private readonly Argument<string[]> _command = new("command")
+    {
+        Description = "the program to run in the namespace and its arguments (after --)",
+        Arity = ArgumentArity.OneOrMore,
+    };
+
     private readonly Argument<string> _host = new("host") { Description = "IPv4 or IPv6 address to connect to (the host side, e.g. 192.168.0.1 or fd00:7475:6e::1)" };
     private readonly Argument<int> _port = new("port") { Description = "TCP port to connect to" };
 
@@ -241,7 +277,7 @@ internal sealed class ToolCommandLine
     /// Builds the command tree. <paramref name="dump"/> and <paramref name="serve"/> run the
     /// subcommands with validated settings and return the exit code.
     /// </summary>
-    public static ToolCommandLine Build(Func<ToolSettings, int> dump, Func<ToolSettings, int> serve, Func<ToolSettings, int>? connect = null)
+    public static ToolCommandLine Build(Func<ToolSettings, int> dump, Func<ToolSettings, int> serve, Func<ToolSettings, int>? connect = null, Func<ToolSettings, int>? forward = null)
     {
         // A plain Command rather than RootCommand: RootCommand names itself after the executable
         // (TunTcp.Cli), but the tool is called tuntcp.
@@ -254,12 +290,16 @@ internal sealed class ToolCommandLine
         var dumpCommand = new Command("dump", "Set up the device and print one line per packet the host sends to it (nothing is answered).");
         var serveCommand = new Command("serve", "Set up the device and run the TunTcp stack on it with its services (echo 7, discard 9, chargen 19, UDP echo 7); prints a line with 'ready' once it receives.");
         var connectCommand = new Command("connect", "Set up the device, open a TCP connection from the stack to HOST PORT (a listener on the host side) and copy stdin to it and it to stdout, like nc; half-closes on stdin EOF.");
-        foreach (var (command, run) in new[] { (dumpCommand, dump), (serveCommand, serve), (connectCommand, connect ?? (_ => RunFailure)) })
+        var forwardCommand = new Command("forward", "Carry all the traffic of network namespace --netns through TunTcp: its default routes (or --route prefixes) point into the device, and every TCP connection, UDP flow and ping to any address is relayed to real sockets of the namespace the tool runs in (or a SOCKS5 proxy). Prints 'ready', relays until Ctrl-C, logs one line per connection.");
+        var runCommand = new Command("run", "Like forward, for the life of one command: sets up a namespace (a fresh one unless --netns), runs COMMAND in it as the calling user (sudo's SUDO_UID/SUDO_GID), relays its traffic, and exits with its exit code after removing everything. Example: tuntcp run --delay 50 --loss 1 -- curl http://example/");
+        var forwardRun = forward ?? (_ => RunFailure);
+        foreach (var (command, run) in new[] { (dumpCommand, dump), (serveCommand, serve), (connectCommand, connect ?? (_ => RunFailure)), (forwardCommand, forwardRun), (runCommand, forwardRun) })
         {
             line.AddCommonOptions(command);
             if (command != dumpCommand) line.AddStackOptions(command);
             if (command == serveCommand) line.AddServiceOptions(command);
             if (command == connectCommand) line.AddConnectArguments(command);
+            if (command == forwardCommand || command == runCommand) line.AddForwardOptions(command, run: command == runCommand);
             command.SetAction(parseResult => run(line.ReadSettings(parseResult)));
             root.Subcommands.Add(command);
         }
@@ -464,6 +504,26 @@ internal sealed class ToolCommandLine
                 },
             };
         }
+        if (command.Name is "forward" or "run")
+        {
+            var routes = new List<(IpAddress, int)>();
+            foreach (var text in result.GetValue(_route) ?? [])
+                routes.Add(ParseRoute(text, out _)!.Value);
+            if (routes.Count == 0)
+            {
+                routes.Add((IpAddress.AnyV4, 0));
+                if (settings.StackAddress6 is not null) routes.Add((IpAddress.AnyV6, 0));
+            }
+            string? ns = options.NetworkNamespace;
+            if (command.Name == "run" && result.GetResult(_netns) is null or { Implicit: true })
+                ns = $"tuntcp-run-{Environment.ProcessId}";
+            settings = settings with
+            {
+                Interface = settings.Interface with { Routes = routes, NetworkNamespace = ns },
+                Forward = new ForwardSettings(result.GetValue(_upstream)!, result.GetValue(_dns), routes,
+                    command.Name == "run" ? result.GetValue(_command) : null),
+            };
+        }
         if (command.Name == "connect")
         {
             settings = settings with
@@ -540,6 +600,67 @@ internal sealed class ToolCommandLine
             if (int.TryParse(LastToken(r.GetResult(_https)), out int h)) ports.Add(("--https", h));
             foreach (var clash in ports.GroupBy(p => p.Item2).Where(g => g.Count() > 1))
                 r.AddError($"{string.Join(" and ", clash.Select(c => c.Item1))} use the same TCP port {clash.Key}; move one of them");
+        });
+    }
+
+    /// <summary>A route prefix, "10.0.0.0/8" or "fd00::/8", normalised (host bits cleared); null with the reason when it is not one.</summary>
+    public static (IpAddress Network, int PrefixLength)? ParseRoute(string text, out string? error)
+    {
+        error = null;
+        int slash = text.IndexOf('/');
+        if (slash < 0 || !IpAddress.TryParse(text[..slash], out var address)
+            || !int.TryParse(text[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int length))
+        {
+            error = $"--route: '{text}' is not a prefix such as 10.0.0.0/8 or fd00::/8";
+            return null;
+        }
+        int max = address.IsV4 ? 32 : 128;
+        if (length > max)
+        {
+            error = $"--route: prefix length {length} is more than {max} for {address}";
+            return null;
+        }
+        if (address.IsMulticastOrBroadcast || address.IsLoopback)
+        {
+            error = $"--route: {text} is a multicast, broadcast or loopback prefix, which cannot be routed through a device";
+            return null;
+        }
+        return (Mask(address, length), length);
+    }
+
+    private static IpAddress Mask(IpAddress address, int length)
+    {
+        if (address.IsV4)
+        {
+            uint mask = length == 0 ? 0 : uint.MaxValue << (32 - length);
+            return IpAddress.FromV4(new Ipv4Address(address.V4.Value & mask));
+        }
+        ulong high = length == 0 ? 0 : length >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - length);
+        ulong low = length <= 64 ? 0 : length == 128 ? ulong.MaxValue : ulong.MaxValue << (128 - length);
+        return new IpAddress(address.High & high, address.Low & low);
+    }
+
+    private void AddForwardOptions(Command command, bool run)
+    {
+        command.Options.Add(_upstream);
+        command.Options.Add(_dns);
+        command.Options.Add(_route);
+        if (run) command.Arguments.Add(_command);
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(_noNetns))
+                r.AddError($"--no-netns: {command.Name} carries the traffic of a namespace of its own; it never takes over the current one");
+            if (LastToken(r.GetResult(_upstream)) is { } upstream && upstream != "direct")
+            {
+                try { Forwarding.Socks5Proxy.Parse(upstream); }
+                catch (FormatException e) { r.AddError($"--upstream: {e.Message}"); }
+            }
+            bool ipv4Only = r.GetValue(_ipv4Only);
+            foreach (var text in r.GetValue(_route) ?? [])
+            {
+                if (ParseRoute(text, out var error) is not { } route) r.AddError(error!);
+                else if (ipv4Only && !route.Network.IsV4) r.AddError($"--route {text} is IPv6, but --ipv4-only switches IPv6 off");
+            }
         });
     }
 

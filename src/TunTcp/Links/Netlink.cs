@@ -4,9 +4,10 @@ using TunTcp.Wire;
 namespace TunTcp.Links;
 
 /// <summary>
-/// The one rtnetlink request the tool needs (rtnetlink(7)): give a device an IPv6 address with
+/// The rtnetlink requests the tool needs (rtnetlink(7)): give a device an IPv6 address with
 /// IFA_F_NODAD, which the ioctl interface of <see cref="NetDeviceControl"/> cannot express (its
-/// SIOCSIFADDR is IPv4 only, and the IPv6 ioctl takes no flags).
+/// SIOCSIFADDR is IPv4 only, and the IPv6 ioctl takes no flags), and route prefixes of either
+/// family through a device (for <c>forward</c>).
 /// </summary>
 /// <remarks>
 /// The socket is opened in the calling thread's network namespace, as for
@@ -17,7 +18,10 @@ internal static unsafe class Netlink
 {
     // <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_addr.h>
     private const int NETLINK_ROUTE = 0;
-    private const ushort RTM_NEWADDR = 20, NLMSG_ERROR = 2;
+    private const ushort RTM_NEWADDR = 20, RTM_NEWROUTE = 24, NLMSG_ERROR = 2;
+    private const ushort RTA_DST = 1, RTA_OIF = 4;
+    private const byte RT_TABLE_MAIN = 254, RTPROT_BOOT = 3, RT_SCOPE_UNIVERSE = 0, RT_SCOPE_LINK = 253, RTN_UNICAST = 1;
+    private const int RtMsgLength = 12;
     private const ushort NLM_F_REQUEST = 0x1, NLM_F_ACK = 0x4, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
     private const ushort IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_FLAGS = 8;
     private const uint IFA_F_NODAD = 0x02;
@@ -43,6 +47,62 @@ internal static unsafe class Netlink
         if (errno == Libc.EINVAL)
             throw new LinkSetupException($"cannot {action}: {Libc.Describe(errno)} (is IPv6 disabled on {device}, or its MTU below 1280?)", errno);
         throw new LinkSetupException($"cannot {action}: {Libc.Describe(errno)}", errno);
+    }
+
+    /// <summary>
+    /// Routes <paramref name="network"/>/<paramref name="prefixLength"/> (0: the default route) of
+    /// either family out of device <paramref name="index"/>, with no gateway (a TUN device is a
+    /// layer-3 link), as <c>ip route add NET/LEN dev DEV</c>.
+    /// </summary>
+    /// <exception cref="LinkSetupException">The kernel refused; the message says why.</exception>
+    public static void AddRoute(int index, string device, IpAddress network, int prefixLength)
+    {
+        Span<byte> buffer = stackalloc byte[128];
+        int length = BuildRouteRequest(buffer, index, network, prefixLength, sequence: 2);
+        int errno = Request(buffer[..length]);
+        if (errno == 0) return;
+        string action = $"route {network}/{prefixLength} through {device}";
+        if (errno is Libc.EPERM or Libc.EACCES)
+            throw new LinkSetupException($"cannot {action}: {Libc.Describe(errno)}. {Privileges.NetAdminHint}", errno);
+        if (errno == Libc.EEXIST)
+            throw new LinkSetupException($"cannot {action}: the namespace has such a route already", errno);
+        throw new LinkSetupException($"cannot {action}: {Libc.Describe(errno)}", errno);
+    }
+
+    /// <summary>Writes an RTM_NEWROUTE request (nlmsghdr, rtmsg, RTA_DST unless default, RTA_OIF); returns its length.</summary>
+    internal static int BuildRouteRequest(Span<byte> destination, int index, IpAddress network, int prefixLength, uint sequence)
+    {
+        bool v4 = network.IsV4;
+        int addressLength = v4 ? 4 : 16;
+        int dst = prefixLength > 0 ? 4 + addressLength : 0;
+        int length = HeaderLength + RtMsgLength + dst + 8;
+        var m = destination[..length];
+        m.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(m, (uint)length);
+        BinaryPrimitives.WriteUInt16LittleEndian(m[4..], RTM_NEWROUTE);
+        BinaryPrimitives.WriteUInt16LittleEndian(m[6..], NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        BinaryPrimitives.WriteUInt32LittleEndian(m[8..], sequence);
+        // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+        var rt = m[HeaderLength..];
+        rt[0] = (byte)(v4 ? Libc.AF_INET : Libc.AF_INET6);
+        rt[1] = (byte)prefixLength;
+        rt[4] = RT_TABLE_MAIN;
+        rt[5] = RTPROT_BOOT;
+        rt[6] = v4 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+        rt[7] = RTN_UNICAST;
+        int at = HeaderLength + RtMsgLength;
+        if (dst > 0)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(m[at..], (ushort)dst);
+            BinaryPrimitives.WriteUInt16LittleEndian(m[(at + 2)..], RTA_DST);
+            if (v4) BinaryPrimitives.WriteUInt32BigEndian(m[(at + 4)..], network.V4.Value);
+            else network.WriteV6(m[(at + 4)..]);
+            at += dst;
+        }
+        BinaryPrimitives.WriteUInt16LittleEndian(m[at..], 8);
+        BinaryPrimitives.WriteUInt16LittleEndian(m[(at + 2)..], RTA_OIF);
+        BinaryPrimitives.WriteInt32LittleEndian(m[(at + 4)..], index);
+        return length;
     }
 
     /// <summary>

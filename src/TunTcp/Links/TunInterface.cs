@@ -59,6 +59,12 @@ public sealed record TunInterfaceOptions
     /// </summary>
     public bool Offloads { get; init; }
 
+    /// <summary>
+    /// Prefixes routed out of the device besides the host side's own (for <c>forward</c>: the
+    /// default routes 0.0.0.0/0 and ::/0, or the chosen prefixes); added once it is up.
+    /// </summary>
+    public IReadOnlyList<(IpAddress Network, int PrefixLength)> Routes { get; init; } = [];
+
     /// <summary>The TUN clone device; tests point it at a missing path to exercise the error.</summary>
     public string ClonePath { get; init; } = TunDevice.DefaultClonePath;
 
@@ -231,6 +237,12 @@ public sealed class TunInterface : IDisposable
         if (options.HostAddress6 is { } v6)
             Netlink.AddIpv6Address(control.GetIndex(device.Name), device.Name, v6.Address, v6.PrefixLength);
         control.BringUp(device.Name);
+        foreach (var (network, prefixLength) in options.Routes)
+        {
+            if (!network.IsV4 && options.HostAddress6 is null)
+                throw new LinkSetupException($"cannot route {network}/{prefixLength} through {device.Name}: IPv6 is off on it");
+            Netlink.AddRoute(control.GetIndex(device.Name), device.Name, network, prefixLength);
+        }
     }
 
     private static void ReportAttached(TunDevice device, ILogger logger)

@@ -1,0 +1,316 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using TunTcp.RealPeer.Tests.Support;
+
+namespace TunTcp.RealPeer.Tests;
+
+/// <summary>
+/// The "world" of the forward tests: a namespace the test made, with servers on addresses of its
+/// own (10.203.0.2 and fd00:cb::2), in which the tool runs (<c>ip netns exec WORLD tuntcp
+/// forward --netns APP</c>), so its upstream sockets reach nothing but this namespace.
+/// </summary>
+public sealed class ForwardWorld : IDisposable
+{
+    public const string Server4 = "10.203.0.2", Server6 = "fd00:cb::2";
+    private readonly List<Process> _servers = [];
+
+    public ForwardWorld()
+    {
+        if (!RootRequirement.IsRoot) return;
+        Ns = TestNamespace.Create();
+        try
+        {
+            // This kernel has no dummy interfaces: the servers' addresses go on the world's loopback
+            // (host routes, so nothing else of their prefixes is local).
+            Shell.Check("ip", "-n", Ns.Name, "addr", "add", $"{Server4}/32", "dev", "lo");
+            Shell.Check("ip", "-n", Ns.Name, "-6", "addr", "add", $"{Server6}/128", "dev", "lo", "nodad");
+            Directory = System.IO.Directory.CreateTempSubdirectory("tuntcp-world-").FullName;
+            BigFile = Path.Combine(Directory, "big.bin");
+            File.WriteAllBytes(BigFile, RandomNumberGenerator.GetBytes(10 << 20));
+            File.WriteAllText(Path.Combine(Directory, "small.txt"), "hello from the world namespace\n");
+            BigHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(BigFile)));
+            MediumFile = Path.Combine(Directory, "medium.bin");
+            File.WriteAllBytes(MediumFile, RandomNumberGenerator.GetBytes(1 << 20));
+            MediumHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(MediumFile)));
+
+            var servers = Ns.Start("python3", Path.Combine(AppContext.BaseDirectory, "peers", "world_servers.py"), "1800");
+            _servers.Add(servers);
+            var line = servers.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(20)).GetAwaiter().GetResult();
+            if (line != "ready") throw new InvalidOperationException($"world servers did not start: {line} {servers.StandardError.ReadToEnd()}");
+            Drain(servers);
+            _servers.Add(Drain(Ns.Start("python3", "-m", "http.server", "8080", "--bind", "::", "--directory", Directory)));
+            // DNS for the world (dnsmasq, answering example.test itself and nothing else), and the
+            // world's resolv.conf naming it, which the tool reads through ip netns exec's bind mount.
+            _servers.Add(Drain(Ns.Start("dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces", $"--listen-address={Server4}",
+                "--address=/example.test/10.203.0.2", "--port=53", "--user=root", "--pid-file=")));
+            System.IO.Directory.CreateDirectory(ResolvConfDirectory);
+            File.WriteAllText(Path.Combine(ResolvConfDirectory, "resolv.conf"), $"nameserver {Server4}\n");
+            if (!Shell.EventuallyAsync(() => Ns.Run("curl", "-s", "-o", "/dev/null", "-m", "2", $"http://{Server4}:8080/small.txt").ExitCode == 0, TimeSpan.FromSeconds(20)).GetAwaiter().GetResult())
+                throw new InvalidOperationException("the world's HTTP server did not come up");
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    internal TestNamespace? Ns { get; }
+    public string Directory { get; } = "";
+    public string BigFile { get; } = "";
+    public string BigHash { get; } = "";
+    public string MediumFile { get; } = "";
+    public string MediumHash { get; } = "";
+
+    /// <summary>Reads a server's output as it comes, so a full pipe never stops it (http.server logs every request).</summary>
+    private static Process Drain(Process process)
+    {
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        return process;
+    }
+
+    private string ResolvConfDirectory => Path.Combine("/etc/netns", Ns!.Name);
+
+    public void Dispose()
+    {
+        foreach (var server in _servers)
+        {
+            try
+            {
+                if (!server.HasExited) server.Kill(entireProcessTree: true);
+                server.WaitForExit(5000);
+            }
+            catch (InvalidOperationException) { }
+            server.Dispose();
+        }
+        if (Ns is not null)
+        {
+            if (System.IO.Directory.Exists(ResolvConfDirectory)) System.IO.Directory.Delete(ResolvConfDirectory, recursive: true);
+            Ns.Dispose();
+        }
+        if (Directory.Length > 0 && System.IO.Directory.Exists(Directory)) System.IO.Directory.Delete(Directory, recursive: true);
+    }
+}
+
+[CollectionDefinition(nameof(ForwardCollection))]
+public sealed class ForwardCollection : ICollectionFixture<ForwardWorld>;
+
+/// <summary>
+/// <c>tuntcp forward</c> and <c>tuntcp run</c> against real programs: every flow of the
+/// application namespace goes through TunTcp to the world's servers.
+/// </summary>
+/// <remarks>
+/// The application namespace of a <c>forward</c> test is made by the test: one the tool created
+/// under <c>ip netns exec WORLD</c> would be bound in that command's private mount namespace only,
+/// where the test's own <c>ip netns exec APP</c> could not see it. <c>run</c> creates its own (its
+/// command starts inside the tool's mount namespace).
+/// </remarks>
+[Collection(nameof(ForwardCollection))]
+public sealed class ForwardTests : IDisposable
+{
+    private readonly ForwardWorld world;
+    private readonly TestNamespace? _appNs;
+    private readonly string _app;
+    private readonly string _device = TestNamespace.UniqueDeviceName();
+
+    public ForwardTests(ForwardWorld world)
+    {
+        this.world = world;
+        _appNs = RootRequirement.IsRoot ? TestNamespace.Create() : null;
+        _app = _appNs?.Name ?? TestNamespace.UniqueName();
+    }
+
+    public void Dispose()
+    {
+        _appNs?.Dispose();
+        TestNamespace.DeleteIfExists(_runNs);
+        var conf = Path.Combine("/etc/netns", _app);
+        if (Directory.Exists(conf)) Directory.Delete(conf, recursive: true);
+    }
+
+    /// <summary>A namespace name for <c>run</c>, which creates and deletes it itself.</summary>
+    private readonly string _runNs = TestNamespace.UniqueName();
+
+    private static string Client => Path.Combine(AppContext.BaseDirectory, "peers", "forward_client.py");
+
+    private ToolProcess StartForward(params string[] extra)
+    {
+        var tool = ToolProcess.Start(["forward", "--netns", _app, "--tun", _device, .. extra], wrapper: ["ip", "netns", "exec", world.Ns!.Name]);
+        tool.WaitForReady();
+        return tool;
+    }
+
+    private CommandResult InApp(string fileName, params string[] arguments) => Shell.Run(TimeSpan.FromSeconds(90), "ip", ["netns", "exec", _app, fileName, .. arguments]);
+
+    private string ClientSays(params string[] arguments)
+    {
+        var result = InApp("python3", [Client, .. arguments]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        return result.Output.Trim();
+    }
+
+    [Theory]
+    [InlineData(ForwardWorld.Server4)]
+    [InlineData("[" + ForwardWorld.Server6 + "]")]
+    public void Curl10MegabytesThroughTheForwarder_ArrivesWhole(string host)
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        var file = Path.Combine(world.Directory, $"download-{Guid.NewGuid():n}");
+        try
+        {
+            var curl = InApp("curl", "-sS", "-g", "-m", "60", "-o", file, $"http://{host}:8080/big.bin");
+            Assert.True(curl.ExitCode == 0, curl.ToString());
+            Assert.Equal(world.BigHash, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file))));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+        Assert.Equal(0, tool.Stop());
+        Assert.Contains("bytes down", tool.Stderr); // the per-connection line
+        Assert.False(_appNs!.HasDevice(_device), "the device outlived the tool");
+    }
+
+    [Fact]
+    public void Upload10Megabytes_ThenHalfClose_TheSinkSeesEveryByte()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        Assert.Equal(world.BigHash, ClientSays("upload", ForwardWorld.Server4, "7008", world.BigFile));
+        Assert.Equal(0, tool.Stop());
+    }
+
+    [Fact]
+    public void HalfClose_EchoGoesOnAfterTheApplicationsFin()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        Assert.Equal("echoed 100000", ClientSays("halfclose", ForwardWorld.Server4, "7007"));
+        Assert.Equal("echoed 100000", ClientSays("halfclose", ForwardWorld.Server6, "7007"));
+        Assert.Equal(0, tool.Stop());
+    }
+
+    [Fact]
+    public void RefusedPort_IsEconnrefused_UnroutableAddress_IsEnetunreach_UpstreamReset_IsEconnreset()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        Assert.Equal("ECONNREFUSED", ClientSays("connect", ForwardWorld.Server4, "1"));
+        Assert.Equal("ECONNREFUSED", ClientSays("connect", ForwardWorld.Server6, "1"));
+        // The world has no route to 10.204.0.0/16: its connect fails at once, and so does the application's.
+        Assert.Equal("ENETUNREACH", ClientSays("connect", "10.204.0.9", "80"));
+        Assert.Equal("ECONNRESET", ClientSays("reset", ForwardWorld.Server4, "7010"));
+        Assert.Equal(0, tool.Stop());
+    }
+
+    [Fact]
+    public void FiveHundredConcurrentEchoConnections_AllRoundTrip()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        Assert.Equal("many 500/500", ClientSays("many", ForwardWorld.Server4, "7007", "500"));
+        Assert.Equal(0, tool.Stop());
+    }
+
+    [Fact]
+    public void UdpEcho_AndPing_GoThroughTheNat_BothFamilies()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        Assert.Equal("udp 20/20", ClientSays("udp", ForwardWorld.Server4, "7009", "20"));
+        Assert.Equal("udp 20/20", ClientSays("udp", ForwardWorld.Server6, "7009", "20"));
+        var ping = InApp("ping", "-c", "3", "-i", "0.2", "-W", "5", ForwardWorld.Server4);
+        Assert.True(ping.ExitCode == 0 && ping.Output.Contains("3 received"), ping.ToString());
+        var ping6 = InApp("ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", ForwardWorld.Server6);
+        Assert.True(ping6.ExitCode == 0 && ping6.Output.Contains("3 received"), ping6.ToString());
+        Assert.Equal(0, tool.Stop());
+    }
+
+    [Fact]
+    public void Dns_TheNamespaceResolvesThroughTheGateway()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward("--dns");
+        var conf = InApp("cat", "/etc/resolv.conf");
+        Assert.Contains("nameserver 192.168.0.2", conf.Output);
+        Assert.Equal(ForwardWorld.Server4, ClientSays("resolve", "example.test"));
+        Assert.Equal(0, tool.Stop());
+        Assert.False(Directory.Exists(Path.Combine("/etc/netns", _app)), "resolv.conf outlived the tool");
+    }
+
+    [Fact]
+    public void Route_OnlyThatPrefixGoesThroughTheDevice()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward("--route", "10.203.0.0/24");
+        Assert.Equal("connected", ClientSays("connect", ForwardWorld.Server4, "7007"));
+        var route = InApp("ip", "route", "get", "10.204.0.9");
+        Assert.NotEqual(0, route.ExitCode); // no default route: not routed at all
+        Assert.Equal(0, tool.Stop());
+    }
+
+    [Fact]
+    public void Run_RunsTheCommandInTheNamespace_ExitsWithItsCode_AndRemovesEverything()
+    {
+        RootRequirement.SkipUnlessRoot();
+        var (code, stdout, stderr) = ToolProcess.RunToExit(["run", "--netns", _runNs, "--tun", _device, "--", "curl", "-sS", "-m", "20", $"http://{ForwardWorld.Server4}:8080/small.txt"],
+            wrapper: ["ip", "netns", "exec", world.Ns!.Name]);
+        Assert.True(code == 0, stderr);
+        Assert.Equal("hello from the world namespace", stdout.Trim());
+        Assert.False(TestNamespace.Exists(_runNs));
+
+        (code, _, stderr) = ToolProcess.RunToExit(["run", "--netns", _runNs, "--tun", _device, "--", "sh", "-c", "exit 7"], wrapper: ["ip", "netns", "exec", world.Ns!.Name]);
+        Assert.True(code == 7, stderr);
+        Assert.False(TestNamespace.Exists(_runNs));
+
+        (code, _, stderr) = ToolProcess.RunToExit(["run", "--netns", _runNs, "--tun", _device, "--", "/nonexistent/program"], wrapper: ["ip", "netns", "exec", world.Ns!.Name]);
+        Assert.NotEqual(0, code);
+        Assert.False(TestNamespace.Exists(_runNs));
+    }
+
+    [Fact]
+    public void Run_WithFaultInjection_StillCompletesTheTransfer()
+    {
+        RootRequirement.SkipUnlessRoot();
+        var (code, stdout, stderr) = ToolProcess.RunToExit(["run", "--netns", _runNs, "--tun", _device, "--delay", "20", "--loss", "2", "--",
+            "python3", Client, "upload", ForwardWorld.Server4, "7008", world.MediumFile], wrapper: ["ip", "netns", "exec", world.Ns!.Name]);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(world.MediumHash, stdout.Trim());
+    }
+
+    [Fact]
+    public async Task Iperf3_BothDirections()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        using var server = world.Ns!.Start("iperf3", "-s", "-1", "-B", ForwardWorld.Server4, "-p", "5201");
+        try
+        {
+            Assert.True(await Shell.EventuallyAsync(() => world.Ns.Run("ss", "-ltn", "sport = :5201").Output.Contains("5201"), TimeSpan.FromSeconds(10)));
+            var up = InApp("iperf3", "-c", ForwardWorld.Server4, "-p", "5201", "-t", "2", "-f", "m");
+            Assert.True(up.ExitCode == 0, up.ToString());
+            Assert.Contains("receiver", up.Output);
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            server.WaitForExit(5000);
+        }
+        using var server2 = world.Ns.Start("iperf3", "-s", "-1", "-B", ForwardWorld.Server4, "-p", "5202");
+        try
+        {
+            Assert.True(await Shell.EventuallyAsync(() => world.Ns.Run("ss", "-ltn", "sport = :5202").Output.Contains("5202"), TimeSpan.FromSeconds(10)));
+            var down = InApp("iperf3", "-c", ForwardWorld.Server4, "-p", "5202", "-t", "2", "-R", "-f", "m");
+            Assert.True(down.ExitCode == 0, down.ToString());
+            Assert.Contains("receiver", down.Output);
+        }
+        finally
+        {
+            if (!server2.HasExited) server2.Kill();
+            server2.WaitForExit(5000);
+        }
+        Assert.Equal(0, tool.Stop());
+    }
+}
