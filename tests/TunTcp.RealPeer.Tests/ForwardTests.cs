@@ -281,6 +281,72 @@ public sealed class ForwardTests : IDisposable
     }
 
     [Fact]
+    public async Task Socks5Upstream_TcpThroughMicrosocks_UdpThroughDante()
+    {
+        RootRequirement.SkipUnlessRoot();
+        var ns = world.Ns!;
+        // Debian's microsocks (CONNECT only) on the world's loopback.
+        using (var microsocks = ns.Start("microsocks", "-i", "127.0.0.1", "-p", "1080"))
+        {
+            try
+            {
+                Assert.True(await Shell.EventuallyAsync(() => ns.Run("ss", "-ltn", "sport = :1080").Output.Contains("1080"), TimeSpan.FromSeconds(10)));
+                using var tool = StartForward("--upstream", "socks5://127.0.0.1:1080");
+                Assert.Contains("socks5://127.0.0.1:1080", tool.Stdout);
+                var file = Path.Combine(world.Directory, $"socks-{Guid.NewGuid():n}");
+                try
+                {
+                    var curl = InApp("curl", "-sS", "-m", "60", "-o", file, $"http://{ForwardWorld.Server4}:8080/big.bin");
+                    Assert.True(curl.ExitCode == 0, curl.ToString());
+                    Assert.Equal(world.BigHash, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file))));
+                }
+                finally
+                {
+                    File.Delete(file);
+                }
+                // The proxy's "connection refused" (REP 5) is a RST for the application.
+                Assert.Equal("ECONNREFUSED", ClientSays("connect", ForwardWorld.Server4, "1"));
+                Assert.Equal(0, tool.Stop());
+            }
+            finally
+            {
+                if (!microsocks.HasExited) microsocks.Kill(entireProcessTree: true);
+                microsocks.WaitForExit(5000);
+            }
+        }
+        // Dante (danted) for UDP ASSOCIATE, which microsocks lacks. Its external address is the
+        // server's: Dante connects its relay socket to the target, and the echo's answer must come
+        // from the address it was sent to (the world's servers sit on its loopback).
+        string config = Path.Combine(world.Directory, $"danted-{Guid.NewGuid():n}.conf");
+        File.WriteAllText(config, $$"""
+            logoutput: {{config}}.log
+            internal: 127.0.0.1 port = 1090
+            external: {{ForwardWorld.Server4}}
+            socksmethod: none
+            clientmethod: none
+            user.privileged: root
+            user.unprivileged: nobody
+            client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }
+            socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 command: connect udpassociate }
+            socks pass { from: 0.0.0.0/0 to: 127.0.0.0/8 command: udpreply }
+            """);
+        using var dante = ns.Start("danted", "-f", config, "-p", config + ".pid");
+        try
+        {
+            Assert.True(await Shell.EventuallyAsync(() => ns.Run("ss", "-ltn", "sport = :1090").Output.Contains("1090"), TimeSpan.FromSeconds(10)));
+            using var tool = StartForward("--upstream", "socks5://127.0.0.1:1090");
+            Assert.Equal("udp 20/20", ClientSays("udp", ForwardWorld.Server4, "7009", "20"));
+            Assert.Equal("echoed 100000", ClientSays("halfclose", ForwardWorld.Server4, "7007"));
+            Assert.Equal(0, tool.Stop());
+        }
+        finally
+        {
+            if (!dante.HasExited) dante.Kill(entireProcessTree: true);
+            dante.WaitForExit(5000);
+        }
+    }
+
+    [Fact]
     public async Task Iperf3_BothDirections()
     {
         RootRequirement.SkipUnlessRoot();

@@ -106,9 +106,9 @@ public sealed class UdpNat : IDisposable
         {
             flow.Upstream = await _options.Upstream.OpenUdpAsync(family, token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+        catch (Exception e)
         {
-            _log.LogInformation("udp {Flow}: no upstream ({Error}); its datagrams are dropped", flow, e.Message);
+            _log.LogWarning("udp {Flow}: no upstream ({Error}); its datagrams are dropped", flow, e.Message);
             Remove(flow);
             return;
         }
@@ -122,9 +122,9 @@ public sealed class UdpNat : IDisposable
                     var to = item.Dns ? Dns.ServerFor(item.Destination, family) : new IPEndPoint(item.Destination.ToIPAddress(), item.Port);
                     if (to is not null) await flow.Upstream.SendToAsync(item.Buffer.AsMemory(0, item.Length), to, token).ConfigureAwait(false);
                 }
-                catch (SocketException e)
+                catch (Exception e) when (e is SocketException or ArgumentException or IOException)
                 {
-                    _log.LogDebug("udp {Flow}: send to {Destination} failed: {Error}", flow, item.Destination.WithPort(item.Port), e.SocketErrorCode);
+                    _log.LogDebug("udp {Flow}: send to {Destination} failed: {Error}", flow, item.Destination.WithPort(item.Port), e.Message);
                 }
                 finally
                 {
@@ -183,9 +183,9 @@ public sealed class UdpNat : IDisposable
         catch (ObjectDisposedException)
         {
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is SocketException or IOException or InvalidOperationException)
         {
-            _log.LogDebug("udp {Flow}: receive failed: {Error}", flow, e.SocketErrorCode);
+            _log.LogDebug("udp {Flow}: receive failed: {Error}", flow, e.Message);
         }
     }
 
