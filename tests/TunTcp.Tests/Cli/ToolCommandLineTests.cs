@@ -184,4 +184,50 @@ public class ToolCommandLineTests
         foreach (var option in new[] { "--tun", "--addr", "--host-addr", "--addr6", "--host-addr6", "--ipv4-only", "--mtu", "--netns", "--no-netns", "--pcap", "--trace", "--packet-info" })
             Assert.Contains(option, output.ToString());
     }
+
+    [Fact]
+    public void Forward_RoutesBothDefaultRoutes_DirectUpstream_NoDns_ByDefault()
+    {
+        var settings = Build().ParseSettings("forward", "--netns", "apps");
+        Assert.Equal("apps", settings.Interface.NetworkNamespace);
+        Assert.Equal([(IpAddress.AnyV4, 0), (IpAddress.AnyV6, 0)], settings.Interface.Routes);
+        Assert.Equal("direct", settings.Forward!.Upstream);
+        Assert.False(settings.Forward.Dns);
+        Assert.Null(settings.Forward.Command);
+
+        var v4 = Build().ParseSettings("forward", "--ipv4-only");
+        Assert.Equal([(IpAddress.AnyV4, 0)], v4.Interface.Routes);
+    }
+
+    [Fact]
+    public void Forward_Routes_AreNormalised_AndUpstreamAndDnsAreRead()
+    {
+        var settings = Build().ParseSettings("forward", "--route", "10.203.0.77/24", "--route", "fd00:cb::1/48", "--dns",
+            "--upstream", "socks5://user:secret@127.0.0.1:1080");
+        Assert.Equal([(IpAddress.Parse("10.203.0.0"), 24), (IpAddress.Parse("fd00:cb::"), 48)], settings.Interface.Routes);
+        Assert.True(settings.Forward!.Dns);
+        Assert.Equal("socks5://user:secret@127.0.0.1:1080", settings.Forward.Upstream);
+    }
+
+    [Theory]
+    [InlineData("forward --route 10.0.0.0", "is not a prefix such as")]
+    [InlineData("forward --route 10.0.0.0/33", "prefix length 33 is more than 32")]
+    [InlineData("forward --route 224.0.0.0/4", "multicast, broadcast or loopback")]
+    [InlineData("forward --ipv4-only --route fd00::/8", "is IPv6, but --ipv4-only")]
+    [InlineData("forward --upstream http://proxy:3128", "--upstream:")]
+    [InlineData("forward --upstream socks5://127.0.0.1", "--upstream:")]
+    [InlineData("forward --no-netns", "never takes over the current one")]
+    public void Forward_BadInput_IsAParseErrorThatSaysWhy(string arguments, string expected) =>
+        Assert.Contains(Build().Validate(arguments.Split(' ')), e => e.Contains(expected));
+
+    [Fact]
+    public void Run_TakesTheCommandAfterTheDoubleDash_AndAFreshNamespaceUnlessGiven()
+    {
+        var settings = Build().ParseSettings("run", "--delay", "50", "--", "curl", "-s", "--max-time", "5", "http://10.203.0.2/");
+        Assert.Equal(["curl", "-s", "--max-time", "5", "http://10.203.0.2/"], settings.Forward!.Command);
+        Assert.StartsWith("tuntcp-run-", settings.Interface.NetworkNamespace);
+        Assert.False(settings.Faults.IsEmpty);
+        Assert.Equal("mine", Build().ParseSettings("run", "--netns", "mine", "--", "true").Interface.NetworkNamespace);
+        Assert.NotEmpty(Build().Validate("run"));
+    }
 }

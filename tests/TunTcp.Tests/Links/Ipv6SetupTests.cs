@@ -55,6 +55,40 @@ public class Ipv6SetupTests
         Assert.Equal(InterfaceAddress6.Parse("fd00:7475:6e::1/64"), new TunInterfaceOptions().HostAddress6);
     }
 
+    [Theory]
+    [InlineData("0.0.0.0", 0, 2)]
+    [InlineData("10.203.0.0", 24, 2)]
+    [InlineData("::", 0, 10)]
+    [InlineData("fd00:cb::", 48, 10)]
+    public void NetlinkRouteRequest_IsRtmNewroute_InTheMainTable_OutOfTheDevice(string network, int prefixLength, byte family)
+    {
+        var address = IpAddress.Parse(network);
+        var buffer = new byte[128];
+        int length = Netlink.BuildRouteRequest(buffer, index: 9, address, prefixLength, sequence: 4);
+        var m = buffer.AsSpan(0, length);
+        int addressLength = family == 2 ? 4 : 16;
+        Assert.Equal(16 + 12 + (prefixLength > 0 ? 4 + addressLength : 0) + 8, length);
+        Assert.Equal(24, BinaryPrimitives.ReadUInt16LittleEndian(m[4..])); // RTM_NEWROUTE
+        Assert.Equal(0x1 | 0x4 | 0x200 | 0x400, BinaryPrimitives.ReadUInt16LittleEndian(m[6..]));
+        Assert.Equal(family, m[16]);
+        Assert.Equal(prefixLength, m[17]);
+        Assert.Equal(254, m[20]); // RT_TABLE_MAIN
+        Assert.Equal(family == 2 ? 253 : 0, m[22]); // scope link for IPv4 device routes
+        Assert.Equal(1, m[23]); // RTN_UNICAST
+        int at = 28;
+        if (prefixLength > 0)
+        {
+            Assert.Equal((4 + addressLength, 1), (BinaryPrimitives.ReadUInt16LittleEndian(m[at..]), BinaryPrimitives.ReadUInt16LittleEndian(m[(at + 2)..]))); // RTA_DST
+            var expected = new byte[16];
+            if (family == 2) BinaryPrimitives.WriteUInt32BigEndian(expected, address.V4.Value);
+            else address.WriteV6(expected);
+            Assert.Equal(expected.AsSpan(0, addressLength).ToArray(), m.Slice(at + 4, addressLength).ToArray());
+            at += 4 + addressLength;
+        }
+        Assert.Equal((8, 4), (BinaryPrimitives.ReadUInt16LittleEndian(m[at..]), BinaryPrimitives.ReadUInt16LittleEndian(m[(at + 2)..]))); // RTA_OIF
+        Assert.Equal(9, BinaryPrimitives.ReadInt32LittleEndian(m[(at + 4)..]));
+    }
+
     [Fact]
     public void NetlinkRequest_IsRtmNewaddr_WithNodadAndBothAddressAttributes()
     {
