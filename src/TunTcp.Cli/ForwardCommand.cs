@@ -19,10 +19,9 @@ internal static class ForwardCommand
     {
         var forward = settings.Forward!;
         bool run = forward.Command is not null;
-        if (run && Environment.UserName != "root" && !IsEffectiveRoot())
+        if (run && !IsEffectiveRoot())
         {
-            // Rootless mode (a user namespace, as pasta and slirp4netns make) is not built yet.
-            console.Error.WriteLine("tuntcp: error: run needs root for now (it creates a network namespace and a TUN device); run it with sudo: the command itself runs as you (SUDO_UID/SUDO_GID)");
+            console.Error.WriteLine($"tuntcp: error: {RootlessProblem()}");
             return ToolCommandLine.RunFailure;
         }
         IUpstream upstream = forward.Upstream == "direct" ? DirectUpstream.Instance : new Socks5Upstream(Socks5Proxy.Parse(forward.Upstream));
@@ -129,6 +128,30 @@ internal static class ForwardCommand
     }
 
     private static bool IsEffectiveRoot() => geteuid() == 0;
+
+    /// <summary>
+    /// Why <c>run</c> cannot work without root here, as precisely as the machine tells: rootless
+    /// mode needs an unprivileged user namespace (<c>user.max_user_namespaces</c> above 0, and on
+    /// Debian kernels <c>kernel.unprivileged_userns_clone=1</c>) and a <c>/dev/net/tun</c> the user
+    /// may open; and it is not built yet (the TUN descriptor would be made in the user namespace and
+    /// passed back to the tool, as pasta does).
+    /// </summary>
+    private static string RootlessProblem()
+    {
+        static string? Read(string path) => File.Exists(path) ? File.ReadAllText(path).Trim() : null;
+        var problems = new List<string>();
+        if (Read("/proc/sys/user/max_user_namespaces") == "0")
+            problems.Add("user namespaces are off (sysctl user.max_user_namespaces=0)");
+        if (Read("/proc/sys/kernel/unprivileged_userns_clone") == "0")
+            problems.Add("unprivileged user namespaces are off (sysctl kernel.unprivileged_userns_clone=0)");
+        if (File.Exists("/dev/net/tun") && access("/dev/net/tun", 6 /* R_OK | W_OK */) != 0)
+            problems.Add("/dev/net/tun is not readable and writable by this user (its mode is usually 0666)");
+        string machine = problems.Count == 0 ? "" : $"; besides, on this machine {string.Join(" and ", problems)}";
+        return $"run needs root: it creates a network namespace and a TUN device, and rootless mode (a user namespace, as pasta makes) is not built yet{machine}. Run it with sudo: the command itself runs as you (SUDO_UID/SUDO_GID)";
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int access(string path, int mode);
 
     [System.Runtime.InteropServices.DllImport("libc")]
     private static extern uint geteuid();

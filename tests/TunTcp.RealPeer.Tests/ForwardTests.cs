@@ -271,6 +271,27 @@ public sealed class ForwardTests : IDisposable
     }
 
     [Fact]
+    public void Run_RunsTheCommandAsTheSudoCaller()
+    {
+        RootRequirement.SkipUnlessRoot();
+        var (code, stdout, stderr) = ToolProcess.RunToExit(["run", "--netns", _runNs, "--tun", _device, "--", "id", "-u"],
+            wrapper: ["ip", "netns", "exec", world.Ns!.Name], environment: new Dictionary<string, string> { ["SUDO_UID"] = "65534", ["SUDO_GID"] = "65534" });
+        Assert.True(code == 0, stderr);
+        Assert.Equal("65534", stdout.Trim());
+    }
+
+    [Fact]
+    public void Run_WithoutRoot_SaysWhatIsMissing()
+    {
+        RootRequirement.SkipUnlessRoot();
+        Unprivileged.SkipUnlessNobodyCanRunTheTool();
+        var (code, _, stderr) = ToolProcess.RunToExit(["run", "--", "true"], wrapper: Unprivileged.Wrapper);
+        Assert.Equal(1, code);
+        Assert.Contains("run needs root", stderr);
+        Assert.Contains("sudo", stderr);
+    }
+
+    [Fact]
     public void Run_WithFaultInjection_StillCompletesTheTransfer()
     {
         RootRequirement.SkipUnlessRoot();

@@ -121,12 +121,19 @@ public sealed class FlowForwarder : IFlowHandler, IAsyncDisposable
         await Task.Yield(); // off the stack thread before anything else
         string flow = request.ToString();
         long started = _options.Time.GetTimestamp();
-        Socket upstream;
+        Socket? upstream;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             timeout.CancelAfter(_options.ConnectTimeout);
             upstream = await _options.Upstream.ConnectAsync(destination, timeout.Token).ConfigureAwait(false);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
+        {
+            // The upstream accepted and reset before the connect was seen to complete (a server
+            // that resets at once): for the application that is a connection that opens and is
+            // reset, not a refusal.
+            upstream = null;
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
         {
@@ -161,7 +168,7 @@ public sealed class FlowForwarder : IFlowHandler, IAsyncDisposable
         {
             // The request expired while the upstream connected (or the stack stopped).
             Interlocked.Decrement(ref _active);
-            upstream.Dispose();
+            upstream?.Dispose();
             return;
         }
         // The application's ACK completes its connect: only then is anything carried across, so
@@ -176,10 +183,20 @@ public sealed class FlowForwarder : IFlowHandler, IAsyncDisposable
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             Interlocked.Decrement(ref _active);
-            upstream.LingerState = new LingerOption(true, 0);
-            upstream.Dispose();
+            if (upstream is not null)
+            {
+                upstream.LingerState = new LingerOption(true, 0);
+                upstream.Dispose();
+            }
             app.Dispose();
             _log.LogInformation("tcp {Flow}: the application never completed the handshake", flow);
+            return;
+        }
+        if (upstream is null)
+        {
+            Interlocked.Decrement(ref _active);
+            app.Abort();
+            _log.LogInformation("tcp {Flow}: reset by upstream {Destination} as it opened", flow, destination);
             return;
         }
         Interlocked.Increment(ref Statistics.tcpAccepted);
