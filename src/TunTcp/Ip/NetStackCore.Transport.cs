@@ -233,6 +233,8 @@ public sealed partial class NetStackCore
         {
             Register(created);
             Statistics.tcpConnectionsOpened++;
+            // Rebuilt from a SYN cookie: the ACK that carried the cookie completes the handshake.
+            if (created.FromSynCookie && created.State == TcpState.SynReceived) return DeliverTcp(tuple, segment, now);
         }
         return true;
     }

@@ -43,6 +43,116 @@ public sealed partial class TcpConnection
         return c;
     }
 
+    // ---- SYN cookies (RFC 4987 3.6) ----
+
+    /// <summary>The low TSval bits that carry a cookie's options (Linux TSMASK): window scale (4 bits, 0xF none), SACK, ECN.</summary>
+    private const uint CookieTsMask = 0x3F, CookieNoWindowScale = 0xF, CookieSack = 0x10, CookieEcn = 0x20;
+
+    /// <summary>Set on a SYN-ACK that carries a cookie: the TSval's low bits, replaced by the options.</summary>
+    private uint? _cookieTsBits;
+
+    /// <summary>A connection rebuilt from a cookie whose completing ACK has not been processed yet (its TSecr is not a clock reading).</summary>
+    private bool _cookiePending;
+
+    /// <summary>True for a connection made from a SYN cookie.</summary>
+    public bool FromSynCookie { get; private set; }
+
+    /// <summary>
+    /// Answers <paramref name="syn"/> with a SYN-ACK that keeps no state (RFC 4987 3.6): its ISN is
+    /// the cookie (the tuple, the peer's ISN, the time and the MSS index, keyed), and with
+    /// timestamps the TSval's low 6 bits carry the window scale, SACK and ECN the SYN asked for.
+    /// Without timestamps there is nowhere to keep those: the SYN-ACK offers only the MSS (no
+    /// window scaling, SACK or ECN), as Linux's cookies do. The SYN-ACK is the one a connection
+    /// would send (built by a connection that is then dropped).
+    /// </summary>
+    internal static void SendCookieSynAck(TcpTuple tuple, in TcpSegment syn, TcpSettings settings, TcpEnvironment env, int mtu, Instant now, ITcpOutput output)
+    {
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { State = TcpState.SynReceived };
+        c._now = now;
+        c._out = output;
+        c.NegotiateOptions(syn.Options);
+        c.NegotiateEcnPassive(syn.Flags);
+        if (!c._tsOk) { c._wsOk = false; c._sackOk = false; c._ecnOk = false; }
+        var table = tuple.IsV4 ? TcpEnvironment.CookieMss4 : TcpEnvironment.CookieMss6;
+        int index = 0;
+        while (index + 1 < table.Length && table[index + 1] <= c._peerMss) index++;
+        c.UseIss(env.EncodeCookie(tuple, syn.Sequence, index, now));
+        if (c._tsOk)
+            c._cookieTsBits = (c._wsOk ? (uint)c._snd.Shift : CookieNoWindowScale) | (c._sackOk ? CookieSack : 0) | (c._ecnOk ? CookieEcn : 0);
+        c._rcv.Irs = syn.Sequence;
+        c._rcv.Nxt = syn.Sequence + 1;
+        c._rcv.AdvertisedEdge = c._rcv.Nxt;
+        c._synAckDue = true;
+        c.Transmit();
+        c._pendingEvents = TcpConnectionEvents.None;
+    }
+
+    /// <summary>
+    /// Rebuilds the connection a valid cookie stands for, from the ACK that returns it (SEG.ACK - 1
+    /// is our ISN, SEG.SEQ - 1 the peer's): in SYN-RECEIVED, as if the SYN had arrived with the
+    /// options the cookie kept and our SYN-ACK had been sent, so the ACK then completes it like
+    /// any other. Null when the cookie is not valid (forged, expired, for another tuple), or when
+    /// the ACK's TSecr carries no cookie options we could have sent.
+    /// </summary>
+    internal static TcpConnection? FromCookie(TcpTuple tuple, in TcpSegment ack, TcpSettings settings, TcpEnvironment env, int mtu, TcpListenQueue listener, Instant now)
+    {
+        var iss = ack.Acknowledgment - 1;
+        var irs = ack.Sequence - 1;
+        if (!env.TryDecodeCookie(tuple, irs, iss, now, out int index)) return null;
+        var table = tuple.IsV4 ? TcpEnvironment.CookieMss4 : TcpEnvironment.CookieMss6;
+        var options = new TcpOptions { MaxSegmentSize = table[index] };
+        var synFlags = TcpFlags.Syn;
+        if (settings.Timestamps && ack.Options.HasTimestamps)
+        {
+            // The echo must be a TSval we could have sent: not from the future, not older than a cookie lives.
+            uint tsNow = unchecked((uint)(now.Microseconds / 1000) + env.TimestampOffset(tuple));
+            long age = unchecked((int)(tsNow - (ack.Options.TimestampEcho & ~CookieTsMask)));
+            if (age < 0 || age > (TcpEnvironment.CookieMaxAge << TcpEnvironment.CookiePeriodShift) / 1000) return null;
+            uint bits = ack.Options.TimestampEcho & CookieTsMask;
+            uint ws = bits & CookieNoWindowScale;
+            if (ws != CookieNoWindowScale)
+            {
+                if (ws > 14) return null;
+                options.WindowScale = (byte)ws;
+            }
+            options.SackPermitted = (bits & CookieSack) != 0;
+            if ((bits & CookieEcn) != 0) synFlags |= TcpFlags.Ece | TcpFlags.Cwr;
+            // The SYN's own TSval is gone; the ACK's stands in for TS.Recent.
+            options.SetTimestamps(ack.Options.TimestampValue, 0);
+        }
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { Listener = listener, State = TcpState.SynReceived };
+        env.Statistics.PassiveOpens++;
+        c._now = now;
+        c.FromSynCookie = true;
+        c._cookiePending = true;
+        c.NegotiateOptions(options);
+        c.NegotiateEcnPassive(synFlags);
+        c.UseIss(iss);
+        c._rcv.Irs = irs;
+        c._rcv.Nxt = ack.Sequence;
+        c._rcv.AdvertisedEdge = c._rcv.Nxt + (int)Math.Min(65535, c.ReceiveBuffer.Free);
+        c._snd.Wnd = ack.Window;
+        c._snd.MaxWnd = c._snd.Wnd;
+        c._snd.Wl1 = irs;
+        // Our SYN-ACK went out (from the cookie path), once, at a time nobody recorded: no RTT sample from it.
+        c._sent.Add(new SentSegment { Start = iss, End = iss + 1, SentAt = now, Flags = SentFlags.Syn | SentFlags.InPipe | SentFlags.Retransmitted, Transmissions = 1 });
+        c._pipe += 1;
+        c._snd.Nxt = iss + 1;
+        c._synTransmissions = 1;
+        c._timers.Rto = now + c._rtt.Rto;
+        return c;
+    }
+
+    /// <summary>Takes <paramref name="iss"/> as the initial sequence number (a cookie) instead of the generated one.</summary>
+    private void UseIss(SeqNumber iss)
+    {
+        _snd.Iss = iss;
+        _snd.Una = iss;
+        _snd.Nxt = iss;
+        _snd.Sml = iss;
+        _snd.BufferStart = iss + 1;
+    }
+
     /// <summary>
     /// Reads the options of the peer's SYN (or SYN-ACK) and settles what this connection uses.
     /// RFC 7323 2.2/3.2 and RFC 2018 2: window scaling, timestamps and SACK are used only when
@@ -155,7 +265,7 @@ public sealed partial class TcpConnection
         bool ts = synAck ? _tsOk : _settings.Timestamps;
         bool sack = synAck ? _sackOk : _settings.Sack;
         if (ws) o.WindowScale = (byte)_offeredRcvShift;
-        if (ts) o.SetTimestamps(TsNow, synAck ? _tsRecent : 0);
+        if (ts) o.SetTimestamps(_cookieTsBits is uint bits ? (TsNow & ~CookieTsMask) | bits : TsNow, synAck ? _tsRecent : 0);
         o.SackPermitted = sack;
         return o;
     }

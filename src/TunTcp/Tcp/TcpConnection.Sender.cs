@@ -429,11 +429,12 @@ public sealed partial class TcpConnection
         // else from the timestamp echo (RFC 7323 4.1), which is unambiguous even for retransmissions.
         long rttUs = -1;
         if (!newestClean.IsNever) rttUs = (_now - newestClean).Ticks / TimeSpan.TicksPerMicrosecond;
-        else if (_tsOk && seg.Options.HasTimestamps && seg.Options.TimestampEcho != 0)
+        else if (_tsOk && seg.Options.HasTimestamps && seg.Options.TimestampEcho != 0 && !_cookiePending)
         {
             long ms = unchecked((int)(TsNow - seg.Options.TimestampEcho));
             if (ms >= 0 && ms < 3_600_000) rttUs = ms * 1000;
         }
+        _cookiePending = false;
         if (rttUs >= 0) _rtt.AddSample(rttUs);
         if (rttUs >= 0 || !anyRetransmitted) _rtt.ResetBackoff();
         _consecutiveRtos = 0;

@@ -58,7 +58,69 @@ public sealed class TcpEnvironment
     /// </summary>
     public uint TimestampOffset(in TcpTuple tuple) => KeyedHash(tuple, 1);
 
-    private uint KeyedHash(in TcpTuple tuple, byte purpose)
+    // ---- SYN cookies (RFC 4987 3.6; the encoding Linux uses, net/ipv4/syncookies.c) ----
+
+    /// <summary>The cookie clock: one tick per 2^26 us (about 67 s), as Linux's per-minute counter.</summary>
+    internal const int CookiePeriodShift = 26;
+
+    /// <summary>A cookie is valid during the tick it was made in and the next one (Linux: MAX_SYNCOOKIE_AGE 2).</summary>
+    internal const int CookieMaxAge = 2;
+
+    /// <summary>The MSS values a cookie can carry (2 bits), per family, as Linux's msstab (IPv6: the IPv6 MTUs minus 60).</summary>
+    internal static readonly ushort[] CookieMss4 = [536, 1300, 1440, 1460], CookieMss6 = [1220, 1420, 1440, 8940];
+
+    private readonly byte[][] _cookieKeys = [new byte[32], new byte[32], new byte[32]];
+    private readonly long[] _cookieKeyTicks = [-1, -1, -1];
+
+    /// <summary>
+    /// The initial sequence number of a stateless SYN-ACK (RFC 4987 3.6): ISN = H1(tuple) + the
+    /// peer's ISN + (tick &lt;&lt; 24) + ((H2(tuple, tick) + MSS index) mod 2^24). H1 is keyed with
+    /// the stack's secret, H2 with a key of its own tick, derived from the secret, so the key that
+    /// makes a cookie changes every tick (a rotating secret) and only the last two are accepted.
+    /// </summary>
+    internal SeqNumber EncodeCookie(in TcpTuple tuple, SeqNumber clientIsn, int mssIndex, Instant now)
+    {
+        long tick = now.Microseconds >> CookiePeriodShift;
+        uint value = unchecked(KeyedHash(tuple, 2) + clientIsn.Value + ((uint)tick << 24)
+            + ((KeyedHash(tuple, 3, CookieKey(tick)) + (uint)mssIndex) & 0x00FF_FFFF));
+        return new SeqNumber(value);
+    }
+
+    /// <summary>
+    /// Checks the cookie an ACK returns (its ACK minus one) against the tuple and the peer's ISN (its
+    /// SEQ minus one): made by us within <see cref="CookieMaxAge"/> ticks, with a valid MSS index.
+    /// </summary>
+    internal bool TryDecodeCookie(in TcpTuple tuple, SeqNumber clientIsn, SeqNumber cookie, Instant now, out int mssIndex)
+    {
+        mssIndex = 0;
+        long tick = now.Microseconds >> CookiePeriodShift;
+        uint rest = unchecked(cookie.Value - KeyedHash(tuple, 2) - clientIsn.Value);
+        long age = (tick - (rest >> 24)) & 0xFF;
+        if (age >= CookieMaxAge || tick - age < 0) return false;
+        uint index = unchecked(rest - KeyedHash(tuple, 3, CookieKey(tick - age))) & 0x00FF_FFFF;
+        if (index >= CookieMss4.Length) return false;
+        mssIndex = (int)index;
+        return true;
+    }
+
+    /// <summary>The key of one cookie tick: HMAC(secret, "syncookie" || tick), cached for the ticks in use.</summary>
+    private byte[] CookieKey(long tick)
+    {
+        int slot = (int)(tick % _cookieKeys.Length);
+        if (_cookieKeyTicks[slot] != tick)
+        {
+            Span<byte> input = stackalloc byte[17];
+            "syncookie"u8.CopyTo(input);
+            BinaryPrimitives.WriteInt64BigEndian(input[9..], tick);
+            HMACSHA256.HashData(_secret, input, _cookieKeys[slot]);
+            _cookieKeyTicks[slot] = tick;
+        }
+        return _cookieKeys[slot];
+    }
+
+    private uint KeyedHash(in TcpTuple tuple, byte purpose) => KeyedHash(tuple, purpose, _secret);
+
+    private static uint KeyedHash(in TcpTuple tuple, byte purpose, byte[] key)
     {
         // IPv4: the 12 bytes of the two addresses and ports; IPv6: the 36 bytes of their full form.
         Span<byte> input = stackalloc byte[37];
@@ -81,7 +143,7 @@ public sealed class TcpEnvironment
         }
         input[length] = purpose;
         Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(_secret, input[..(length + 1)], mac);
+        HMACSHA256.HashData(key, input[..(length + 1)], mac);
         return BinaryPrimitives.ReadUInt32BigEndian(mac);
     }
 
@@ -126,6 +188,12 @@ public sealed class TcpStatistics
     public long RetransmissionTimeouts;
     public long FastRetransmits;
     public long SynBacklogDrops;
+    /// <summary>SYN-ACKs sent statelessly with a SYN cookie because a listener's half-open queue was full (RFC 4987 3.6).</summary>
+    public long SynCookiesSent;
+    /// <summary>ACKs whose cookie was valid: connections made from a cookie.</summary>
+    public long SynCookiesValidated;
+    /// <summary>ACKs to a listener that had sent cookies recently, whose cookie was not valid (forged, expired or replayed to another tuple); answered with RST.</summary>
+    public long SynCookiesFailed;
     public long AcceptQueueDrops;
     public long ChallengeAcksSent;
     public long ChallengeAcksSuppressed;

@@ -21,6 +21,8 @@ public sealed class TcpListenQueue
     private readonly int _mtu;
     private readonly Queue<TcpConnection> _accepted = new();
     private int _halfOpen;
+    /// <summary>When this listener last answered a SYN with a cookie: only then are stray ACKs checked for one.</summary>
+    private Instant _lastCookieAt = Instant.Never;
 
     public TcpListenQueue(IpAddress localAddress, ushort port, int backlog, TcpSettings settings, TcpEnvironment env, int mtu)
     {
@@ -59,14 +61,34 @@ public sealed class TcpListenQueue
 
     /// <summary>
     /// A segment for the listening port that matches no connection (RFC 9293 3.10.7.2):
-    /// RST is ignored; an ACK gets &lt;SEQ=SEG.ACK&gt;&lt;CTL=RST&gt;; a SYN creates a connection
-    /// in SYN-RECEIVED (returned, for the owner to register under its 4-tuple); anything else
-    /// is dropped.
+    /// RST is ignored; an ACK gets &lt;SEQ=SEG.ACK&gt;&lt;CTL=RST&gt;, unless it returns a valid
+    /// SYN cookie of ours; a SYN creates a connection in SYN-RECEIVED (returned, for the owner to
+    /// register under its 4-tuple), or, with the half-open queue full, gets a stateless SYN-ACK
+    /// with a cookie (RFC 4987 3.6); anything else is dropped. A connection rebuilt from a cookie
+    /// is returned in SYN-RECEIVED (<see cref="TcpConnection.FromSynCookie"/>): the owner registers
+    /// it and then gives it the same ACK, which completes it.
     /// </summary>
     public TcpConnection? OnSegment(TcpTuple tuple, in TcpSegment seg, Instant now, ITcpOutput output)
     {
         if (IsClosed) return null;
         if (seg.Rst) return null;
+        if (seg.Ack && !seg.Syn && CookiesRecentlySent(now))
+        {
+            if (TcpConnection.FromCookie(tuple, seg, _settings, _env, _mtu, this, now) is { } rebuilt)
+            {
+                // Linux: with a full accept queue the completing ACK is dropped (the peer repeats it).
+                if (_accepted.Count >= Backlog)
+                {
+                    _env.Statistics.AcceptQueueDrops++;
+                    return null;
+                }
+                // Returned in SYN-RECEIVED: the owner registers it, then hands it this same ACK.
+                _env.Statistics.SynCookiesValidated++;
+                _halfOpen++;
+                return rebuilt;
+            }
+            _env.Statistics.SynCookiesFailed++;
+        }
         if (seg.Ack)
         {
             var reset = new TcpHeader(tuple.LocalPort, tuple.RemotePort, seg.Acknowledgment, default, TcpFlags.Rst, 0);
@@ -77,7 +99,16 @@ public sealed class TcpListenQueue
         if (!seg.Syn) return null;
         if (_halfOpen >= _settings.SynBacklog)
         {
-            _env.Statistics.SynBacklogDrops++;
+            if (_settings.SynCookies)
+            {
+                TcpConnection.SendCookieSynAck(tuple, seg, _settings, _env, _mtu, now, output);
+                _env.Statistics.SynCookiesSent++;
+                _lastCookieAt = now;
+            }
+            else
+            {
+                _env.Statistics.SynBacklogDrops++;
+            }
             return null;
         }
         _halfOpen++;
@@ -100,6 +131,10 @@ public sealed class TcpListenQueue
         _halfOpen++;
         return TcpConnection.AcceptSyn(tuple, syn, _settings, _env, _mtu, this, now, output);
     }
+
+    /// <summary>Cookies are looked for only while one this listener sent may still be valid (Linux: tcp_synq_no_recent_overflow).</summary>
+    private bool CookiesRecentlySent(Instant now) =>
+        !_lastCookieAt.IsNever && now.Microseconds - _lastCookieAt.Microseconds < (long)TcpEnvironment.CookieMaxAge << TcpEnvironment.CookiePeriodShift;
 
     /// <summary>Linux drops the handshake-completing ACK while the accept queue is full.</summary>
     internal bool CanComplete(TcpConnection connection) => !IsClosed && _accepted.Count < Backlog;

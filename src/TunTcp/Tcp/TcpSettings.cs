@@ -92,8 +92,15 @@ public sealed record TcpSettings
     /// <summary>RFC 5681 / RFC 6675 DupThresh.</summary>
     public int DuplicateAckThreshold { get; init; } = 3;
 
-    /// <summary>Half-open (SYN-RECEIVED) connections a listener holds; further SYNs are dropped.</summary>
+    /// <summary>Half-open (SYN-RECEIVED) connections a listener holds; further SYNs get SYN cookies, or are dropped without them.</summary>
     public int SynBacklog { get; init; } = 256;
+
+    /// <summary>
+    /// SYN cookies (RFC 4987 3.6, as Linux's tcp_syncookies=1): once a listener's half-open queue
+    /// is full, SYNs are answered statelessly, with the connection's state encoded in the ISN (and,
+    /// with timestamps, the window scale, SACK and ECN in the TSval) and rebuilt from the ACK.
+    /// </summary>
+    public bool SynCookies { get; init; } = true;
 
     /// <summary>
     /// At most one ACK per this interval answers unacceptable segments that carry no data or FIN

@@ -97,12 +97,13 @@ public class TcpListenTests
     }
 
     // Issue item 6: "A listener has a bounded backlog of half-open connections: excess SYNs cannot
-    // grow memory." SYNs beyond TcpSettings.SynBacklog create nothing and are dropped silently
-    // (Linux drops too; the peer's SYN retransmission tries again later).
+    // grow memory." Without SYN cookies, SYNs beyond TcpSettings.SynBacklog create nothing and are
+    // dropped silently (Linux with tcp_syncookies=0 drops too; the peer's SYN retransmission tries
+    // again later). With cookies (the default) they are answered statelessly: SynCookieTests.
     [Fact]
     public void Listen_SynBacklogFull_ExcessSynsDroppedSilently()
     {
-        var h = Listening(new TcpSettings { SynBacklog = 3 });
+        var h = Listening(new TcpSettings { SynBacklog = 3, SynCookies = false });
         var made = new List<TcpConnection>();
         for (int i = 0; i < 10; i++)
         {
@@ -134,7 +135,7 @@ public class TcpListenTests
     [Fact]
     public void Listen_HandshakeCompletion_FreesSynBacklogSlot_QueuesForAccept()
     {
-        var h = Listening(new TcpSettings { SynBacklog = 1 });
+        var h = Listening(new TcpSettings { SynBacklog = 1, SynCookies = false });
         var observer = new AcceptObserver();
         h.Listener!.Observer = observer;
         h.SendSyn(h.LinuxSynOptions());
