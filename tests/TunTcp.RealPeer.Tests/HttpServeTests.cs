@@ -86,6 +86,41 @@ public sealed class HttpServeTests : IDisposable
         Assert.Equal(0, tool.Stop());
     }
 
+    // RFC 4987 3.6: a SYN flood from random sources fills the echo listener's half-open queue
+    // (256); the SYN-ACKs to the spoofed sources go into the namespace's kernel, which has no
+    // route for them and drops them. Legitimate clients still connect, through SYN cookies, and
+    // the statistics page counts them.
+    [Fact]
+    public void SynFloodFromRandomSources_LegitimateClientsStillConnect_ThroughSynCookies()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartServe();
+        // A bounded flood: 3000 SYNs, one every 100 us, from random IPv4 sources.
+        var flood = Client(TimeSpan.FromSeconds(60), "hping3", "-q", "-S", "-p", "7", "--rand-source", "-i", "u100", "-c", "3000", StackAddress);
+        Assert.True(flood.ExitCode is 0 or 1, flood.ToString()); // hping3 exits 1 when nothing answered it
+        var echo = Client(TransferTimeout, "python3", "-c", $$"""
+            import socket
+            ok = 0
+            for i in range(20):
+                s = socket.create_connection(("{{StackAddress}}", 7), timeout=10)
+                s.sendall(b"hello %d" % i)
+                ok += s.recv(64) == b"hello %d" % i
+                s.close()
+            print(ok)
+            """);
+        Assert.True(echo.ExitCode == 0, echo.ToString());
+        Assert.Equal("20", echo.Output.Trim());
+        string page = TempFile("flood.html");
+        var curl = Client(TransferTimeout, "curl", "-sS", "-m", "30", "-o", page, $"http://{StackAddress}/");
+        Assert.True(curl.ExitCode == 0, curl.ToString());
+        string html = File.ReadAllText(page);
+        Report($"SYN flood: {PageValue(html, "SYN cookies sent")} SYN cookies sent, {PageValue(html, "connections from SYN cookies")} connections from cookies, {PageValue(html, "SynReceived")} half-open");
+        Assert.True(PageValue(html, "SYN cookies sent") > 0, "no SYN cookie was sent: the flood did not fill the half-open queue");
+        Assert.True(PageValue(html, "connections from SYN cookies") >= 20, "the legitimate connections did not come from cookies");
+        Assert.True(PageValue(html, "SynReceived") <= 256 + 1, "the half-open queue outgrew its bound");
+        Assert.Equal(0, tool.Stop());
+    }
+
     [Fact]
     public void GetBytes_TenMillion_IsExactlyTheDocumentedChargenPattern()
     {

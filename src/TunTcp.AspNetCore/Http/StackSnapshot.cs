@@ -31,6 +31,15 @@ public sealed record StackSnapshot(
     long LinkBytesSent,
     long LinkDrops)
 {
+    /// <summary>SYN-ACKs sent with a SYN cookie (a listener's half-open queue was full).</summary>
+    public long SynCookiesSent { get; init; }
+
+    /// <summary>Connections made from a returned SYN cookie.</summary>
+    public long SynCookiesValidated { get; init; }
+
+    /// <summary>SYNs dropped with the half-open queue full (SYN cookies off).</summary>
+    public long SynBacklogDrops { get; init; }
+
     /// <summary>Reads the counters of <paramref name="stack"/> on its stack thread.</summary>
     public static Task<StackSnapshot> CaptureAsync(NetStack stack)
     {
@@ -45,7 +54,12 @@ public sealed record StackSnapshot(
                 s.TcpSegmentsReceived, s.TcpSegmentsSent, tcp.SegmentsRetransmitted, tcp.RetransmissionTimeouts, tcp.FastRetransmits,
                 s.TcpResetsSent + tcp.ResetsSent, tcp.ResetsReceived, s.TcpConnectionsOpened, s.TcpConnectionsClosed,
                 s.IpPacketsReceived, s.IpPacketsSent, s.IcmpEchoRequests, s.UdpDatagramsReceived, s.UdpDatagramsSent,
-                link.BytesReceived, link.BytesSent, link.ReceiveDrops + link.SendDrops);
+                link.BytesReceived, link.BytesSent, link.ReceiveDrops + link.SendDrops)
+            {
+                SynCookiesSent = tcp.SynCookiesSent,
+                SynCookiesValidated = tcp.SynCookiesValidated,
+                SynBacklogDrops = tcp.SynBacklogDrops,
+            };
         });
     }
 }

@@ -181,6 +181,9 @@ public static class TunTcpHttpRoutes
         Row(html, "resets received", s.TcpResetsReceived);
         Row(html, "connections opened", s.TcpConnectionsOpened);
         Row(html, "connections closed", s.TcpConnectionsClosed);
+        Row(html, "SYN cookies sent", s.SynCookiesSent);
+        Row(html, "connections from SYN cookies", s.SynCookiesValidated);
+        Row(html, "SYNs dropped (half-open queue full)", s.SynBacklogDrops);
         html.Append("</table>\n<h2>IP and link</h2>\n<table id=\"ip\"><tr><th>counter</th><th>value</th></tr>\n");
         Row(html, "IP packets in", s.IpPacketsReceived);
         Row(html, "IP packets out", s.IpPacketsSent);

@@ -45,8 +45,19 @@ public class ShownCountersTests
         core.Receive(Packets.Tcp(new TcpHeader(5000, port, new SeqNumber(101), default, TcpFlags.Rst, 0)), now);
         core.Poll(now);
 
+        // A listener with one half-open slot: the second SYN gets a cookie, its ACK makes a
+        // connection; with cookies off the second SYN is dropped.
+        core.Listen(IpAddress.AnyV4, 82, 8, new TcpSettings { SynBacklog = 1 });
+        core.Listen(IpAddress.AnyV4, 83, 8, new TcpSettings { SynBacklog = 1, SynCookies = false });
+        foreach (ushort listenPort in new ushort[] { 82, 83 })
+            for (ushort p = 41000; p < 41002; p++)
+                core.Receive(Packets.Tcp(new TcpHeader(p, listenPort, new SeqNumber(7), default, TcpFlags.Syn, 1000), new TcpOptions { MaxSegmentSize = 1460 }), now);
+        var cookieSynAck = output.Packets.Where(p => p[9] == (byte)IpProtocol.Tcp).Select(SentTcp.Parse).Last(t => t.SourcePort == 82 && t.DestinationPort == 41001);
+        core.Receive(Packets.Tcp(new TcpHeader(41001, 82, new SeqNumber(8), cookieSynAck.Seq + 1, TcpFlags.Ack, 1000)), now);
+
         var shown = new (string Name, long Value)[]
         {
+            ("SYN cookies sent", tcp.SynCookiesSent), ("connections from SYN cookies", tcp.SynCookiesValidated), ("SYNs dropped", tcp.SynBacklogDrops),
             ("segments in", s.TcpSegmentsReceived), ("segments out", s.TcpSegmentsSent),
             ("retransmissions", tcp.SegmentsRetransmitted), ("timeouts", tcp.RetransmissionTimeouts), ("fast retransmits", tcp.FastRetransmits),
             ("resets sent", s.TcpResetsSent), ("resets received", tcp.ResetsReceived),
