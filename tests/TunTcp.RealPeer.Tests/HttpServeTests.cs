@@ -121,6 +121,66 @@ public sealed class HttpServeTests : IDisposable
         Assert.Equal(0, tool.Stop());
     }
 
+    // RFC 5961 3 and 4: a blind attacker floods an established connection's exact 4-tuple with
+    // RSTs, SYNs and ACKs at random sequence numbers (hping3 picks a new one per packet). RSTs and
+    // SYNs that are not exactly at RCV.NXT get (rate-limited) challenge ACKs, out-of-window ACKs are
+    // dropped: the connection survives every flood and still echoes. Then random garbage
+    // (well-formed IPv4 headers, random transport bytes) changes nothing either.
+    [Fact]
+    public async Task RstSynAckAndGarbageFloods_AtAnEstablishedConnection_DoNotKillIt()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartServe();
+        string script = TempFile("survivor.py");
+        string port = TempFile("survivor.port");
+        string go = TempFile("survivor.go");
+        File.WriteAllText(script, $$"""
+            import os, socket, time
+            s = socket.create_connection(("{{StackAddress}}", 7), timeout=10)
+            s.sendall(b"before")
+            assert s.recv(64) == b"before"
+            open("{{port}}", "w").write(str(s.getsockname()[1]))
+            for _ in range(600):                      # up to 60 s for the floods to end
+                if os.path.exists("{{go}}"): break
+                time.sleep(0.1)
+            s.sendall(b"after")
+            print(s.recv(64).decode())
+            """);
+        using var survivor = Ns.Start("python3", script);
+        try
+        {
+            Assert.True(await Shell.EventuallyAsync(() => File.Exists(port) && File.ReadAllText(port).Length > 0, TimeSpan.FromSeconds(20)), "the survivor did not connect");
+            string sport = File.ReadAllText(port).Trim();
+            foreach (var flag in new[] { "-R", "-S", "-A" })
+            {
+                // From the survivor's own address and port, to its peer: only the sequence numbers are wrong.
+                var flood = Client(TimeSpan.FromSeconds(60), "hping3", "-q", flag, "-a", HostAddress, "-s", sport, "-k", "-p", "7", "-i", "u200", "-c", "2000", StackAddress);
+                Assert.True(flood.ExitCode is 0 or 1, flood.ToString());
+            }
+            var garbage = Client(TimeSpan.FromSeconds(60), "python3", "-c", $$"""
+                import os, random, socket, struct
+                random.seed(5)
+                s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                for i in range(3000):
+                    proto = random.choice([6, 17, 1, 250])
+                    body = os.urandom(random.randint(0, 120))
+                    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), i, 0, 64, proto, 0,
+                                         socket.inet_aton("{{HostAddress}}"), socket.inet_aton("{{StackAddress}}"))
+                    s.sendto(header + body, ("{{StackAddress}}", 0))
+                """);
+            Assert.True(garbage.ExitCode == 0, garbage.ToString());
+            File.WriteAllText(go, "");
+            Assert.True(survivor.WaitForExit(30_000), "the survivor did not finish");
+            Assert.Equal("after", (await survivor.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken)).Trim());
+            Assert.Equal(0, survivor.ExitCode);
+        }
+        finally
+        {
+            if (!survivor.HasExited) survivor.Kill();
+        }
+        Assert.Equal(0, tool.Stop());
+    }
+
     [Fact]
     public void GetBytes_TenMillion_IsExactlyTheDocumentedChargenPattern()
     {
