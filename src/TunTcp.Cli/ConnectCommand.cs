@@ -9,7 +9,8 @@ namespace TunTcp.Cli;
 /// device up, opens a connection from the stack to a listener on the host side, then copies
 /// stdin to the connection and the connection to stdout at the same time. Stdin EOF half-closes
 /// (FIN); the command ends when both directions are done. Refusal, timeout and reset end it with
-/// a message and exit code 1.
+/// a message and exit code 1; Ctrl-C resets the connection and exits with 130, as a shell reports a
+/// command ended by SIGINT.
 /// </summary>
 internal static class ConnectCommand
 {
@@ -45,7 +46,7 @@ internal static class ConnectCommand
                 }
                 catch (OperationCanceledException)
                 {
-                    return 0;
+                    return ToolCommandLine.Interrupted;
                 }
             }
             console.Error.WriteLine($"tuntcp: connected {connection.LocalEndPoint} -> {connection.RemoteEndPoint}");
@@ -65,7 +66,7 @@ internal static class ConnectCommand
                 catch (OperationCanceledException)
                 {
                     connection.Abort();
-                    return 0;
+                    return ToolCommandLine.Interrupted;
                 }
                 catch (AggregateException e) when (e.InnerException is SocketException or IOException)
                 {

@@ -87,7 +87,7 @@ internal static class ForwardCommand
     /// /etc/netns/NAME/resolv.conf over /etc/resolv.conf for it, as the calling user (sudo's
     /// SUDO_UID/SUDO_GID, through setpriv). Returns its exit code (128 + N when a signal N ended it,
     /// as a shell reports). A Ctrl-C reaches it directly (same process group); the tool then waits
-    /// for it, bounded, and kills it if it lingers.
+    /// for it, bounded, kills it if it lingers, and exits with 130.
     /// </summary>
     private static int RunChild(string ns, IReadOnlyList<string> command, ShutdownSignals signals, ToolConsole console)
     {
@@ -120,7 +120,7 @@ internal static class ForwardCommand
                     child.Kill(entireProcessTree: true);
                     child.WaitForExit(TimeSpan.FromSeconds(5));
                 }
-                return child.HasExited ? child.ExitCode : 130;
+                return ToolCommandLine.Interrupted;
             }
             child.WaitForExit();
             return child.ExitCode;

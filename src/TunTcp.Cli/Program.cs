@@ -6,8 +6,9 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
-        // TUNTCP_LOG_LEVEL=Debug (any Microsoft.Extensions.Logging level name) shows more.
-        var level = Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("TUNTCP_LOG_LEVEL"), ignoreCase: true, out var chosen) ? chosen : LogLevel.Information;
+        // --log-level / -q, else TUNTCP_LOG_LEVEL, else Information.
+        var level = ToolCommandLine.LogLevelFrom(args,
+            ToolCommandLine.TryParseLogLevel(Environment.GetEnvironmentVariable("TUNTCP_LOG_LEVEL"), out var chosen) ? chosen : LogLevel.Information);
         var console = new ToolConsole(Console.Out, Console.Error, ToolLoggerProvider.CreateFactory(Console.Error, level), TimeProvider.System);
         try
         {

@@ -39,7 +39,7 @@ internal static class ServeCommand
                 }
                 catch (CryptographicException e)
                 {
-                    console.Error.WriteLine($"tuntcp: error: cannot load the HTTPS certificate {s.PfxPath}: {e.Message} (wrong --pfx-password?)");
+                    console.Error.WriteLine($"tuntcp: error: cannot load the HTTPS certificate {s.PfxPath}: {e.Message} (wrong password in --pfx-password-file or TUNTCP_PFX_PASSWORD?)");
                     return ToolCommandLine.RunFailure;
                 }
                 catch (AddressInUseException e)

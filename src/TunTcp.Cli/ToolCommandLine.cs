@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Parsing;
@@ -67,6 +68,9 @@ internal sealed class ToolCommandLine
     /// <summary>Exit code for a failure while running (set-up refused, I/O error).</summary>
     public const int RunFailure = 1;
 
+    /// <summary>Exit code of <c>connect</c> and <c>run</c> after Ctrl-C (128 + SIGINT, as shells report it).</summary>
+    public const int Interrupted = 130;
+
     /// <summary>
     /// Environment variable that replaces <c>/dev/net/tun</c>; lets tests provoke the
     /// "TUN driver missing" error without unloading the module.
@@ -113,19 +117,19 @@ internal sealed class ToolCommandLine
         HelpName = "ipv6/prefix",
     };
 
-    private readonly Option<bool> _ipv4Only = new("--ipv4-only")
+    private readonly Option<bool> _ipv4Only = new("--ipv4-only", "-4")
     {
         Description = "IPv4 only: IPv6 switched off on the device (the tutorial's set-up) and the stack without an IPv6 address",
     };
 
-    private readonly Option<int> _mtu = new("--mtu")
+    private readonly Option<int> _mtu = new("--mtu", "-m")
     {
         Description = $"device MTU in bytes ({TunInterfaceOptions.MinimumMtu}..{TunInterfaceOptions.MaximumMtu})",
         DefaultValueFactory = _ => TunInterfaceOptions.DefaultMtu,
         HelpName = "bytes",
     };
 
-    private readonly Option<string> _netns = new("--netns")
+    private readonly Option<string> _netns = new("--netns", "-n")
     {
         Description = "network namespace to work in; created (with lo up) if missing and then deleted on exit",
         DefaultValueFactory = _ => TunInterfaceOptions.DefaultNamespace,
@@ -137,7 +141,7 @@ internal sealed class ToolCommandLine
         Description = "use the current network namespace (no root needed to attach to a persistent device)",
     };
 
-    private readonly Option<string?> _pcap = new("--pcap")
+    private readonly Option<string?> _pcap = new("--pcap", "-w")
     {
         Description = "also write every packet, both directions, to this pcap file (LINKTYPE_RAW; tshark -r FILE)",
         HelpName = "file",
@@ -170,7 +174,32 @@ internal sealed class ToolCommandLine
         HelpName = "port",
     };
     private readonly Option<string?> _pfx = new("--pfx") { Description = "PKCS#12 file with the HTTPS certificate and key", HelpName = "file" };
-    private readonly Option<string?> _pfxPassword = new("--pfx-password") { Description = "password of the --pfx file", HelpName = "password" };
+    private readonly Option<string?> _pfxPassword = new("--pfx-password")
+    {
+        Description = "refused: a password on the command line is visible to every user (ps); use --pfx-password-file or TUNTCP_PFX_PASSWORD",
+        HelpName = "password",
+        Hidden = true,
+    };
+    private readonly Option<string?> _pfxPasswordFile = new("--pfx-password-file")
+    {
+        Description = $"file whose first line is the password of the --pfx file (or set {PfxPasswordVariable})",
+        HelpName = "file",
+    };
+
+    /// <summary>Environment variable with the password of the --pfx file.</summary>
+    public const string PfxPasswordVariable = "TUNTCP_PFX_PASSWORD";
+
+    private readonly Option<string?> _logLevel = new("--log-level")
+    {
+        Description = "least level of the messages on stderr: trace, debug, information, warning, error, critical or none (default information; or env TUNTCP_LOG_LEVEL)",
+        HelpName = "level",
+        Recursive = true,
+    };
+    private readonly Option<bool> _quiet = new("--quiet", "-q")
+    {
+        Description = "only warnings and errors on stderr (--log-level warning)",
+        Recursive = true,
+    };
 
     private readonly Option<string> _cc = new("--cc")
     {
@@ -225,7 +254,7 @@ internal sealed class ToolCommandLine
         Description = "do not use TUN segmentation offloads (IFF_VNET_HDR, TSO): every packet crosses the device at MTU size (offloads are also off with --pcap, --trace or fault injection)",
     };
 
-    private readonly Option<string> _upstream = new("--upstream")
+    private readonly Option<string> _upstream = new("--upstream", "-u")
     {
         Description = "where relayed flows go: 'direct' (sockets of the namespace the tool runs in) or socks5://[user:pass@]HOST:PORT (RFC 1928, RFC 1929)",
         DefaultValueFactory = _ => "direct",
@@ -286,6 +315,8 @@ internal sealed class ToolCommandLine
         line.AddOptionValidators();
         root.Options.Add(new HelpOption());
         root.Options.Add(new VersionOption());
+        root.Options.Add(line._logLevel);
+        root.Options.Add(line._quiet);
 
         var dumpCommand = new Command("dump", "Set up the device and print one line per packet the host sends to it (nothing is answered).");
         var serveCommand = new Command("serve", "Set up the device and run the TunTcp stack on it with its services (echo 7, discard 9, chargen 19, UDP echo 7); prints a line with 'ready' once it receives.");
@@ -340,6 +371,11 @@ internal sealed class ToolCommandLine
     {
         foreach (var (option, check) in OwnChecks())
             option.Validators.Add(r => { if (check(LastToken(r)) is { } error) r.AddError(error); });
+        _logLevel.Validators.Add(r =>
+        {
+            if (LastToken(r) is { } level && !TryParseLogLevel(level, out _))
+                r.AddError($"--log-level: '{level}' is not one of trace, debug, information, warning, error, critical, none");
+        });
         _pcap.Validators.Add(r =>
         {
             if (string.IsNullOrWhiteSpace(LastToken(r))) r.AddError("--pcap: give a file name");
@@ -500,7 +536,7 @@ internal sealed class ToolCommandLine
                     Http = result.GetValue(_noHttp) ? null : (ushort)result.GetValue(_http),
                     Https = result.GetValue(_https) is int https ? (ushort)https : null,
                     PfxPath = result.GetValue(_pfx),
-                    PfxPassword = result.GetValue(_pfxPassword),
+                    PfxPassword = ReadPfxPassword(result.GetValue(_pfxPasswordFile)),
                 },
             };
         }
@@ -533,6 +569,45 @@ internal sealed class ToolCommandLine
             };
         }
         return settings;
+    }
+
+    /// <summary>The PFX password: the first line of the file, else the environment variable, else none.</summary>
+    private static string? ReadPfxPassword(string? file)
+    {
+        if (file is not null) return File.ReadLines(file).FirstOrDefault() ?? "";
+        return Environment.GetEnvironmentVariable(PfxPasswordVariable) is { Length: > 0 } password ? password : null;
+    }
+
+    /// <summary>
+    /// The log level the arguments ask for (<c>--log-level LEVEL</c>, <c>--log-level=LEVEL</c>,
+    /// <c>-q</c>/<c>--quiet</c>, before any <c>--</c>), else <paramref name="fallback"/>. Read before
+    /// parsing, because the logger exists before the command runs; a bad level is the parser's error.
+    /// </summary>
+    public static LogLevel LogLevelFrom(IReadOnlyList<string> args, LogLevel fallback)
+    {
+        var level = fallback;
+        for (int i = 0; i < args.Count; i++)
+        {
+            string a = args[i];
+            if (a == "--") break;
+            if (a is "-q" or "--quiet") level = LogLevel.Warning;
+            else if (a == "--log-level" && i + 1 < args.Count && TryParseLogLevel(args[i + 1], out var l)) level = l;
+            else if (a.StartsWith("--log-level=", StringComparison.Ordinal) && TryParseLogLevel(a["--log-level=".Length..], out var m)) level = m;
+        }
+        return level;
+    }
+
+    /// <summary>trace, debug, information (info), warning (warn), error, critical, none; any case.</summary>
+    public static bool TryParseLogLevel(string? text, out LogLevel level)
+    {
+        level = LogLevel.Information;
+        switch (text?.ToLowerInvariant())
+        {
+            case "info": level = LogLevel.Information; return true;
+            case "warn": level = LogLevel.Warning; return true;
+            case null or "": return false;
+            default: return Enum.TryParse(text, ignoreCase: true, out level) && Enum.IsDefined(level) && !int.TryParse(text, out _);
+        }
     }
 
     /// <summary>
@@ -580,10 +655,14 @@ internal sealed class ToolCommandLine
 
     private void AddServiceOptions(Command command)
     {
-        foreach (Option option in new Option[] { _echo, _noEcho, _discard, _noDiscard, _chargen, _noChargen, _udpEcho, _noUdpEcho, _http, _noHttp, _https, _pfx, _pfxPassword })
+        foreach (Option option in new Option[] { _echo, _noEcho, _discard, _noDiscard, _chargen, _noChargen, _udpEcho, _noUdpEcho, _http, _noHttp, _https, _pfx, _pfxPassword, _pfxPasswordFile })
             command.Options.Add(option);
         command.Validators.Add(r =>
         {
+            if (r.GetResult(_pfxPassword) is { Implicit: false })
+                r.AddError($"--pfx-password: a password on the command line is visible to every user of the machine (ps, /proc); put it in a file for --pfx-password-file FILE, or in the environment variable {PfxPasswordVariable}");
+            if (LastToken(r.GetResult(_pfxPasswordFile)) is { } passwordFile && !File.Exists(passwordFile))
+                r.AddError($"--pfx-password-file: '{passwordFile}' does not exist");
             if (LastToken(r.GetResult(_pfx)) is { } file)
             {
                 if (r.GetResult(_https) is null) r.AddError("--pfx only matters with --https PORT");

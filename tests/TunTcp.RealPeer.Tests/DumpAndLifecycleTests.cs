@@ -23,6 +23,26 @@ public sealed class DumpAndLifecycleTests : IDisposable
 
     private TestNamespace Ns => _ns!;
 
+    // The shell convention: a command ended by Ctrl-C (SIGINT) exits with 128 + 2.
+    [Fact]
+    public async Task Connect_InterruptedByCtrlC_ExitsWith130()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var listener = Ns.Start("nc", "-l", "5995");
+        try
+        {
+            Assert.True(await Shell.EventuallyAsync(() => Ns.Run("ss", "-ltn", "sport = :5995").Output.Contains("5995"), TimeSpan.FromSeconds(10)));
+            using var tool = ToolProcess.Start(["connect", "--netns", Ns.Name, "--tun", _device, "192.168.0.1", "5995"]);
+            Assert.True(tool.WaitForLine("connected", ToolProcess.ReadyTimeout), $"no connection:\n{tool.Stderr}");
+            Assert.Equal(130, tool.Stop(ToolProcess.SIGINT));
+        }
+        finally
+        {
+            if (!listener.HasExited) listener.Kill();
+            listener.WaitForExit(5000);
+        }
+    }
+
     [Fact]
     public void Dump_ShowsThePacketsOfAPing()
     {

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using TunTcp.Cli;
 using TunTcp.Wire;
 
@@ -229,5 +230,68 @@ public class ToolCommandLineTests
         Assert.False(settings.Faults.IsEmpty);
         Assert.Equal("mine", Build().ParseSettings("run", "--netns", "mine", "--", "true").Interface.NetworkNamespace);
         Assert.NotEmpty(Build().Validate("run"));
+    }
+
+    [Theory]
+    [InlineData(new[] { "serve" }, LogLevel.Information)]
+    [InlineData(new[] { "serve", "-q" }, LogLevel.Warning)]
+    [InlineData(new[] { "--quiet", "serve" }, LogLevel.Warning)]
+    [InlineData(new[] { "serve", "--log-level", "debug" }, LogLevel.Debug)]
+    [InlineData(new[] { "serve", "--log-level=Error" }, LogLevel.Error)]
+    [InlineData(new[] { "run", "--", "sh", "-q" }, LogLevel.Information)] // the command's own arguments are not ours
+    public void LogLevel_IsReadFromTheArguments(string[] args, LogLevel expected) =>
+        Assert.Equal(expected, ToolCommandLine.LogLevelFrom(args, LogLevel.Information));
+
+    [Fact]
+    public void LogLevelAndQuiet_AreAcceptedByEveryCommand_AndABadLevelSaysWhich()
+    {
+        Assert.Empty(Build().Validate("serve", "--log-level", "warning", "-q"));
+        Assert.Empty(Build().Validate("forward", "--log-level", "info"));
+        Assert.Contains(Build().Validate("serve", "--log-level", "loud"), e => e.Contains("'loud' is not one of trace, debug"));
+    }
+
+    [Fact]
+    public void ShortAliases_MeanTheirLongOptions()
+    {
+        var settings = Build().ParseSettings("serve", "-n", "ns1", "-m", "9000", "-w", "/tmp/x.pcap", "-4");
+        Assert.Equal("ns1", settings.Interface.NetworkNamespace);
+        Assert.Equal(9000, settings.Interface.Mtu);
+        Assert.Equal("/tmp/x.pcap", settings.PcapPath);
+        Assert.Null(settings.StackAddress6);
+        Assert.Equal("socks5://127.0.0.1:1080", Build().ParseSettings("forward", "-u", "socks5://127.0.0.1:1080").Forward!.Upstream);
+    }
+
+    [Fact]
+    public void PfxPassword_OnTheCommandLineIsRefused_AFileOrTheEnvironmentIsRead()
+    {
+        Assert.Contains(Build().Validate("serve", "--https", "443", "--pfx-password", "secret"), e => e.Contains("visible to every user"));
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "s3cret\nignored\n");
+            Assert.Equal("s3cret", Build().ParseSettings("serve", "--https", "443", "--pfx-password-file", file).Services.PfxPassword);
+            Assert.Contains(Build().Validate("serve", "--pfx-password-file", file + ".missing"), e => e.Contains("does not exist"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void ResponseFile_SuppliesArguments()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "--netns fromfile\n--mtu 4000\n");
+            var settings = Build().ParseSettings("serve", "@" + file);
+            Assert.Equal("fromfile", settings.Interface.NetworkNamespace);
+            Assert.Equal(4000, settings.Interface.Mtu);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
     }
 }
