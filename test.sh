@@ -7,6 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 ./scripts/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
+./scripts/install-tools.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 results=$(mktemp -d /tmp/tuntcp-test.XXXXXX)
 trap 'rm -rf "$results"' EXIT

@@ -26,6 +26,43 @@ public sealed class ServeTests : IDisposable
     private ToolProcess StartServe(params string[] extra) => ToolProcess.Start(
         ["serve", "--netns", Ns.Name, "--tun", _device, "--host-addr", $"{HostAddress}/24", "--addr", StackAddress, .. extra]);
 
+    /// <summary>dotnet-counters, installed by scripts/install-tools.sh (which test.sh runs).</summary>
+    private static string DotnetCounters =>
+        Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "artifacts", "tools", "dotnet-counters");
+
+    // The TunTcp meter, seen the way a .NET developer looks at a running process.
+    [Fact]
+    public void DotnetCounters_ShowsTheTunTcpMeter_OfARunningServe()
+    {
+        RootRequirement.SkipUnlessRoot();
+        Assert.SkipUnless(File.Exists(DotnetCounters), $"dotnet-counters is not installed at {DotnetCounters} (scripts/install-tools.sh)");
+        using var tool = StartServe();
+        tool.WaitForReady();
+        string output = Path.Combine(Path.GetTempPath(), $"{Ns.Name}-counters.json");
+        try
+        {
+            // Pings while it collects: dotnet-counters shows a counter as its change per interval.
+            using var ping = Ns.Start("ping", "-c", "20", "-i", "0.2", "-W", "5", StackAddress);
+            var collect = Shell.Run(TimeSpan.FromSeconds(60), DotnetCounters, "collect", "-p", tool.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--counters", "TunTcp", "--format", "json", "-o", output, "--duration", "00:00:00:04", "--refresh-interval", "1");
+            Assert.True(collect.ExitCode == 0, collect.ToString());
+            Assert.True(ping.WaitForExit(30_000), "ping did not finish");
+            string json = File.ReadAllText(output);
+            foreach (var name in new[] { "tuntcp.link.packets", "tuntcp.link.bytes", "tuntcp.tcp.connections.opened", "tuntcp.tcp.segments", "tuntcp.ip.drops" })
+                Assert.Contains(name, json);
+            // The link counted the pings: some series of tuntcp.link.packets is not zero.
+            using var doc = JsonDocument.Parse(json);
+            bool moved = doc.RootElement.GetProperty("Events").EnumerateArray()
+                .Any(e => e.GetProperty("name").GetString()!.StartsWith("tuntcp.link.packets", StringComparison.Ordinal) && e.GetProperty("value").GetDouble() > 0);
+            Assert.True(moved, json.Length > 2000 ? json[..2000] : json);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+        Assert.Equal(0, tool.Stop());
+    }
+
     [Fact]
     public void Serve_Ipv4Only_CreatesTheDevice_WithAddressMtuUpAndIpv6Off_AndRemovesItOnSigint()
     {

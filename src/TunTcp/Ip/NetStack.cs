@@ -46,6 +46,9 @@ public sealed class NetStack : IDisposable
 
     public NetStackOptions Options { get; }
 
+    /// <summary>This stack's number in the process: the <c>tuntcp.stack</c> tag of its metrics (0 before <see cref="Start"/>).</summary>
+    public int MetricsId { get; private set; }
+
     internal ILoggerFactory LoggerFactory { get; }
 
     /// <summary>True when called on the stack thread itself (built-in apps run there).</summary>
@@ -68,6 +71,8 @@ public sealed class NetStack : IDisposable
     public void Start()
     {
         if (_thread is not null) throw new InvalidOperationException("The stack is already started.");
+        MetricsId = TunTcpMetrics.Register(this);
+        Core.MetricsId = MetricsId;
         _thread = new Thread(Run) { IsBackground = true, Name = "tuntcp-stack" };
         _thread.Start();
     }
@@ -202,6 +207,7 @@ public sealed class NetStack : IDisposable
     public void Dispose()
     {
         if (_stopping) return;
+        TunTcpMetrics.Unregister(this);
         if (_thread is not null && _thread.IsAlive && !IsStackThread)
         {
             var done = new ManualResetEventSlim();

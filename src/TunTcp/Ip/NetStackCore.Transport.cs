@@ -72,6 +72,21 @@ public sealed partial class NetStackCore
         return counts;
     }
 
+    /// <summary>The <c>tuntcp.stack</c> tag of this core's metrics (set by its <see cref="NetStack"/>).</summary>
+    internal int MetricsId { get; set; }
+
+    /// <summary>Half-open connections and completed ones waiting for accept, over every listener (stack thread only).</summary>
+    public (int HalfOpen, int Accept) ListenQueueDepths()
+    {
+        int halfOpen = 0, accept = 0;
+        foreach (var listener in _listeners.Values)
+        {
+            halfOpen += listener.HalfOpenCount;
+            accept += listener.PendingAcceptCount;
+        }
+        return (halfOpen, accept);
+    }
+
     /// <summary>Every live connection (stack thread only).</summary>
     public IEnumerable<TcpConnection> Connections => _connections.Values.Select(e => e.Connection);
 
@@ -168,6 +183,7 @@ public sealed partial class NetStackCore
                 _connections.Remove(c.Tuple);
                 // The one place a connection is forgotten, so opened = closed + live always holds.
                 Statistics.tcpConnectionsClosed++;
+                TunTcpMetrics.RecordClosed(c, Now, MetricsId);
             }
             return;
         }

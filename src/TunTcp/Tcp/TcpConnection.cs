@@ -169,6 +169,9 @@ public sealed partial class TcpConnection
 
     public Instant CreatedAt { get; }
 
+    /// <summary>SRTT (RFC 6298), or null before the first RTT sample.</summary>
+    public TimeSpan? SmoothedRtt => _rtt.HasSample ? TimeSpan.FromMicroseconds(_rtt.SmoothedUs) : null;
+
     /// <summary>The peer's FIN has been received: after the buffered data, the stream ends.</summary>
     public bool PeerFinReceived { get; private set; }
 
