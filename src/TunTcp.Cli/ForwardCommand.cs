@@ -53,6 +53,7 @@ internal static class ForwardCommand
             forwarder.Attach(stack);
             stack.Start();
             string? resolvConf = forward.Dns ? WriteResolvConf(ns, gateways) : null;
+            using var control = ControlSocket.TryOpen(ControlSocket.NameFor(ns, tun.Device.Name), stack, console.LoggerFactory.CreateLogger("tuntcp"));
             try
             {
                 string routes = string.Join(", ", forward.Routes.Select(r => $"{r.Network}/{r.PrefixLength}"));

@@ -16,7 +16,8 @@ internal static class Program
                 dump: settings => DumpCommand.Run(settings, console),
                 serve: settings => ServeCommand.Run(settings, console),
                 connect: settings => ConnectCommand.Run(settings, console, Console.OpenStandardInput(), Console.OpenStandardOutput()),
-                forward: settings => ForwardCommand.Run(settings, console));
+                forward: settings => ForwardCommand.Run(settings, console),
+                stats: request => StatsCommand.Run(request, console));
             return commandLine.Run(args, console.Out, console.Error);
         }
         catch (Exception e)

@@ -53,6 +53,8 @@ internal static class ServeCommand
             string ns = tun.Options.NetworkNamespace is { } name ? $"sudo ip netns exec {name} " : "";
             string addresses = settings.StackAddress6 is { } v6 ? $"{settings.StackAddress} and {v6}" : settings.StackAddress.ToString();
             string ping6 = settings.StackAddress6 is { } a6 ? $" or `{ns}ping {a6}`" : "";
+            using var control = ControlSocket.TryOpen(ControlSocket.NameFor(tun.Options.NetworkNamespace, tun.Device.Name), stack,
+                console.LoggerFactory.CreateLogger("tuntcp"));
             console.Out.WriteLine($"tuntcp: ready: serving {addresses} on {tun.Describe()} ({services}); try `{ns}ping {settings.StackAddress}`{ping6}; stop with Ctrl-C");
             console.Out.Flush();
             // The stack thread does the work; this thread only waits for a signal or for the

@@ -48,6 +48,9 @@ internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address S
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
+/// <summary>What <c>tuntcp stats</c> asks for: the stack's socket name, JSON or text, once or every second.</summary>
+internal sealed record StatsRequest(string Name, bool Json, bool Watch);
+
 /// <summary>Settings of <c>forward</c> and <c>run</c>.</summary>
 /// <param name="Upstream">"direct" or a socks5:// URL, validated.</param>
 /// <param name="Dns">Relay DNS queries to the gateway to the tool's resolvers and write the namespace's resolv.conf.</param>
@@ -273,6 +276,9 @@ internal sealed class ToolCommandLine
         AllowMultipleArgumentsPerToken = false,
     };
 
+    private readonly Option<bool> _json = new("--json") { Description = "stats: print the report as JSON" };
+    private readonly Option<bool> _watch = new("--watch") { Description = "stats: print it again every second until Ctrl-C" };
+
     private readonly Argument<string[]> _command = new("command")
     {
         Description = "the program to run in the namespace and its arguments (after --)",
@@ -306,7 +312,8 @@ internal sealed class ToolCommandLine
     /// Builds the command tree. <paramref name="dump"/> and <paramref name="serve"/> run the
     /// subcommands with validated settings and return the exit code.
     /// </summary>
-    public static ToolCommandLine Build(Func<ToolSettings, int> dump, Func<ToolSettings, int> serve, Func<ToolSettings, int>? connect = null, Func<ToolSettings, int>? forward = null)
+    public static ToolCommandLine Build(Func<ToolSettings, int> dump, Func<ToolSettings, int> serve, Func<ToolSettings, int>? connect = null, Func<ToolSettings, int>? forward = null,
+        Func<StatsRequest, int>? stats = null)
     {
         // A plain Command rather than RootCommand: RootCommand names itself after the executable
         // (TunTcp.Cli), but the tool is called tuntcp.
@@ -334,6 +341,13 @@ internal sealed class ToolCommandLine
             command.SetAction(parseResult => run(line.ReadSettings(parseResult)));
             root.Subcommands.Add(command);
         }
+        var statsCommand = new Command("stats", "List the connections of a running serve or forward, like ss -tin: state, endpoints, RTT, RTO, cwnd, ssthresh, in flight, windows, bytes, retransmissions, options, pending timer; then the stack's totals. Reads the stack's statistics socket (owner only).");
+        foreach (Option option in new Option[] { line._netns, line._noNetns, line._tun, line._json, line._watch })
+            statsCommand.Options.Add(option);
+        statsCommand.SetAction(parseResult => (stats ?? (_ => RunFailure))(new StatsRequest(
+            ControlSocket.NameFor(parseResult.GetValue(line._noNetns) ? null : parseResult.GetValue(line._netns), parseResult.GetValue(line._tun)!),
+            parseResult.GetValue(line._json), parseResult.GetValue(line._watch))));
+        root.Subcommands.Add(statsCommand);
         return line;
     }
 

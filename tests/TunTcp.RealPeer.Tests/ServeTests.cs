@@ -30,6 +30,52 @@ public sealed class ServeTests : IDisposable
     private static string DotnetCounters =>
         Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "..", "artifacts", "tools", "dotnet-counters");
 
+    // tuntcp stats: the live connection list through the owner-only socket, as text and JSON,
+    // and the same report from the HTTP app's /stats.json.
+    [Fact]
+    public async Task Stats_ListsTheLiveConnections_AsTextAndJson_AndTheHttpAppServesThemToo()
+    {
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartServe();
+        tool.WaitForReady();
+        string socket = $"/run/tuntcp/{Ns.Name}.sock";
+        Assert.True(File.Exists(socket), $"no {socket}");
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
+        // A connection that stays open while we look.
+        using var client = Ns.Start("python3", "-c", $"import socket,time; s=socket.create_connection(('{StackAddress}', 7)); s.sendall(b'x'*5000); s.recv(10); print('up', flush=True); time.sleep(20)");
+        try
+        {
+            Assert.Equal("up", await client.StandardOutput.ReadLineAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken));
+            var (code, text, error) = ToolProcess.RunToExit(["stats", "--netns", Ns.Name]);
+            Assert.True(code == 0, error);
+            Assert.Contains($"{StackAddress}:7", text);
+            Assert.Contains("Established", text);
+            Assert.Contains("bytes_received:5000", text);
+            Assert.Contains("totals:", text);
+
+            var (jsonCode, json, jsonError) = ToolProcess.RunToExit(["stats", "--netns", Ns.Name, "--json"]);
+            Assert.True(jsonCode == 0, jsonError);
+            using var doc = JsonDocument.Parse(json);
+            var connection = Assert.Single(doc.RootElement.GetProperty("Connections").EnumerateArray(), c => c.GetProperty("Local").GetString() == $"{StackAddress}:7");
+            Assert.Equal("Established", connection.GetProperty("State").GetString());
+            Assert.True(connection.GetProperty("SrttMs").GetDouble() > 0);
+
+            var curl = Ns.Run("curl", "-sS", "-m", "10", $"http://{StackAddress}/stats.json");
+            Assert.True(curl.ExitCode == 0, curl.ToString());
+            using var web = JsonDocument.Parse(curl.Output);
+            Assert.Contains(web.RootElement.GetProperty("Connections").EnumerateArray(), c => c.GetProperty("Local").GetString() == $"{StackAddress}:7");
+        }
+        finally
+        {
+            if (!client.HasExited) client.Kill();
+        }
+        Assert.Equal(0, tool.Stop());
+        Assert.False(File.Exists(socket), "the socket outlived the tool");
+        var (missing, _, missingError) = ToolProcess.RunToExit(["stats", "--netns", Ns.Name]);
+        Assert.Equal(1, missing);
+        Assert.Contains("no running tuntcp serve or forward", missingError);
+    }
+
     // The TunTcp meter, seen the way a .NET developer looks at a running process.
     [Fact]
     public void DotnetCounters_ShowsTheTunTcpMeter_OfARunningServe()

@@ -52,6 +52,7 @@ public static class TunTcpHttpRoutes
         endpoints.MapGet("/bytes/{n}", WritePatternAsync);
         endpoints.MapPost("/echo", EchoAsync);
         endpoints.MapGet("/healthz", WriteOkAsync);
+        endpoints.MapGet("/stats.json", context => WriteStatsJsonAsync(context, stack));
         return endpoints;
     }
 
@@ -141,9 +142,25 @@ public static class TunTcpHttpRoutes
         }
     }
 
+    /// <summary><c>GET /stats.json</c>: every connection and the totals, as <c>tuntcp stats --json</c> prints them.</summary>
+    private static async Task WriteStatsJsonAsync(HttpContext context, NetStack? stack)
+    {
+        context.Response.Headers.CacheControl = "no-store";
+        if (stack is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            await context.Response.WriteAsync("{\"error\": \"not served by a TunTcp stack\"}", context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+        context.Response.ContentType = "application/json; charset=utf-8";
+        var report = await StackReport.CaptureAsync(stack).ConfigureAwait(false);
+        await context.Response.WriteAsync(report.ToJson(), context.RequestAborted).ConfigureAwait(false);
+    }
+
     private static async Task WriteStatisticsPageAsync(HttpContext context, NetStack? stack)
     {
-        var html = stack is null ? RenderNoStackPage() : RenderStatisticsPage(await StackSnapshot.CaptureAsync(stack).ConfigureAwait(false));
+        var html = stack is null ? RenderNoStackPage()
+            : RenderStatisticsPage(await StackSnapshot.CaptureAsync(stack).ConfigureAwait(false), await StackReport.CaptureAsync(stack).ConfigureAwait(false));
         context.Response.ContentType = "text/html; charset=utf-8";
         // Live figures: never cached.
         context.Response.Headers.CacheControl = "no-store";
@@ -151,7 +168,7 @@ public static class TunTcpHttpRoutes
     }
 
     /// <summary>The statistics page for <paramref name="s"/> (public for tests and other hosts).</summary>
-    public static string RenderStatisticsPage(StackSnapshot s)
+    public static string RenderStatisticsPage(StackSnapshot s, StackReport? report = null)
     {
         var html = new StringBuilder(4096);
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>TunTcp ")
@@ -193,7 +210,23 @@ public static class TunTcpHttpRoutes
         Row(html, "link bytes in", s.LinkBytesReceived);
         Row(html, "link bytes out", s.LinkBytesSent);
         Row(html, "link drops", s.LinkDrops);
-        html.Append("</table>\n</body></html>\n");
+        html.Append("</table>\n");
+        if (report is not null)
+        {
+            // The same list as `tuntcp stats` (and /stats.json).
+            html.Append("<h2>Connections</h2>\n<table id=\"connections\"><tr><th>state</th><th>local</th><th>remote</th><th>srtt ms</th><th>rto ms</th><th>cwnd</th><th>in flight</th><th>bytes sent</th><th>bytes received</th><th>retransmissions</th></tr>\n");
+            foreach (var c in report.Connections)
+            {
+                html.Append("<tr><td>").Append(c.State).Append("</td><td>").Append(WebUtility.HtmlEncode(c.Local)).Append("</td><td>").Append(WebUtility.HtmlEncode(c.Remote))
+                    .Append("</td><td class=\"n\">").Append(c.SrttMs.ToString("0.###", CultureInfo.InvariantCulture))
+                    .Append("</td><td class=\"n\">").Append(c.RtoMs.ToString("0", CultureInfo.InvariantCulture))
+                    .Append("</td><td class=\"n\">").Append(c.Cwnd).Append("</td><td class=\"n\">").Append(c.InFlight)
+                    .Append("</td><td class=\"n\">").Append(c.BytesSent).Append("</td><td class=\"n\">").Append(c.BytesReceived)
+                    .Append("</td><td class=\"n\">").Append(c.Retransmissions).Append("</td></tr>\n");
+            }
+            html.Append("</table>\n");
+        }
+        html.Append("</body></html>\n");
         return html.ToString();
 
         static void Row(StringBuilder html, string name, long value) =>
