@@ -12,6 +12,9 @@ namespace TunTcp.Cli;
 /// <summary>What a command needs to run, validated and converted from the command line.</summary>
 internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address StackAddress, string? PcapPath, bool Trace)
 {
+    /// <summary>The format of the <see cref="PcapPath"/> file (<c>--pcap-format</c>).</summary>
+    public CaptureFormat PcapFormat { get; init; } = CaptureFormat.PcapNg;
+
     /// <summary>The stack's IPv6 address; null with <c>--ipv4-only</c>.</summary>
     public IpAddress? StackAddress6 { get; init; }
 
@@ -146,8 +149,18 @@ internal sealed class ToolCommandLine
 
     private readonly Option<string?> _pcap = new("--pcap", "-w")
     {
-        Description = "also write every packet, both directions, to this pcap file (LINKTYPE_RAW; tshark -r FILE)",
+        Description = "also write every packet, both directions, to this capture file: pcapng with the device's name and each packet's direction unless --pcap-format pcap (LINKTYPE_RAW; tshark -r FILE)",
         HelpName = "file",
+    };
+
+    /// <summary>The values of <c>--pcap-format</c>, the default first.</summary>
+    private static readonly string[] PcapFormats = ["pcapng", "pcap"];
+
+    private readonly Option<string> _pcapFormat = new("--pcap-format")
+    {
+        Description = "format of the --pcap file: pcapng (the device as interface name; each packet inbound = host to stack or outbound = stack to host) or pcap (classic libpcap, neither)",
+        DefaultValueFactory = _ => PcapFormats[0],
+        HelpName = "pcapng|pcap",
     };
 
     private readonly Option<bool> _trace = new("--trace")
@@ -459,6 +472,7 @@ internal sealed class ToolCommandLine
                 : null;
         }),
         (_netns, text => text is null || NetworkNamespace.IsValidName(text, out var e) ? null : $"--netns: {e}"),
+        (_pcapFormat, text => text is null || PcapFormats.Contains(text) ? null : $"--pcap-format: '{text}' is not one of {string.Join(", ", PcapFormats)}"),
     ];
 
     /// <summary>The one port check: a number that parses but is not 1..65535 is an error naming the option (a non-number gets the parser's own error).</summary>
@@ -471,7 +485,7 @@ internal sealed class ToolCommandLine
 
     private void AddCommonOptions(Command command)
     {
-        foreach (Option option in new Option[] { _tun, _addr, _hostAddr, _addr6, _hostAddr6, _ipv4Only, _mtu, _netns, _noNetns, _pcap, _trace, _packetInfo })
+        foreach (Option option in new Option[] { _tun, _addr, _hostAddr, _addr6, _hostAddr6, _ipv4Only, _mtu, _netns, _noNetns, _pcap, _pcapFormat, _trace, _packetInfo })
             command.Options.Add(option);
 
         // Checks between options. System.CommandLine runs command validators before the options'
@@ -483,6 +497,8 @@ internal sealed class ToolCommandLine
             if (r.GetResult(_mtu) is { Tokens.Count: > 0 } mtu && !int.TryParse(mtu.Tokens[^1].Value, out _)) return;
             if (r.GetValue(_noNetns) && r.GetResult(_netns) is { Implicit: false })
                 r.AddError("--netns and --no-netns contradict each other; give one of them");
+            if (r.GetResult(_pcapFormat) is { Implicit: false } && r.GetResult(_pcap) is null)
+                r.AddError("--pcap-format sets the format of the --pcap file; add --pcap FILE");
             var stack = Ipv4Address.Parse(LastToken(r.GetResult(_addr)) ?? DefaultStackAddress.ToString());
             var host = InterfaceAddress.Parse(LastToken(r.GetResult(_hostAddr)) ?? TunInterfaceOptions.DefaultHostAddress.ToString());
             if (stack == host.Address)
@@ -530,6 +546,7 @@ internal sealed class ToolCommandLine
         var settings = new ToolSettings(options, Ipv4Address.Parse(result.GetValue(_addr)!), result.GetValue(_pcap), result.GetValue(_trace))
         {
             StackAddress6 = result.GetValue(_ipv4Only) ? null : IpAddress.Parse(result.GetValue(_addr6)!),
+            PcapFormat = result.GetValue(_pcapFormat) == "pcap" ? CaptureFormat.Pcap : CaptureFormat.PcapNg,
         };
         var command = result.CommandResult.Command;
         if (command.Name == "dump") return settings;

@@ -71,8 +71,10 @@ public sealed class DumpAndLifecycleTests : IDisposable
             Assert.True(tool.WaitForLine("-> 8080 [S]", ToolProcess.ReadyTimeout, stdoutOnly: true), $"no SYN line:\n{tool.Stdout}");
             Assert.Matches(@"TCP len \d+ \d+ -> 8080 \[S\] seq \d+ ack 0 win \d+", tool.Stdout);
             Assert.Equal(0, tool.Stop());
-            Assert.True(Wire.PcapReader.TryRead(File.ReadAllBytes(pcap), out var records, out _, out var error), error);
+            Assert.True(Wire.PcapNgReader.TryRead(File.ReadAllBytes(pcap), out var records, out _, out var error), error);
             Assert.NotEmpty(records);
+            // dump only receives: everything it captured came from the host.
+            Assert.All(records, r => Assert.Equal(Wire.CaptureDirection.Inbound, r.Direction));
         }
         finally
         {

@@ -192,8 +192,9 @@ public sealed class ServeTests : IDisposable
                 Assert.Contains("echo reply", tool.Stderr); // --trace lines go to stderr
             }
 
-            Assert.True(PcapReader.TryRead(File.ReadAllBytes(pcap), out var records, out int linkType, out var error), error);
-            Assert.Equal(PcapWriter.LinkTypeRaw, linkType);
+            // pcapng by default (the format tests are in CaptureFormatTests).
+            Assert.True(PcapNgReader.TryRead(File.ReadAllBytes(pcap), out var records, out var interfaces, out var error), error);
+            Assert.Equal(PcapWriter.LinkTypeRaw, Assert.Single(interfaces).LinkType);
             // 2 requests + 2 replies, SYN + RST, UDP + ICMP port unreachable: at least 8.
             Assert.True(records.Count >= 8, $"only {records.Count} packets captured");
 

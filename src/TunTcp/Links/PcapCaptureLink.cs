@@ -3,9 +3,12 @@ using TunTcp.Wire;
 namespace TunTcp.Links;
 
 /// <summary>
-/// A decorator that writes every packet passing through, in both directions, to a pcap file
-/// (LINKTYPE_RAW, see <see cref="PcapWriter"/>) stamped with wall-clock time from a
-/// <see cref="TimeProvider"/>, so tshark and Wireshark show exactly what the stack saw and sent.
+/// A decorator that writes every packet passing through, in both directions, to a capture file
+/// (pcapng by default, see <see cref="PcapNgWriter"/>, or classic pcap, see <see cref="PcapWriter"/>;
+/// LINKTYPE_RAW either way) stamped with wall-clock time from a <see cref="TimeProvider"/>, so
+/// tshark and Wireshark show exactly what the stack saw and sent. Received packets are
+/// <see cref="CaptureDirection.Inbound"/> (host to stack), sent ones <see cref="CaptureDirection.Outbound"/>;
+/// pcapng records that in each packet's epb_flags.
 /// Packets the stack sends are captured even if the inner device then drops them, as tcpdump
 /// sees a packet before the NIC queue.
 /// </summary>
@@ -17,12 +20,12 @@ namespace TunTcp.Links;
 public sealed class PcapCaptureLink : ILinkDevice
 {
     private readonly ILinkDevice _inner;
-    private readonly PcapWriter _writer;
+    private readonly ICaptureWriter _writer;
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private bool _dirty, _disposed;
 
-    public PcapCaptureLink(ILinkDevice inner, PcapWriter writer, TimeProvider? time = null)
+    public PcapCaptureLink(ILinkDevice inner, ICaptureWriter writer, TimeProvider? time = null)
     {
         _inner = inner;
         _writer = writer;
@@ -30,12 +33,15 @@ public sealed class PcapCaptureLink : ILinkDevice
     }
 
     /// <summary>Captures <paramref name="inner"/> to a new (or truncated) file at <paramref name="path"/>.</summary>
-    public static PcapCaptureLink Create(ILinkDevice inner, string path, TimeProvider? time = null)
+    /// <param name="interfaceName">pcapng's if_name, the device's name (classic pcap has no place for it).</param>
+    /// <param name="interfaceDescription">pcapng's if_description.</param>
+    public static PcapCaptureLink Create(ILinkDevice inner, string path, TimeProvider? time = null,
+        CaptureFormat format = CaptureFormat.PcapNg, string? interfaceName = null, string? interfaceDescription = null)
     {
-        PcapWriter writer;
+        ICaptureWriter writer;
         try
         {
-            writer = PcapWriter.Create(path);
+            writer = CaptureFile.Create(path, format, interfaceName, interfaceDescription);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -54,14 +60,14 @@ public sealed class PcapCaptureLink : ILinkDevice
     public int Receive(Span<byte> buffer)
     {
         int length = _inner.Receive(buffer);
-        if (length > 0) Capture(buffer[..length]);
+        if (length > 0) Capture(buffer[..length], CaptureDirection.Inbound);
         return length;
     }
 
     /// <inheritdoc/>
     public void Send(ReadOnlySpan<byte> packet)
     {
-        Capture(packet);
+        Capture(packet, CaptureDirection.Outbound);
         _inner.Send(packet);
     }
 
@@ -90,14 +96,14 @@ public sealed class PcapCaptureLink : ILinkDevice
         _inner.Dispose();
     }
 
-    private void Capture(ReadOnlySpan<byte> packet)
+    private void Capture(ReadOnlySpan<byte> packet, CaptureDirection direction)
     {
         var now = _time.GetUtcNow();
         long unixMicroseconds = (now.UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
         lock (_lock)
         {
             if (_disposed) return;
-            _writer.Write(packet, unixMicroseconds);
+            _writer.Write(packet, unixMicroseconds, direction);
             _dirty = true;
         }
     }

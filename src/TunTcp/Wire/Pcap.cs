@@ -5,9 +5,10 @@ namespace TunTcp.Wire;
 /// <summary>
 /// Writes the classic libpcap file format with LINKTYPE_RAW (101): each record is one IP
 /// packet with no link header, which tshark and Wireshark decode as IPv4 or IPv6 by version.
-/// Not thread-safe; the capture decorator serialises calls.
+/// The format has no place for a packet's direction or the interface's name; <see cref="PcapNgWriter"/>
+/// keeps both. Not thread-safe; the capture decorator serialises calls.
 /// </summary>
-public sealed class PcapWriter : IDisposable
+public sealed class PcapWriter : ICaptureWriter
 {
     public const uint MagicMicroseconds = 0xA1B2C3D4;
     public const int LinkTypeRaw = 101;
@@ -35,8 +36,7 @@ public sealed class PcapWriter : IDisposable
     }
 
     /// <summary>Creates (or truncates) a capture file.</summary>
-    public static PcapWriter Create(string path) =>
-        new(new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16));
+    public static PcapWriter Create(string path) => new(CaptureFile.Create(path));
 
     /// <summary>Appends one packet with its capture time in microseconds since the Unix epoch.</summary>
     public void Write(ReadOnlySpan<byte> packet, long unixMicroseconds)
@@ -49,6 +49,9 @@ public sealed class PcapWriter : IDisposable
         _stream.Write(_recordHeader);
         _stream.Write(captured);
     }
+
+    /// <summary>Classic pcap records carry no direction, so <paramref name="direction"/> is dropped.</summary>
+    void ICaptureWriter.Write(ReadOnlySpan<byte> packet, long unixMicroseconds, CaptureDirection direction) => Write(packet, unixMicroseconds);
 
     public void Flush() => _stream.Flush();
 

@@ -19,7 +19,35 @@ public class ToolCommandLineTests
         Assert.False(settings.Interface.PacketInformation);
         Assert.Equal(Ipv4Address.Parse("192.168.0.2"), settings.StackAddress);
         Assert.Null(settings.PcapPath);
+        Assert.Equal(CaptureFormat.PcapNg, settings.PcapFormat);
         Assert.False(settings.Trace);
+    }
+
+    [Fact]
+    public void PcapFormat_IsPcapNgByDefault_AndPcapWhenAsked()
+    {
+        Assert.Equal(CaptureFormat.PcapNg, Build().ParseSettings("serve", "--pcap", "x").PcapFormat);
+        Assert.Equal(CaptureFormat.PcapNg, Build().ParseSettings("serve", "--pcap", "x", "--pcap-format", "pcapng").PcapFormat);
+        var classic = Build().ParseSettings("dump", "--pcap", "x", "--pcap-format", "pcap");
+        Assert.Equal(CaptureFormat.Pcap, classic.PcapFormat);
+        Assert.Equal("x", classic.PcapPath);
+    }
+
+    [Theory]
+    [InlineData("pcap-ng")]
+    [InlineData("PCAPNG")]
+    [InlineData("erf")]
+    public void PcapFormat_OtherValues_AreAnErrorNamingTheAllowedOnes(string format)
+    {
+        var error = Assert.Single(Build().Validate("serve", "--pcap", "x", "--pcap-format", format));
+        Assert.Equal($"--pcap-format: '{format}' is not one of pcapng, pcap", error);
+    }
+
+    [Fact]
+    public void PcapFormat_WithoutPcap_IsAnError()
+    {
+        var error = Assert.Single(Build().Validate("serve", "--pcap-format", "pcap"));
+        Assert.Contains("add --pcap FILE", error);
     }
 
     [Fact]
@@ -182,7 +210,7 @@ public class ToolCommandLineTests
     {
         var output = new StringWriter();
         Assert.Equal(0, Build().Run(["serve", "--help"], output, new StringWriter()));
-        foreach (var option in new[] { "--tun", "--addr", "--host-addr", "--addr6", "--host-addr6", "--ipv4-only", "--mtu", "--netns", "--no-netns", "--pcap", "--trace", "--packet-info" })
+        foreach (var option in new[] { "--tun", "--addr", "--host-addr", "--addr6", "--host-addr6", "--ipv4-only", "--mtu", "--netns", "--no-netns", "--pcap", "--pcap-format", "--trace", "--packet-info" })
             Assert.Contains(option, output.ToString());
     }
 

@@ -42,6 +42,70 @@ public class PcapCaptureLinkTests
     }
 
     [Fact]
+    public void PcapNg_RecordsReceivedPacketsAsInbound_AndSentOnesAsOutbound_OnTheNamedInterface()
+    {
+        var (inner, peer) = MemoryLink.CreatePair();
+        var clock = new ManualTimeProvider(T0);
+        var file = new MemoryStream();
+        var toStack = Packets.EchoRequest(9, 1, "abc"u8);
+        var fromStack = Packets.EchoRequest(9, 2, "defg"u8, from: Packets.Stack, to: Packets.Host);
+        using (peer)
+        using (var capture = new PcapCaptureLink(inner, new PcapNgWriter(file, "tun5", ownsStream: false), clock))
+        {
+            peer.Send(toStack);
+            var buffer = new byte[1500];
+            Assert.Equal(toStack.Length, capture.Receive(buffer));
+            clock.Now = T0.AddTicks(7 * TimeSpan.TicksPerMicrosecond);
+            capture.Send(fromStack);
+        }
+
+        Assert.True(PcapNgReader.TryRead(file.ToArray(), out var records, out var interfaces, out var error), error);
+        Assert.Equal("tun5", Assert.Single(interfaces).Name);
+        Assert.Equal(2, records.Count);
+        long t0 = T0.ToUnixTimeMilliseconds() * 1000;
+        Assert.Equal((t0, CaptureDirection.Inbound), (records[0].UnixMicroseconds, records[0].Direction));
+        Assert.Equal(toStack, records[0].Packet);
+        Assert.Equal((t0 + 7, CaptureDirection.Outbound), (records[1].UnixMicroseconds, records[1].Direction));
+        Assert.Equal(fromStack, records[1].Packet);
+    }
+
+    [Fact]
+    public void Create_WritesPcapNgByDefault_AndClassicPcapWhenAsked()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"tuntcp-capture-{Environment.ProcessId}-{Guid.NewGuid():N}.cap");
+        try
+        {
+            foreach (var format in new[] { CaptureFormat.PcapNg, CaptureFormat.Pcap })
+            {
+                var (inner, peer) = MemoryLink.CreatePair();
+                using (peer)
+                using (var capture = format == CaptureFormat.PcapNg
+                    ? PcapCaptureLink.Create(inner, path, new ManualTimeProvider(T0), interfaceName: "tun6")
+                    : PcapCaptureLink.Create(inner, path, new ManualTimeProvider(T0), CaptureFormat.Pcap, "tun6"))
+                {
+                    capture.Send(Packets.EchoRequest(1, 1, "x"u8));
+                }
+                var bytes = File.ReadAllBytes(path);
+                if (format == CaptureFormat.PcapNg)
+                {
+                    Assert.True(PcapNgReader.TryRead(bytes, out var records, out var interfaces, out var error), error);
+                    Assert.Equal("tun6", Assert.Single(interfaces).Name);
+                    Assert.Equal(CaptureDirection.Outbound, Assert.Single(records).Direction);
+                }
+                else
+                {
+                    Assert.True(PcapReader.TryRead(bytes, out var records, out _, out var error), error);
+                    Assert.Single(records);
+                }
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Wait_FlushesWhatWasCaptured_SoTheFileIsReadableWhileRunning()
     {
         var (inner, peer) = MemoryLink.CreatePair();
@@ -61,7 +125,7 @@ public class PcapCaptureLinkTests
                     bytes = new byte[reader.Length];
                     reader.ReadExactly(bytes);
                 }
-                Assert.True(PcapReader.TryRead(bytes, out var records, out _, out var error), error);
+                Assert.True(PcapNgReader.TryRead(bytes, out var records, out _, out var error), error);
                 Assert.Single(records);
             }
         }
