@@ -18,6 +18,13 @@ if ! dotnet build TunTcp.slnx -c Release -nologo -clp:ErrorsOnly -v:q; then
   exit 1
 fi
 
+# The NuGet packages and the dotnet tool (PackageTests installs the tool from them).
+if ! dotnet pack TunTcp.slnx -c Release --no-build -nologo -v:q -clp:ErrorsOnly; then
+  echo "pack failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 status=0
 hung=0
 for proj in tests/*/*.csproj; do
