@@ -233,60 +233,33 @@ public sealed class FlowForwarder : IFlowHandler, IAsyncDisposable
         relay.Upstream.Dispose();
     }
 
-    private async Task CopyAppToUpstreamAsync(TcpRelay relay)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(_options.RelayBufferSize);
-        var token = relay.Stop.Token;
-        try
+    /// <summary>Application to upstream: a FIN from the application half-closes the upstream socket.</summary>
+    private Task CopyAppToUpstreamAsync(TcpRelay relay) => CopyAsync(relay, toUpstream: true,
+        receive: (buffer, token) => relay.App.ReceiveAsync(buffer, token),
+        send: (data, token) => relay.Upstream.SendAsync(data, SocketFlags.None, token),
+        endOfStream: () =>
         {
-            while (true)
-            {
-                int n;
-                try
-                {
-                    n = await relay.App.ReceiveAsync(buffer, token).ConfigureAwait(false);
-                }
-                catch (SocketException e)
-                {
-                    relay.End($"reset by the application ({e.SocketErrorCode})", resetApp: false, resetUpstream: true);
-                    return;
-                }
-                if (n == 0)
-                {
-                    // FIN from the application: half-close upstream, keep the other direction.
-                    try { relay.Upstream.Shutdown(SocketShutdown.Send); }
-                    catch (SocketException) { }
-                    return;
-                }
-                relay.Touch(_options.Time.GetTimestamp());
-                try
-                {
-                    await relay.Upstream.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, token).ConfigureAwait(false);
-                }
-                catch (SocketException e)
-                {
-                    relay.End($"upstream failed ({e.SocketErrorCode})", resetApp: true, resetUpstream: false);
-                    return;
-                }
-                relay.BytesUp += n;
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+            try { relay.Upstream.Shutdown(SocketShutdown.Send); }
+            catch (SocketException) { }
+        });
 
-    private async Task CopyUpstreamToAppAsync(TcpRelay relay)
+    /// <summary>Upstream to application: the upstream's FIN becomes ours.</summary>
+    private Task CopyUpstreamToAppAsync(TcpRelay relay) => CopyAsync(relay, toUpstream: false,
+        receive: (buffer, token) => relay.Upstream.ReceiveAsync(buffer, SocketFlags.None, token),
+        send: (data, token) => relay.App.SendAsync(data, token),
+        endOfStream: relay.App.ShutdownSend);
+
+    /// <summary>
+    /// One direction of a relay: read, then write all of it before reading again (the
+    /// backpressure); end of stream is passed on as a half-close; a failure of either side ends
+    /// the relay with a reset of the other one.
+    /// </summary>
+    private async Task CopyAsync(TcpRelay relay, bool toUpstream,
+        Func<Memory<byte>, CancellationToken, ValueTask<int>> receive, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask<int>> send, Action endOfStream)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(_options.RelayBufferSize);
         var token = relay.Stop.Token;
+        string from = toUpstream ? "the application" : "upstream";
         try
         {
             while (true)
@@ -294,29 +267,31 @@ public sealed class FlowForwarder : IFlowHandler, IAsyncDisposable
                 int n;
                 try
                 {
-                    n = await relay.Upstream.ReceiveAsync(buffer, SocketFlags.None, token).ConfigureAwait(false);
+                    n = await receive(buffer, token).ConfigureAwait(false);
                 }
                 catch (SocketException e)
                 {
-                    relay.End($"reset by upstream ({e.SocketErrorCode})", resetApp: true, resetUpstream: false);
+                    relay.End($"reset by {from} ({e.SocketErrorCode})", resetApp: !toUpstream, resetUpstream: toUpstream);
                     return;
                 }
                 if (n == 0)
                 {
-                    relay.App.ShutdownSend();
+                    endOfStream();
                     return;
                 }
                 relay.Touch(_options.Time.GetTimestamp());
                 try
                 {
-                    await relay.App.SendAsync(buffer.AsMemory(0, n), token).ConfigureAwait(false);
+                    await send(buffer.AsMemory(0, n), token).ConfigureAwait(false);
                 }
                 catch (SocketException e)
                 {
-                    relay.End($"the application's connection failed ({e.SocketErrorCode})", resetApp: false, resetUpstream: true);
+                    relay.End(toUpstream ? $"upstream failed ({e.SocketErrorCode})" : $"the application's connection failed ({e.SocketErrorCode})",
+                        resetApp: toUpstream, resetUpstream: !toUpstream);
                     return;
                 }
-                relay.BytesDown += n;
+                if (toUpstream) relay.BytesUp += n;
+                else relay.BytesDown += n;
             }
         }
         catch (OperationCanceledException)
