@@ -171,23 +171,10 @@ public sealed class EchoRelay : IDisposable
                 ushort sequence = BinaryPrimitives.ReadUInt16BigEndian(message[6..]);
                 var from = IpAddress.FromIPAddress(((IPEndPoint)result.RemoteEndPoint).Address);
                 flow.Touch(_options.Time.GetTimestamp());
-                int dataLength = message.Length - 8;
-                var data = ArrayPool<byte>.Shared.Rent(Math.Max(1, dataLength));
-                message[8..].CopyTo(data);
                 Interlocked.Increment(ref replies);
-                try
-                {
-                    stack.Post((core, _) =>
-                    {
-                        try { core.SendEchoReply(from, flow.App, flow.Id, sequence, data.AsSpan(0, dataLength)); }
-                        catch (SocketException) { }
-                        finally { ArrayPool<byte>.Shared.Return(data); }
-                    });
-                }
-                catch (ObjectDisposedException)
-                {
+                if (!StackPost.TryPostCopy(stack, message[8..], (from, flow, sequence),
+                        static (core, s, data) => core.SendEchoReply(s.from, s.flow.App, s.flow.Id, s.sequence, data)))
                     return;
-                }
             }
         }
         catch (OperationCanceledException)

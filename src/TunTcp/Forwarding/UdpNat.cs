@@ -159,22 +159,10 @@ public sealed class UdpNat : IDisposable
                     sourcePort = 53;
                 }
                 if (source.IsV4 != flow.AppAddress.IsV4) continue;
-                var copy = ArrayPool<byte>.Shared.Rent(Math.Max(1, length));
-                buffer.AsSpan(0, length).CopyTo(copy);
                 Interlocked.Increment(ref datagramsDown);
-                try
-                {
-                    stack.Post((core, _) =>
-                    {
-                        try { core.SendUdp(source, sourcePort, flow.AppAddress, flow.AppPort, copy.AsSpan(0, length)); }
-                        catch (SocketException) { }
-                        finally { ArrayPool<byte>.Shared.Return(copy); }
-                    });
-                }
-                catch (ObjectDisposedException)
-                {
+                if (!StackPost.TryPostCopy(stack, buffer.AsSpan(0, length), (source, sourcePort, flow),
+                        static (core, s, data) => core.SendUdp(s.source, s.sourcePort, s.flow.AppAddress, s.flow.AppPort, data)))
                     return;
-                }
             }
         }
         catch (OperationCanceledException)
