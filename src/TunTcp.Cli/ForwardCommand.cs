@@ -41,7 +41,7 @@ internal static class ForwardCommand
         var options = new ForwarderOptions
         {
             Upstream = upstream,
-            DnsAddresses = forward.Dns ? gateways : [],
+            DnsAddresses = forward.Dns ? [.. gateways.Select(g => g.ToIPAddress())] : [],
             DnsServers = dnsServers,
             Time = console.Time,
         };

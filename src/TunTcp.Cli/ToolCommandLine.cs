@@ -501,7 +501,7 @@ internal sealed class ToolCommandLine
                 r.AddError("--pcap-format sets the format of the --pcap file; add --pcap FILE");
             var stack = Ipv4Address.Parse(LastToken(r.GetResult(_addr)) ?? DefaultStackAddress.ToString());
             var host = InterfaceAddress.Parse(LastToken(r.GetResult(_hostAddr)) ?? TunInterfaceOptions.DefaultHostAddress.ToString());
-            if (stack == host.Address)
+            if (stack == host.Value)
                 r.AddError($"--addr {stack} is the same as the host side's address (--host-addr {host}); the stack needs an address of its own, e.g. {Suggest(host)}");
             else if (!host.Contains(stack))
                 r.AddError($"--addr {stack} is outside the host side's prefix {host.Network}/{host.PrefixLength} (--host-addr {host}), so the kernel would not route it to the device; use e.g. {Suggest(host)}");
@@ -518,7 +518,7 @@ internal sealed class ToolCommandLine
                 r.AddError($"--mtu {mtuValue} is below {TunInterfaceOptions.MinimumMtu6}, the least an IPv6 link carries (RFC 8200 5); raise it or add --ipv4-only");
             var stack6 = IpAddress.Parse(LastToken(r.GetResult(_addr6)) ?? DefaultStackAddress6.ToString());
             var host6 = InterfaceAddress6.Parse(LastToken(r.GetResult(_hostAddr6)) ?? TunInterfaceOptions.DefaultHostAddress6.ToString());
-            if (stack6 == host6.Address)
+            if (stack6 == host6.Value)
                 r.AddError($"--addr6 {stack6} is the same as the host side's address (--host-addr6 {host6}); the stack needs an address of its own");
             else if (!host6.Contains(stack6))
                 r.AddError($"--addr6 {stack6} is outside the host side's prefix (--host-addr6 {host6}), so the kernel would not route it to the device");
@@ -527,8 +527,8 @@ internal sealed class ToolCommandLine
 
     private static Ipv4Address Suggest(InterfaceAddress host)
     {
-        var candidate = new Ipv4Address(host.Address.Value + 1);
-        return host.IsUsableHost(candidate) ? candidate : new Ipv4Address(host.Address.Value - 1);
+        var candidate = new Ipv4Address(host.Value.Value + 1);
+        return host.IsUsableHost(candidate) ? candidate : new Ipv4Address(host.Value.Value - 1);
     }
 
     private ToolSettings ReadSettings(ParseResult result)
@@ -586,7 +586,7 @@ internal sealed class ToolCommandLine
                 ns = $"tuntcp-run-{Environment.ProcessId}";
             settings = settings with
             {
-                Interface = settings.Interface with { Routes = routes, NetworkNamespace = ns },
+                Interface = settings.Interface with { Routes = [.. routes.Select(r => (r.Item1.ToIPAddress(), r.Item2))], NetworkNamespace = ns },
                 Forward = new ForwardSettings(result.GetValue(_upstream)!, result.GetValue(_dns), routes,
                     command.Name == "run" ? result.GetValue(_command) : null),
             };
@@ -651,9 +651,7 @@ internal sealed class ToolCommandLine
     {
         string buffer = result.GetValue(_buffer)!;
         int size = buffer == "auto" ? AutoBufferSize(mtu) : int.Parse(buffer, CultureInfo.InvariantCulture);
-        Func<ICongestionControl> cc = result.GetValue(_cc) == "newreno"
-            ? static () => new NewRenoCongestionControl()
-            : static () => new CubicCongestionControl();
+        var cc = result.GetValue(_cc) == "newreno" ? TcpCongestionControl.NewReno : TcpCongestionControl.Cubic;
         return new TcpSettings { SendBufferSize = size, ReceiveBufferSize = size, CongestionControl = cc, Ecn = !result.GetValue(_noEcn) };
     }
 

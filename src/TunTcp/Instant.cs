@@ -4,7 +4,7 @@ namespace TunTcp;
 /// A point on a monotonic clock, in microseconds from an arbitrary origin. Nothing in the
 /// protocol core reads a clock: the caller passes the current instant in, tests choose it.
 /// </summary>
-public readonly record struct Instant(long Microseconds) : IComparable<Instant>
+internal readonly record struct Instant(long Microseconds) : IComparable<Instant>
 {
     /// <summary>The origin.</summary>
     public static readonly Instant Zero = new(0);

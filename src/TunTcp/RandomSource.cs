@@ -6,14 +6,14 @@ namespace TunTcp;
 /// Where TunTcp takes randomness from (ISN keys, ephemeral ports, timestamp offsets). Injected,
 /// so that a test or a simulation seeds it and every run is reproducible.
 /// </summary>
-public interface IRandomSource
+internal interface IRandomSource
 {
     uint NextUInt32();
     void Fill(Span<byte> destination);
 }
 
 /// <summary>Cryptographically strong randomness, the default outside tests.</summary>
-public sealed class SystemRandomSource : IRandomSource
+internal sealed class SystemRandomSource : IRandomSource
 {
     public static readonly SystemRandomSource Instance = new();
     public uint NextUInt32() => BitConverter.ToUInt32(RandomNumberGenerator.GetBytes(4));
@@ -24,7 +24,7 @@ public sealed class SystemRandomSource : IRandomSource
 /// A seeded generator (SplitMix64) with a fixed algorithm, so a seed gives the same sequence on
 /// every machine and .NET version. Not for secrets.
 /// </summary>
-public sealed class SeededRandomSource(ulong seed) : IRandomSource
+internal sealed class SeededRandomSource(ulong seed) : IRandomSource
 {
     private ulong _state = seed;
 

@@ -218,7 +218,7 @@ public sealed partial class HttpAppTests : IAsyncLifetime
         }
         // The server closed each one (Connection: close): none is left established.
         Assert.True(await Bounded.UntilAsync(() =>
-            _net.Server.Invoke((core, _) => core.CountConnectionsByState().GetValueOrDefault(TcpState.Established)).Result == 0));
+            _net.Server.Invoke((core, _) => core.CountConnectionsByState().GetValueOrDefault(TcpConnectionState.Established)).Result == 0));
     }
 
     [Fact]

@@ -55,7 +55,7 @@ public sealed class AppResetTests : IDisposable
         RootRequirement.SkipUnlessRoot();
         using var tun = OpenDevice();
         using var stack = StartStack(tun);
-        using var listener = await stack.ListenTcpAsync(new IPEndPoint(IPAddress.Any, Port));
+        using var listener = await stack.ListenTcpAsync(new IPEndPoint(IPAddress.Any, Port), cancellationToken: TestContext.Current.CancellationToken);
         using var client = StartClient("reset");
         using var timeout = new CancellationTokenSource(Bound);
 
@@ -72,7 +72,7 @@ public sealed class AppResetTests : IDisposable
 
         // recv(2) in the client fails with ECONNRESET (Python: ConnectionResetError).
         client.WaitForResult(Bound).AssertOk();
-        Assert.True(SpinWait.SpinUntil(() => connection.State == Tcp.TcpState.Closed, Bound), $"the aborted connection is {connection.State}");
+        Assert.True(SpinWait.SpinUntil(() => connection.State == Tcp.TcpConnectionState.Closed, Bound), $"the aborted connection is {connection.State}");
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public sealed class AppResetTests : IDisposable
         RootRequirement.SkipUnlessRoot();
         using var tun = OpenDevice();
         using var stack = StartStack(tun);
-        using var listener = await stack.ListenTcpAsync(new IPEndPoint(IPAddress.Any, Port));
+        using var listener = await stack.ListenTcpAsync(new IPEndPoint(IPAddress.Any, Port), cancellationToken: TestContext.Current.CancellationToken);
         using var client = StartClient("reset");
         using var timeout = new CancellationTokenSource(Bound);
 

@@ -10,7 +10,7 @@ namespace TunTcp.AspNetCore.Http;
 /// with the tutorial's address 192.168.0.2, localhost and any further names as subject
 /// alternative names. Clients must be told to trust it (curl -k, or a validation callback).
 /// </summary>
-public static class SelfSignedCertificate
+internal static class SelfSignedCertificate
 {
     /// <summary>The names every generated certificate carries.</summary>
     public static IReadOnlyList<string> DefaultNames { get; } = ["192.168.0.2", "fd00:7475:6e::2", "localhost"];

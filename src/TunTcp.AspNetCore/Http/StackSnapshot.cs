@@ -8,10 +8,10 @@ namespace TunTcp.AspNetCore.Http;
 /// A consistent copy of a stack's counters, taken on the stack thread (the only thread that
 /// may walk its connection table), for the statistics page.
 /// </summary>
-public sealed record StackSnapshot(
+internal sealed record StackSnapshot(
     string Address,
     int Mtu,
-    IReadOnlyDictionary<TcpState, int> ConnectionsByState,
+    IReadOnlyDictionary<TcpConnectionState, int> ConnectionsByState,
     int Listeners,
     long TcpSegmentsReceived,
     long TcpSegmentsSent,

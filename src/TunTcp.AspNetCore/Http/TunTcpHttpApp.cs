@@ -25,7 +25,7 @@ namespace TunTcp.AspNetCore.Http;
 /// caller owns signals and calls <see cref="StopAsync"/>), reads no command line, and binds no
 /// socket of the host unless asked.
 /// </remarks>
-public sealed class TunTcpHttpApp : IAsyncDisposable
+internal sealed class TunTcpHttpApp : IAsyncDisposable
 {
     private readonly ListenOptions? _http;
     private readonly ListenOptions? _https;

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace TunTcp.AspNetCore.Http;
 
 /// <summary>Settings of <see cref="TunTcpHttpApp"/>: which ports, which certificate, how much logging.</summary>
-public sealed class TunTcpHttpAppOptions
+internal sealed class TunTcpHttpAppOptions
 {
     /// <summary>Plain HTTP port on the stack (0: a free one); null serves no plain HTTP.</summary>
     public int? HttpPort { get; set; } = 80;

@@ -31,7 +31,7 @@ namespace TunTcp.AspNetCore.Http;
 /// Every handler is a plain <see cref="RequestDelegate"/> writing to the response's pipe, so a
 /// request allocates little beyond what Kestrel itself does.
 /// </summary>
-public static class TunTcpHttpRoutes
+internal static class TunTcpHttpRoutes
 {
     /// <summary>The largest n that <c>/bytes/{n}</c> serves: 1 GiB.</summary>
     public const long MaxPatternBytes = 1L << 30;
@@ -181,9 +181,9 @@ public static class TunTcpHttpRoutes
 
         int total = s.ConnectionsByState.Values.Sum();
         html.Append("<h2>Connections by state</h2>\n<table id=\"states\"><tr><th>state</th><th>count</th></tr>\n");
-        foreach (var state in Enum.GetValues<TcpState>())
+        foreach (var state in Enum.GetValues<TcpConnectionState>())
         {
-            if (state is TcpState.Closed or TcpState.Listen) continue; // a live connection is never either
+            if (state is TcpConnectionState.Closed or TcpConnectionState.Listen) continue; // a live connection is never either
             Row(html, state.ToString(), s.ConnectionsByState.GetValueOrDefault(state));
         }
         Row(html, "total", total);

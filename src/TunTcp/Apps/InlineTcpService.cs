@@ -11,7 +11,7 @@ namespace TunTcp.Apps;
 /// not block; they ask for engine work through <see cref="NetStackCore.MarkReady"/>, which the
 /// stack runs after the current event, so the engine is never re-entered.
 /// </summary>
-public abstract class InlineTcpService : ITcpListenObserver
+internal abstract class InlineTcpService : ITcpListenObserver
 {
     private readonly NetStackCore _core;
 
@@ -51,7 +51,7 @@ public abstract class InlineTcpService : ITcpListenObserver
 }
 
 /// <summary>Per-connection logic of an <see cref="InlineTcpService"/>, on the stack thread.</summary>
-public abstract class InlineTcpHandler : ITcpConnectionObserver
+internal abstract class InlineTcpHandler : ITcpConnectionObserver
 {
     private readonly InlineTcpService _service;
     private bool _closedLogged;
@@ -73,12 +73,12 @@ public abstract class InlineTcpHandler : ITcpConnectionObserver
     {
         if (_service.Logger.IsEnabled(LogLevel.Information))
             _service.Logger.LogInformation("{Service}: connection from {Remote} opened", _service.Name, Connection.Tuple.RemoteAddress.WithPort(Connection.Tuple.RemotePort));
-        OnEvents(Connection, TcpConnectionEvents.Readable | TcpConnectionEvents.Writable | (Connection.State == TcpState.Closed ? TcpConnectionEvents.Closed : 0));
+        OnEvents(Connection, TcpConnectionEvents.Readable | TcpConnectionEvents.Writable | (Connection.State == TcpConnectionState.Closed ? TcpConnectionEvents.Closed : 0));
     }
 
     public void OnEvents(TcpConnection connection, TcpConnectionEvents events)
     {
-        if (Connection.State != TcpState.Closed || (events & TcpConnectionEvents.Readable) != 0) OnActivity(events);
+        if (Connection.State != TcpConnectionState.Closed || (events & TcpConnectionEvents.Readable) != 0) OnActivity(events);
         if ((events & TcpConnectionEvents.Closed) != 0 && !_closedLogged)
         {
             _closedLogged = true;

@@ -5,7 +5,7 @@ using TunTcp.Tcp;
 namespace TunTcp.Apps;
 
 /// <summary>RFC 862 echo over TCP: every byte received is sent back; the peer's FIN is echoed as a FIN.</summary>
-public sealed class EchoService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
+internal sealed class EchoService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
     : InlineTcpService(core, port, backlog, logger)
 {
     public override string Name => "echo";
@@ -37,7 +37,7 @@ public sealed class EchoService(NetStackCore core, ushort port, ILogger logger, 
 }
 
 /// <summary>RFC 863 discard: everything received is dropped; closes when the peer closes.</summary>
-public sealed class DiscardService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
+internal sealed class DiscardService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
     : InlineTcpService(core, port, backlog, logger)
 {
     public override string Name => "discard";
@@ -61,7 +61,7 @@ public sealed class DiscardService(NetStackCore core, ushort port, ILogger logge
 /// starting one character later in the 95-character ASCII cycle, until the peer goes away;
 /// whatever the peer sends is discarded.
 /// </summary>
-public sealed class ChargenService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
+internal sealed class ChargenService(NetStackCore core, ushort port, ILogger logger, int backlog = 128)
     : InlineTcpService(core, port, backlog, logger)
 {
     public override string Name => "chargen";
@@ -83,7 +83,7 @@ public sealed class ChargenService(NetStackCore core, ushort port, ILogger logge
                 HalfCloseOnce();
                 return;
             }
-            if (Connection.SendClosed || Connection.State is not (TcpState.Established or TcpState.CloseWait)) return;
+            if (Connection.SendClosed || Connection.State is not (TcpConnectionState.Established or TcpConnectionState.CloseWait)) return;
             var tx = Connection.SendBuffer;
             if (tx.Free == 0) return;
             tx.GetWritable(out var first, out var second);
@@ -101,7 +101,7 @@ public sealed class ChargenService(NetStackCore core, ushort port, ILogger logge
 /// The RFC 864 stream: lines of 72 printable characters plus CR LF; each line starts one
 /// character further along the 95 printable ASCII characters, the first with '!' as in the RFC.
 /// </summary>
-public static class ChargenPattern
+internal static class ChargenPattern
 {
     public const int LineLength = 74; // 72 characters + CR + LF
     private const int Cycle = 95;      // printable ASCII 0x20..0x7E
@@ -144,7 +144,7 @@ public static class ChargenPattern
 }
 
 /// <summary>RFC 862 echo over UDP, answered on the stack thread.</summary>
-public sealed class UdpEchoService
+internal sealed class UdpEchoService
 {
     private readonly NetStackCore _core;
     private readonly UdpBinding _binding;

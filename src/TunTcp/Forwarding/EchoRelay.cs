@@ -18,7 +18,7 @@ namespace TunTcp.Forwarding;
 /// (root only). One socket per application address and echo identifier; the kernel gives a
 /// datagram socket its own identifier, which replies are mapped back from.
 /// </summary>
-public sealed class EchoRelay : IDisposable
+internal sealed class EchoRelay : IDisposable
 {
     private const int MaxFlows = 1024;
     private readonly ForwarderOptions _options;

@@ -49,9 +49,9 @@ public sealed class FlowForwarder : IFlowHandler, IAsyncDisposable
         Echo = new EchoRelay(options, loggers.CreateLogger("tuntcp.forward.ping"), _stopping.Token);
     }
 
-    public UdpNat Udp { get; }
+    internal UdpNat Udp { get; }
 
-    public EchoRelay Echo { get; }
+    internal EchoRelay Echo { get; }
 
     public ForwarderStatistics Statistics { get; } = new();
 

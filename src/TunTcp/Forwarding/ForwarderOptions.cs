@@ -37,7 +37,7 @@ public sealed class ForwarderOptions
     /// The resolver the application side is given (normally the stack's own addresses): DNS
     /// queries to it, UDP or TCP port 53, go to <see cref="DnsServers"/>. Empty: no DNS relay.
     /// </summary>
-    public IReadOnlyList<IpAddress> DnsAddresses { get; init; } = [];
+    public IReadOnlyList<IPAddress> DnsAddresses { get; init; } = [];
 
     /// <summary>The real resolvers DNS queries are relayed to (the first one of the query's family, else the first).</summary>
     public IReadOnlyList<IPEndPoint> DnsServers { get; init; } = [];

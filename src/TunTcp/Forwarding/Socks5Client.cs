@@ -29,7 +29,7 @@ namespace TunTcp.Forwarding;
 /// created where the resolution completes.
 /// </para>
 /// </remarks>
-public static class Socks5Client
+internal static class Socks5Client
 {
     // The longest handshake message: the RFC 1929 request, 1 + 1 + 255 + 1 + 255 octets.
     private const int HandshakeBufferLength = 3 + 2 * Socks5Proxy.MaxCredentialBytes;

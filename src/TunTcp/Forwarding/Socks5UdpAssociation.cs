@@ -17,7 +17,7 @@ namespace TunTcp.Forwarding;
 /// association's life and watched; when the proxy closes it, <see cref="Closed"/> completes and
 /// sends and receives fail with ConnectionReset. Disposing closes both connections.
 /// </remarks>
-public sealed class Socks5UdpAssociation : IAsyncDisposable, IDisposable
+internal sealed class Socks5UdpAssociation : IAsyncDisposable, IDisposable
 {
     /// <summary>The largest payload <see cref="SendToAsync"/> takes: a 64 KiB UDP datagram less the IPv4 and UDP headers.</summary>
     public const int MaxPayloadLength = 65535 - 20 - 8 - Socks5Wire.MaxUdpHeaderLength;

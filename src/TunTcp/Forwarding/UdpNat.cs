@@ -18,7 +18,7 @@ namespace TunTcp.Forwarding;
 /// most <see cref="ForwarderOptions.MaxUdpFlows"/> mappings. The stack thread only copies a
 /// datagram into a pooled buffer and queues it; the flow's own task sends it.
 /// </summary>
-public sealed class UdpNat : IDisposable
+internal sealed class UdpNat : IDisposable
 {
     private readonly ForwarderOptions _options;
     private readonly ILogger _log;
@@ -33,7 +33,7 @@ public sealed class UdpNat : IDisposable
         _options = options;
         _log = log;
         _stopping = stopping;
-        Dns = new DnsRelay(options.DnsAddresses, options.DnsServers);
+        Dns = new DnsRelay([.. options.DnsAddresses.Select(IpAddress.FromIPAddress)], options.DnsServers);
     }
 
     /// <summary>Where DNS queries to the gateway go.</summary>
@@ -236,7 +236,7 @@ public sealed class UdpNat : IDisposable
 /// The DNS relay of <c>--dns</c>: the application side is given the gateway (the stack's own
 /// addresses) as its resolver, and queries to its port 53 go to the host's real resolvers.
 /// </summary>
-public sealed class DnsRelay(IReadOnlyList<IpAddress> addresses, IReadOnlyList<IPEndPoint> servers)
+internal sealed class DnsRelay(IReadOnlyList<IpAddress> addresses, IReadOnlyList<IPEndPoint> servers)
 {
     public bool Enabled => addresses.Count > 0 && servers.Count > 0;
 

@@ -4,7 +4,7 @@ using TunTcp.Wire;
 namespace TunTcp.Ip;
 
 /// <summary>What the stack does with a flow its <see cref="IFlowHandler"/> was asked about.</summary>
-public enum FlowVerdict
+internal enum FlowVerdict
 {
     /// <summary>
     /// The stack terminates the flow: for TCP it completes the handshake from the address the peer
@@ -29,7 +29,7 @@ public enum FlowVerdict
 /// Every method runs on the stack thread and must return quickly; slow work (an upstream connect)
 /// runs elsewhere and reports back through <see cref="NetStackCore.CompleteTcpFlow"/>.
 /// </summary>
-public interface IFlowHandler
+internal interface IFlowHandler
 {
     /// <summary>
     /// A new TCP flow. The stack holds the SYN (its retransmissions are folded into the same
@@ -56,7 +56,7 @@ public interface IFlowHandler
 }
 
 /// <summary>A TCP SYN held for a decision of the <see cref="IFlowHandler"/>.</summary>
-public sealed class TcpFlowRequest
+internal sealed class TcpFlowRequest
 {
     internal TcpFlowRequest(in TcpTuple tuple, ReadOnlySpan<byte> packet, ReadOnlySpan<byte> segment, bool congestionExperienced, Instant arrived)
     {
@@ -107,7 +107,7 @@ public sealed class TcpFlowRequest
 }
 
 /// <summary>A UDP datagram for the <see cref="IFlowHandler"/>; its payload lives only during the call.</summary>
-public readonly ref struct UdpFlowDatagram(IpAddress source, ushort sourcePort, IpAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
+internal readonly ref struct UdpFlowDatagram(IpAddress source, ushort sourcePort, IpAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
 {
     public IpAddress Source { get; } = source;
     public ushort SourcePort { get; } = sourcePort;
@@ -117,7 +117,7 @@ public readonly ref struct UdpFlowDatagram(IpAddress source, ushort sourcePort, 
 }
 
 /// <summary>An ICMP (IPv4) or ICMPv6 echo request for the <see cref="IFlowHandler"/>; its data lives only during the call.</summary>
-public readonly ref struct EchoFlowRequest(IpAddress source, IpAddress destination, ushort identifier, ushort sequenceNumber, ReadOnlySpan<byte> data)
+internal readonly ref struct EchoFlowRequest(IpAddress source, IpAddress destination, ushort identifier, ushort sequenceNumber, ReadOnlySpan<byte> data)
 {
     public IpAddress Source { get; } = source;
     public IpAddress Destination { get; } = destination;

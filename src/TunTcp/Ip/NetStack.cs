@@ -12,7 +12,7 @@ namespace TunTcp.Ip;
 /// Nothing else touches protocol state; applications talk to it through <see cref="Post"/>
 /// and the per-connection rings.
 /// </summary>
-public sealed class NetStack : IDisposable
+public sealed class NetStack : IDisposable, IAsyncDisposable
 {
     private readonly ILinkDevice _link;
     private readonly TimeProvider _time;
@@ -65,7 +65,9 @@ public sealed class NetStack : IDisposable
     public Task Completion => _completion.Task;
 
     /// <summary>The stack's clock as an <see cref="Instant"/>.</summary>
-    public Instant Now => new(checked((long)(_time.GetTimestamp() * (1_000_000.0 / _time.TimestampFrequency))));
+    internal TimeProvider Time => _time;
+
+    internal Instant Now => new(checked((long)(_time.GetTimestamp() * (1_000_000.0 / _time.TimestampFrequency))));
 
     /// <summary>Starts the stack thread.</summary>
     public void Start()
@@ -81,7 +83,7 @@ public sealed class NetStack : IDisposable
     /// Runs <paramref name="command"/> on the stack thread and returns its result; runs it inline
     /// when already on the stack thread. Safe from any thread.
     /// </summary>
-    public Task<T> Invoke<T>(Func<NetStackCore, Instant, T> command)
+    internal Task<T> Invoke<T>(Func<NetStackCore, Instant, T> command)
     {
         if (IsStackThread) return Task.FromResult(command(Core, Now));
         if (_stopping || _thread is null) return Task.FromException<T>(new ObjectDisposedException(nameof(NetStack), "The stack is not running."));
@@ -127,7 +129,7 @@ public sealed class NetStack : IDisposable
     /// it throws is logged and the stack goes on.
     /// </summary>
     /// <exception cref="ObjectDisposedException">The stack was disposed: the command would never run.</exception>
-    public void Post(Action<NetStackCore, Instant> command)
+    internal void Post(Action<NetStackCore, Instant> command)
     {
         if (_stopping) throw new ObjectDisposedException(nameof(NetStack), "The stack is stopped; the command would never run.");
         _commands.Enqueue(command);
@@ -198,6 +200,27 @@ public sealed class NetStack : IDisposable
             _log.LogCritical(e, "The stack thread failed");
             _completion.TrySetException(e);
         }
+    }
+
+    /// <summary>
+    /// Abortive shutdown like <see cref="Dispose"/>, without blocking the caller while the stack
+    /// thread resets the connections (for an orderly one, <see cref="ShutdownAsync"/> first).
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopping) return;
+        if (_thread is not null && _thread.IsAlive && !IsStackThread)
+        {
+            try
+            {
+                await Invoke((core, now) => { core.AbortAll(now); return 0; }).WaitAsync(TimeSpan.FromSeconds(5), _time).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TimeoutException or ObjectDisposedException)
+            {
+                // Stopped meanwhile, or wedged: stop the thread regardless.
+            }
+        }
+        Dispose();
     }
 
     /// <summary>

@@ -12,7 +12,7 @@ namespace TunTcp.Ip;
 /// bounded table until the handler decides; the accepted connection then speaks from the address
 /// the peer dialed. Packets the stack sends for such a flow carry that address as their source.
 /// </remarks>
-public sealed partial class NetStackCore
+internal sealed partial class NetStackCore
 {
     private readonly IFlowHandler? _flows;
     private readonly Dictionary<TcpTuple, TcpFlowRequest> _pendingFlows = new();

@@ -11,7 +11,7 @@ namespace TunTcp.Ip;
 /// lie in SND.UNA..SND.NXT (RFC 5927 4.1), or the error is ignored: a forged or stale one
 /// changes nothing.
 /// </summary>
-public sealed partial class NetStackCore
+internal sealed partial class NetStackCore
 {
     /// <summary>
     /// The least IPv4 path MTU believed: Linux's min_pmtu (552). RFC 1191 allows 68, but a forged

@@ -3,7 +3,7 @@ using TunTcp.Wire;
 
 namespace TunTcp.Ip;
 
-public sealed partial class NetStackCore
+internal sealed partial class NetStackCore
 {
     /// <summary>ff02::1, the link-local all-nodes group every IPv6 node is in (RFC 4291 2.7.1).</summary>
     private static readonly IpAddress AllNodes = new(0xFF02_0000_0000_0000, 1);

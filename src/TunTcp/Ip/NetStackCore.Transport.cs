@@ -6,7 +6,7 @@ using TunTcp.Wire;
 namespace TunTcp.Ip;
 
 /// <summary>The stack core's record of one connection: the engine plus the owner's bookkeeping.</summary>
-public sealed class ConnectionEntry
+internal sealed class ConnectionEntry
 {
     internal ConnectionEntry(TcpConnection connection) => Connection = connection;
 
@@ -26,7 +26,7 @@ public sealed class ConnectionEntry
 
 /// <summary>Application-side work on a connection that the stack thread must pick up.</summary>
 [Flags]
-public enum PendingWork
+internal enum PendingWork
 {
     None = 0,
     SendBufferWritten = 1,
@@ -39,7 +39,7 @@ public enum PendingWork
     Abort = 16,
 }
 
-public sealed partial class NetStackCore
+internal sealed partial class NetStackCore
 {
     /// <summary>IANA dynamic port range (RFC 6335 6) for ephemeral local ports.</summary>
     public const int EphemeralPortFirst = EphemeralPorts.First, EphemeralPortLast = EphemeralPorts.Last;
@@ -64,9 +64,9 @@ public sealed partial class NetStackCore
     public int ListenerCount => _listeners.Count;
 
     /// <summary>Connections by state, for statistics pages.</summary>
-    public Dictionary<TcpState, int> CountConnectionsByState()
+    public Dictionary<TcpConnectionState, int> CountConnectionsByState()
     {
-        var counts = new Dictionary<TcpState, int>();
+        var counts = new Dictionary<TcpConnectionState, int>();
         foreach (var e in _connections.Values)
             counts[e.Connection.State] = counts.GetValueOrDefault(e.Connection.State) + 1;
         return counts;
@@ -129,10 +129,10 @@ public sealed partial class NetStackCore
             if (entry.Removed) continue;
             var c = entry.Connection;
             if ((work & PendingWork.SendBufferWritten) != 0) c.OnSendBufferWritten(now, this);
-            if ((work & PendingWork.ReceiveBufferRead) != 0 && c.State != TcpState.Closed) c.OnReceiveBufferRead(now, this);
-            if ((work & PendingWork.Abort) != 0 && c.State != TcpState.Closed) c.Abort(now, this);
-            if ((work & PendingWork.Close) != 0 && c.State != TcpState.Closed) c.Close(now, this);
-            if ((work & PendingWork.ShutdownSend) != 0 && c.State != TcpState.Closed) c.ShutdownSend(now, this);
+            if ((work & PendingWork.ReceiveBufferRead) != 0 && c.State != TcpConnectionState.Closed) c.OnReceiveBufferRead(now, this);
+            if ((work & PendingWork.Abort) != 0 && c.State != TcpConnectionState.Closed) c.Abort(now, this);
+            if ((work & PendingWork.Close) != 0 && c.State != TcpConnectionState.Closed) c.Close(now, this);
+            if ((work & PendingWork.ShutdownSend) != 0 && c.State != TcpConnectionState.Closed) c.ShutdownSend(now, this);
             AfterTouch(entry);
         }
         while (_timers.TryPeek(out var e, out long at) && at <= now.Microseconds)
@@ -166,7 +166,7 @@ public sealed partial class NetStackCore
 
     private void Touch(TcpConnection connection, Instant now, Action<TcpConnection, Instant, ITcpOutput> action)
     {
-        if (connection.State == TcpState.Closed) return;
+        if (connection.State == TcpConnectionState.Closed) return;
         action(connection, now, this);
         if (FindEntry(connection) is { } entry) AfterTouch(entry);
     }
@@ -175,7 +175,7 @@ public sealed partial class NetStackCore
     private void AfterTouch(ConnectionEntry entry)
     {
         var c = entry.Connection;
-        if (c.State == TcpState.Closed)
+        if (c.State == TcpConnectionState.Closed)
         {
             if (!entry.Removed)
             {
@@ -250,7 +250,7 @@ public sealed partial class NetStackCore
             Register(created);
             Statistics.tcpConnectionsOpened++;
             // Rebuilt from a SYN cookie: the ACK that carried the cookie completes the handshake.
-            if (created.FromSynCookie && created.State == TcpState.SynReceived) return DeliverTcp(tuple, segment, now);
+            if (created.FromSynCookie && created.State == TcpConnectionState.SynReceived) return DeliverTcp(tuple, segment, now);
         }
         return true;
     }

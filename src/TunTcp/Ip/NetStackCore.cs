@@ -18,7 +18,7 @@ namespace TunTcp.Ip;
 /// <c>.Ipv6</c> holds IPv6's input (extension headers, ICMPv6); <c>.Transport</c> the
 /// family-neutral TCP and UDP demultiplexing above them.
 /// </remarks>
-public sealed partial class NetStackCore : ITcpOutput
+internal sealed partial class NetStackCore : ITcpOutput
 {
     private readonly NetStackOptions _options;
     private readonly IPacketOutput _output;

@@ -46,7 +46,7 @@ public sealed class NetStackOptions
     public TcpSettings Tcp { get; init; } = new();
 
     /// <summary>Randomness for ISNs, ports and timestamp offsets; seed it for reproducible runs.</summary>
-    public IRandomSource Random { get; init; } = SystemRandomSource.Instance;
+    internal IRandomSource Random { get; init; } = SystemRandomSource.Instance;
 
     /// <summary>RFC 5961 7: challenge ACKs per second across the stack (Linux: 1000).</summary>
     public int ChallengeAcksPerSecond { get; init; } = 1000;
@@ -66,7 +66,7 @@ public sealed class NetStackOptions
     /// addresses, and asks this handler about every flow nothing of its own answers (see
     /// <see cref="IFlowHandler"/>). Null (the default): packets to other addresses are dropped.
     /// </summary>
-    public IFlowHandler? FlowHandler { get; init; }
+    internal IFlowHandler? FlowHandler { get; init; }
 
     /// <summary>TCP SYNs that may wait for the flow handler's decision at once; further new flows are dropped (their SYNs are retried by the peer).</summary>
     public int PendingFlowLimit { get; init; } = 4096;

@@ -30,7 +30,7 @@ public sealed record StackReport(
     }
 
     /// <summary>Stack thread only.</summary>
-    public static StackReport Capture(NetStackCore core, Instant now, Links.LinkStatistics? link = null)
+    internal static StackReport Capture(NetStackCore core, Instant now, Links.LinkStatistics? link = null)
     {
         var connections = new List<ConnectionReport>();
         foreach (var c in core.Connections)

@@ -126,8 +126,8 @@ public static class TunTcpMetrics
         foreach (var stack in Stacks.Keys)
         {
             if (!TryOnStackThread(stack, core => core.CountConnectionsByState(), out var counts)) continue;
-            foreach (var state in Enum.GetValues<TcpState>())
-                if (state != TcpState.Listen)
+            foreach (var state in Enum.GetValues<TcpConnectionState>())
+                if (state != TcpConnectionState.Listen)
                     measurements.Add(new Measurement<long>(counts!.GetValueOrDefault(state), Tag(stack), new("tcp.state", state.ToString())));
         }
         return measurements;

@@ -4,14 +4,14 @@ using TunTcp.Wire;
 namespace TunTcp.Ip;
 
 /// <summary>A datagram waiting in a UDP binding's receive queue.</summary>
-public readonly record struct UdpReceived(IpAddress Source, ushort SourcePort, byte[] Payload);
+internal readonly record struct UdpReceived(IpAddress Source, ushort SourcePort, byte[] Payload);
 
 /// <summary>
 /// A bound UDP port of the stack core. The stack thread enqueues arriving datagrams (up to a
 /// count limit, beyond which they are dropped and counted, as a full socket buffer does); the
 /// application dequeues them from any one thread.
 /// </summary>
-public sealed class UdpBinding
+internal sealed class UdpBinding
 {
     private readonly NetStackCore _core;
     private readonly ConcurrentQueue<UdpReceived> _queue = new();

@@ -10,7 +10,7 @@ namespace TunTcp.Links;
 /// Only the device itself implements this: decorators (capture, tracer, fault injector) do not,
 /// so the stack sees plain MTU-sized packets whenever something is watching or disturbing them.
 /// </remarks>
-public interface ISegmentationOffload
+internal interface ISegmentationOffload
 {
     /// <summary>Largest IP packet <see cref="SendSegmented"/> takes and <see cref="ILinkDevice.Receive"/> may return.</summary>
     int MaxSegmentationSize { get; }

@@ -1,3 +1,4 @@
+using System.Net;
 using TunTcp.Wire;
 
 namespace TunTcp.Links;
@@ -7,26 +8,49 @@ namespace TunTcp.Links;
 /// what the host side of a TUN device is given, and from which the kernel derives the route to
 /// the stack's address.
 /// </summary>
-public readonly record struct InterfaceAddress(Ipv4Address Address, int PrefixLength)
+public readonly record struct InterfaceAddress
 {
+    internal InterfaceAddress(Ipv4Address address, int prefixLength)
+    {
+        Value = address;
+        PrefixLength = prefixLength;
+    }
+
+    /// <summary>An IPv4 address (or an IPv4-mapped IPv6 one) and its prefix length.</summary>
+    /// <exception cref="ArgumentException">The address is not IPv4.</exception>
+    public InterfaceAddress(IPAddress address, int prefixLength)
+        : this(address.IsIPv4MappedToIPv6 || address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+            ? Ipv4Address.FromIPAddress(address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address)
+            : throw new ArgumentException($"{address} is not an IPv4 address", nameof(address)), prefixLength)
+    {
+    }
+
+    internal Ipv4Address Value { get; }
+
+    /// <summary>The address.</summary>
+    public IPAddress Address => Value.ToIPAddress();
+
+    /// <summary>The length of the network prefix, 0..32.</summary>
+    public int PrefixLength { get; }
+
     /// <summary>The netmask, e.g. 255.255.255.0 for /24.</summary>
-    public Ipv4Address Netmask => new(PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength));
+    internal Ipv4Address Netmask => new(PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength));
 
     /// <summary>The network address: the address with the host bits cleared.</summary>
-    public Ipv4Address Network => new(Address.Value & Netmask.Value);
+    internal Ipv4Address Network => new(Value.Value & Netmask.Value);
 
     /// <summary>The directed broadcast address of the prefix: the host bits all set.</summary>
-    public Ipv4Address DirectedBroadcast => new(Address.Value | ~Netmask.Value);
+    internal Ipv4Address DirectedBroadcast => new(Value.Value | ~Netmask.Value);
 
     /// <summary>True if <paramref name="other"/> lies inside this prefix.</summary>
-    public bool Contains(Ipv4Address other) => other.IsInSubnet(Address, PrefixLength);
+    internal bool Contains(Ipv4Address other) => other.IsInSubnet(Value, PrefixLength);
 
     /// <summary>
     /// True if <paramref name="other"/> can be a host on this prefix: inside it, and for prefixes of
     /// /30 and shorter neither the network nor the broadcast address (RFC 1122 3.2.1.3; /31 and /32
     /// have no such reserved addresses, RFC 3021).
     /// </summary>
-    public bool IsUsableHost(Ipv4Address other) =>
+    internal bool IsUsableHost(Ipv4Address other) =>
         Contains(other) && (PrefixLength >= 31 || (other != Network && other != DirectedBroadcast));
 
     /// <summary>
@@ -67,7 +91,7 @@ public readonly record struct InterfaceAddress(Ipv4Address Address, int PrefixLe
     /// 0.0.0.0/8 ("this network", RFC 1122 3.2.1.3), not loopback 127/8, not multicast or the
     /// limited broadcast address, not reserved 240/4 (RFC 1112 4).
     /// </summary>
-    public static bool IsAssignable(Ipv4Address address, out string error)
+    internal static bool IsAssignable(Ipv4Address address, out string error)
     {
         uint first = address.Value >> 24;
         error = first switch
@@ -81,5 +105,5 @@ public readonly record struct InterfaceAddress(Ipv4Address Address, int PrefixLe
         return error.Length == 0;
     }
 
-    public override string ToString() => $"{Address}/{PrefixLength}";
+    public override string ToString() => $"{Value}/{PrefixLength}";
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using TunTcp.Wire;
 
 namespace TunTcp.Links;
@@ -6,10 +7,33 @@ namespace TunTcp.Links;
 /// An IPv6 address with its prefix length, as written <c>fd00:7475:6e::1/64</c>: what the host
 /// side of a dual-stack TUN device is given; the kernel routes the prefix to the device.
 /// </summary>
-public readonly record struct InterfaceAddress6(IpAddress Address, int PrefixLength)
+public readonly record struct InterfaceAddress6
 {
+    internal InterfaceAddress6(IpAddress address, int prefixLength)
+    {
+        Value = address;
+        PrefixLength = prefixLength;
+    }
+
+    /// <summary>An IPv6 address and its prefix length.</summary>
+    /// <exception cref="ArgumentException">The address is not IPv6.</exception>
+    public InterfaceAddress6(IPAddress address, int prefixLength)
+        : this(address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !address.IsIPv4MappedToIPv6
+            ? IpAddress.FromIPAddress(address)
+            : throw new ArgumentException($"{address} is not an IPv6 address", nameof(address)), prefixLength)
+    {
+    }
+
+    internal IpAddress Value { get; }
+
+    /// <summary>The address.</summary>
+    public IPAddress Address => Value.ToIPAddress();
+
+    /// <summary>The length of the network prefix, 0..128.</summary>
+    public int PrefixLength { get; }
+
     /// <summary>True if <paramref name="other"/> (an IPv6 address) lies inside this prefix.</summary>
-    public bool Contains(IpAddress other) => other.IsV6 && other.IsInSubnet(Address, PrefixLength);
+    internal bool Contains(IpAddress other) => other.IsV6 && other.IsInSubnet(Value, PrefixLength);
 
     /// <summary>
     /// Parses <c>address/prefix</c>: an IPv6 unicast address an interface may be given and a prefix
@@ -48,7 +72,7 @@ public readonly record struct InterfaceAddress6(IpAddress Address, int PrefixLen
     /// link-local (the kernel makes its own link-local address; the stack answers on a global or
     /// unique-local one).
     /// </summary>
-    public static bool IsAssignable(IpAddress address, out string error)
+    internal static bool IsAssignable(IpAddress address, out string error)
     {
         error = address.IsV4 ? $"{address} is an IPv4 address; an IPv6 address is needed here"
             : address == IpAddress.AnyV6 ? ":: is the unspecified address, which no interface may use"
@@ -59,5 +83,5 @@ public readonly record struct InterfaceAddress6(IpAddress Address, int PrefixLen
         return error.Length == 0;
     }
 
-    public override string ToString() => $"{Address}/{PrefixLength}";
+    public override string ToString() => $"{Value}/{PrefixLength}";
 }

@@ -113,7 +113,7 @@ internal sealed unsafe class NetDeviceControl : IDisposable
         // SIOCSIFNETMASK then replaces (the kernel re-inserts the address and its prefix route).
         Span<byte> req = stackalloc byte[IfReqSize];
         WriteName(req, name);
-        WriteSockAddrIn(req[16..], address.Address);
+        WriteSockAddrIn(req[16..], address.Value);
         int errno = Call(SIOCSIFADDR, req);
         if (errno == Libc.EINVAL || errno == Libc.EADDRNOTAVAIL)
             throw new LinkSetupException($"the kernel refused address {address.Address} for {name}: {Libc.Describe(errno)}; give a unicast host address such as 192.168.0.1/24", errno);

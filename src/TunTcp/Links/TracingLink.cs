@@ -13,7 +13,7 @@ namespace TunTcp.Links;
 /// Lines go to a <see cref="TextWriter"/> or, at Information level, to an <see cref="ILogger"/>.
 /// A debugging aid: it allocates a string per packet. Disposing disposes the inner device.
 /// </summary>
-public sealed partial class TracingLink : ILinkDevice
+internal sealed partial class TracingLink : ILinkDevice
 {
     private readonly ILinkDevice _inner;
     private readonly TextWriter? _writer;

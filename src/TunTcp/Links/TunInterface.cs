@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -63,7 +64,7 @@ public sealed record TunInterfaceOptions
     /// Prefixes routed out of the device besides the host side's own (for <c>forward</c>: the
     /// default routes 0.0.0.0/0 and ::/0, or the chosen prefixes); added once it is up.
     /// </summary>
-    public IReadOnlyList<(IpAddress Network, int PrefixLength)> Routes { get; init; } = [];
+    public IReadOnlyList<(IPAddress Network, int PrefixLength)> Routes { get; init; } = [];
 
     /// <summary>The TUN clone device; tests point it at a missing path to exercise the error.</summary>
     public string ClonePath { get; init; } = TunDevice.DefaultClonePath;
@@ -80,12 +81,12 @@ public sealed record TunInterfaceOptions
                 throw new LinkSetupException($"MTU {Mtu} is below {MinimumMtu6}, the least an IPv6 link must carry (RFC 8200 5); raise the MTU or set the device up IPv4-only");
             if (v6.PrefixLength is < 1 or > 128)
                 throw new LinkSetupException($"prefix length {v6.PrefixLength} is out of range: it must be from 1 to 128");
-            if (!InterfaceAddress6.IsAssignable(v6.Address, out error)) throw new LinkSetupException(error);
+            if (!InterfaceAddress6.IsAssignable(v6.Value, out error)) throw new LinkSetupException(error);
         }
         if (HostAddress.PrefixLength is < 1 or > 32)
             throw new LinkSetupException($"prefix length {HostAddress.PrefixLength} is out of range: it must be from 1 to 32");
-        if (!InterfaceAddress.IsAssignable(HostAddress.Address, out error)) throw new LinkSetupException(error);
-        if (!HostAddress.IsUsableHost(HostAddress.Address))
+        if (!InterfaceAddress.IsAssignable(HostAddress.Value, out error)) throw new LinkSetupException(error);
+        if (!HostAddress.IsUsableHost(HostAddress.Value))
             throw new LinkSetupException($"{HostAddress.Address} is the network or broadcast address of {HostAddress.Network}/{HostAddress.PrefixLength}; pick a host address inside it");
         if (NetworkNamespace is not null && !Links.NetworkNamespace.IsValidName(NetworkNamespace, out error))
             throw new LinkSetupException(error);
@@ -235,10 +236,11 @@ public sealed class TunInterface : IDisposable
         device.Mtu = options.Mtu;
         control.SetAddress(device.Name, options.HostAddress);
         if (options.HostAddress6 is { } v6)
-            Netlink.AddIpv6Address(control.GetIndex(device.Name), device.Name, v6.Address, v6.PrefixLength);
+            Netlink.AddIpv6Address(control.GetIndex(device.Name), device.Name, v6.Value, v6.PrefixLength);
         control.BringUp(device.Name);
-        foreach (var (network, prefixLength) in options.Routes)
+        foreach (var (route, prefixLength) in options.Routes)
         {
+            var network = IpAddress.FromIPAddress(route);
             if (!network.IsV4 && options.HostAddress6 is null)
                 throw new LinkSetupException($"cannot route {network}/{prefixLength} through {device.Name}: IPv6 is off on it");
             Netlink.AddRoute(control.GetIndex(device.Name), device.Name, network, prefixLength);

@@ -9,15 +9,18 @@ namespace TunTcp.Sockets;
 /// <see cref="Set"/> that finds no waiter is remembered, so the check-then-wait race cannot
 /// lose a wake-up. The waiter never runs on the signalling (stack) thread: the signal queues
 /// itself, a preallocated thread-pool work item, so waking an application costs no allocation.
+/// A synchronous caller blocks in <see cref="Wait"/> on an event of its own (made once, reused),
+/// not on the asynchronous wait: no task, no pool hop.
 /// </summary>
 internal sealed class AsyncSignal : IValueTaskSource, IThreadPoolWorkItem
 {
-    private const int Idle = 0, Waiting = 1, Signaled = 2;
+    private const int Idle = 0, Waiting = 1, Signaled = 2, BlockedWaiting = 3;
 
     // Continuations run inline in Execute, which is already on a pool thread.
     private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
     private int _state;
     private CancellationTokenRegistration _registration;
+    private ManualResetEventSlim? _blocked;
 
     /// <summary>Wakes the waiter, or lets the next wait return at once.</summary>
     public void Set()
@@ -31,12 +34,36 @@ internal sealed class AsyncSignal : IValueTaskSource, IThreadPoolWorkItem
                 if (Interlocked.CompareExchange(ref _state, Signaled, Idle) == Idle) return;
                 continue;
             }
+            if (s == BlockedWaiting)
+            {
+                if (Interlocked.CompareExchange(ref _state, Idle, BlockedWaiting) == BlockedWaiting)
+                {
+                    _blocked!.Set();
+                    return;
+                }
+                continue;
+            }
             if (Interlocked.CompareExchange(ref _state, Idle, Waiting) == Waiting)
             {
                 ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
                 return;
             }
         }
+    }
+
+    /// <summary>Blocks this thread until the next <see cref="Set"/> (returns at once if one is pending).</summary>
+    public void Wait()
+    {
+        if (Interlocked.CompareExchange(ref _state, Idle, Signaled) == Signaled) return;
+        var blocked = _blocked ??= new ManualResetEventSlim(false);
+        blocked.Reset();
+        if (Interlocked.CompareExchange(ref _state, BlockedWaiting, Idle) != Idle)
+        {
+            // A Set landed in between: consume it.
+            Interlocked.Exchange(ref _state, Idle);
+            return;
+        }
+        blocked.Wait();
     }
 
     /// <summary>On a pool thread: complete the wait (its continuation runs here, not on the stack thread).</summary>

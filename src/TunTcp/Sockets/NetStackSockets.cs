@@ -17,27 +17,33 @@ public static class NetStackSockets
     /// taken, AddressNotAvailable for an address that is not the stack's, AddressFamilyNotSupported
     /// for a family the stack has no address of.
     /// </summary>
-    public static Task<TunTcpListener> ListenTcpAsync(this NetStack stack, IPEndPoint endpoint, int backlog = 128, TcpSettings? settings = null, bool dualMode = true)
+    public static Task<TunTcpListener> ListenTcpAsync(this NetStack stack, IPEndPoint endpoint, int backlog = 128, TcpSettings? settings = null, bool dualMode = true, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(endpoint);
         var address = IpAddress.FromIPAddress(endpoint.Address);
         var port = checked((ushort)endpoint.Port);
-        return stack.Invoke((core, _) => new TunTcpListener(stack, core.Listen(address, port, backlog, settings, dualMode)));
+        return stack.Invoke((core, _) => new TunTcpListener(stack, core.Listen(address, port, backlog, settings, dualMode))).WaitAsync(cancellationToken);
     }
-
-    /// <summary>Synchronous <see cref="ListenTcpAsync"/>.</summary>
-    public static TunTcpListener ListenTcp(this NetStack stack, IPEndPoint endpoint, int backlog = 128, TcpSettings? settings = null) =>
-        stack.ListenTcpAsync(endpoint, backlog, settings).GetAwaiter().GetResult();
 
     /// <summary>
     /// Opens a connection from the stack's address of the remote's family and an ephemeral port
-    /// (or <paramref name="localPort"/>), and waits for the handshake. Fails with
+    /// (or a chosen local port), and waits for the handshake. Fails with
     /// <see cref="SocketException"/>: ConnectionRefused (the peer reset our SYN), TimedOut (SYN
     /// retries ran out), AddressFamilyNotSupported (no address of that family), AddressNotAvailable
     /// (no ephemeral port free), AddressAlreadyInUse (the local port is taken towards that peer);
     /// cancellation resets the attempt.
     /// </summary>
-    public static async Task<TunTcpConnection> ConnectTcpAsync(this NetStack stack, IPEndPoint remote, CancellationToken cancellationToken = default, TcpSettings? settings = null, int localPort = 0)
+    public static Task<TunTcpConnection> ConnectTcpAsync(this NetStack stack, IPEndPoint remote, CancellationToken cancellationToken = default) =>
+        stack.ConnectTcpAsync(remote, settings: null, localPort: 0, cancellationToken);
+
+    /// <inheritdoc cref="ConnectTcpAsync(NetStack, IPEndPoint, CancellationToken)"/>
+    /// <param name="settings">TCP settings of this connection (null: the stack's).</param>
+    /// <param name="localPort">The local port (0: an ephemeral one).</param>
+    public static async Task<TunTcpConnection> ConnectTcpAsync(this NetStack stack, IPEndPoint remote, TcpSettings? settings, int localPort, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(remote);
+        ArgumentOutOfRangeException.ThrowIfNegative(localPort);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(localPort, ushort.MaxValue);
         var address = IpAddress.FromIPAddress(remote.Address);
         var port = checked((ushort)remote.Port);
         var local = checked((ushort)localPort);
@@ -51,18 +57,19 @@ public static class NetStackSockets
     }
 
     /// <summary>Binds a UDP port (0: an ephemeral one) on every address of the stack, both families.</summary>
-    public static Task<TunUdpSocket> BindUdpAsync(this NetStack stack, int port, int receiveQueueLimit = 256) =>
-        stack.BindUdpAsync(new IPEndPoint(stack.Core.HasIpv6 ? IPAddress.IPv6Any : IPAddress.Any, port), receiveQueueLimit);
+    public static Task<TunUdpSocket> BindUdpAsync(this NetStack stack, int port, CancellationToken cancellationToken = default) =>
+        stack.BindUdpAsync(new IPEndPoint(stack.Core.HasIpv6 ? IPAddress.IPv6Any : IPAddress.Any, port), cancellationToken: cancellationToken);
 
     /// <summary>
     /// Binds UDP on <paramref name="local"/> (an address of the stack or a wildcard; the IPv6
     /// wildcard with <paramref name="dualMode"/> takes IPv4 datagrams too). Throws
     /// <see cref="SocketException"/> as <see cref="ListenTcpAsync"/> does.
     /// </summary>
-    public static Task<TunUdpSocket> BindUdpAsync(this NetStack stack, IPEndPoint local, int receiveQueueLimit = 256, bool dualMode = true)
+    public static Task<TunUdpSocket> BindUdpAsync(this NetStack stack, IPEndPoint local, int receiveQueueLimit = 256, bool dualMode = true, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(local);
         var address = IpAddress.FromIPAddress(local.Address);
         var port = checked((ushort)local.Port);
-        return stack.Invoke((core, _) => new TunUdpSocket(stack, core.BindUdp(address, port, receiveQueueLimit, dualMode)));
+        return stack.Invoke((core, _) => new TunUdpSocket(stack, core.BindUdp(address, port, receiveQueueLimit, dualMode))).WaitAsync(cancellationToken);
     }
 }

@@ -28,6 +28,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     private volatile bool _closed;
     private volatile int _error;
     private volatile bool _sendShutdown;
+    private volatile bool _receiveShutdown;
     private volatile bool _disposed;
     private bool _noDelay;
     private bool _keepAlive;
@@ -45,8 +46,8 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         // Events raised before this object existed (data, FIN, reset while queued for accept) are read from the engine.
         _peerFin = tcp.PeerFinReceived;
         if (tcp.IsSynchronized) _established.TrySetResult();
-        if (tcp.State is TcpState.FinWait2 or TcpState.TimeWait) _sendCompleted.TrySetResult();
-        if (tcp.State == TcpState.Closed || entry is null) MarkClosed(tcp.Error);
+        if (tcp.State is TcpConnectionState.FinWait2 or TcpConnectionState.TimeWait) _sendCompleted.TrySetResult();
+        if (tcp.State == TcpConnectionState.Closed || entry is null) MarkClosed(tcp.Error);
         tcp.Observer = this;
     }
 
@@ -54,7 +55,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     public IPEndPoint RemoteEndPoint { get; }
 
     /// <summary>The engine's state (a racy snapshot when read off the stack thread).</summary>
-    public TcpState State => _tcp.State;
+    public TcpConnectionState State => _tcp.State;
 
     /// <summary>Why the connection failed, or <see cref="TcpError.None"/>.</summary>
     public TcpError Error => (TcpError)_error;
@@ -83,7 +84,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     public int Available => _tcp.ReceiveBuffer.Count;
 
     /// <summary>The engine connection (advanced use; only the stack thread may call its methods).</summary>
-    public TcpConnection Engine => _tcp;
+    internal TcpConnection Engine => _tcp;
 
     /// <summary>
     /// Completes once the peer has acknowledged everything sent, the FIN included (after
@@ -98,7 +99,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     public Task<TcpConnectionStatistics> GetStatisticsAsync() => _stack.Invoke((_, _) => _tcp.GetStatistics());
 
     /// <summary>A <see cref="NetworkStream"/>-like view; disposing it closes the connection.</summary>
-    public Stream GetStream() => new TunTcpStream(this);
+    public TunTcpStream GetStream() => new(this);
 
     // ---- receiving ----
 
@@ -109,6 +110,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_receiveShutdown) return new ValueTask<int>(0);
         if (buffer.Length == 0)
         {
             if (_tcp.ReceiveBuffer.Count > 0 || _peerFin || _closed) return ThrowIfFailedOrZero();
@@ -128,6 +130,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     public int Receive(Span<byte> buffer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_receiveShutdown) return 0;
         while (true)
         {
             int n = TryRead(buffer);
@@ -142,9 +145,7 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
     {
         if (_stack.IsStackThread)
             throw new InvalidOperationException("A synchronous receive or send on the stack thread would wait for the stack thread itself; use the async methods or the connection's events.");
-        var wait = signal.WaitAsync(CancellationToken.None);
-        if (!wait.IsCompleted) wait.AsTask().GetAwaiter().GetResult();
-        else wait.GetAwaiter().GetResult();
+        signal.Wait();
     }
 
     private async ValueTask<int> ReceiveSlowAsync(Memory<byte> buffer, CancellationToken cancellationToken)
@@ -253,8 +254,28 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         if (_entry is not null) _stack.Core.MarkReady(_entry, PendingWork.SendBufferWritten);
     }
 
-    /// <summary>Half-close: a FIN follows the queued data; receiving goes on (like Shutdown(Send)).</summary>
-    public void ShutdownSend()
+    /// <summary>
+    /// Like <see cref="Socket.Shutdown"/>: <see cref="SocketShutdown.Send"/> half-closes (a FIN
+    /// follows the queued data; receiving goes on); <see cref="SocketShutdown.Receive"/> makes
+    /// every later receive return 0 at once (as Linux's SHUT_RD: data the peer still sends is
+    /// acknowledged and kept, and a close with it unread resets the connection);
+    /// <see cref="SocketShutdown.Both"/> does both.
+    /// </summary>
+    public void Shutdown(SocketShutdown how)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (how is not (SocketShutdown.Send or SocketShutdown.Receive or SocketShutdown.Both))
+            throw new ArgumentOutOfRangeException(nameof(how), how, "Send, Receive or Both");
+        if (how != SocketShutdown.Send)
+        {
+            _receiveShutdown = true;
+            _readable.Set();
+        }
+        if (how != SocketShutdown.Receive) ShutdownSend();
+    }
+
+    /// <summary>Half-close: a FIN follows the queued data; receiving goes on (Shutdown(Send)).</summary>
+    internal void ShutdownSend()
     {
         if (_sendShutdown) return;
         _sendShutdown = true;
@@ -345,10 +366,52 @@ public sealed class TunTcpConnection : ITcpConnectionObserver, IDisposable, IAsy
         }
     }
 
+    /// <summary>Closes like <see cref="Dispose"/> (the close itself never waits).</summary>
     public ValueTask DisposeAsync()
     {
         Dispose();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Closes with a linger time, like <see cref="Socket.Close(int)"/> or a
+    /// <see cref="LingerOption"/>: a FIN after the queued data, then waits up to
+    /// <paramref name="linger"/> for the peer to acknowledge all of it; if it has not by then (or
+    /// <paramref name="linger"/> is zero, or <paramref name="cancellationToken"/> fires), the
+    /// connection is reset and the unsent data discarded. Returns true if everything was delivered.
+    /// </summary>
+    public async ValueTask<bool> CloseAsync(TimeSpan linger, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(linger, TimeSpan.Zero);
+        if (linger == TimeSpan.Zero)
+        {
+            bool delivered = _sendCompleted.Task.IsCompletedSuccessfully;
+            if (!delivered && !_closed) Abort();
+            Dispose();
+            return delivered;
+        }
+        Dispose();
+        try
+        {
+            await _sendCompleted.Task.WaitAsync(linger, _stack.Time, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+            try
+            {
+                if (!_closed) _stack.Post((core, now) => core.Abort(_tcp, now));
+            }
+            catch (ObjectDisposedException)
+            {
+                // The stack is gone; so is the connection.
+            }
+            return false;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     public override string ToString() => $"{LocalEndPoint} <-> {RemoteEndPoint} {State}";

@@ -12,7 +12,7 @@ namespace TunTcp.Sockets;
 /// <see cref="Backlog"/> completed connections wait for acceptance (further handshakes are held
 /// back, as Linux does), and at most <see cref="TcpSettings.SynBacklog"/> half-open ones.
 /// </summary>
-public sealed class TunTcpListener : ITcpListenObserver, IDisposable
+public sealed class TunTcpListener : ITcpListenObserver, IDisposable, IAsyncDisposable
 {
     private readonly NetStack _stack;
     private readonly TcpListenQueue _queue;
@@ -79,5 +79,12 @@ public sealed class TunTcpListener : ITcpListenObserver, IDisposable
         catch (ObjectDisposedException)
         {
         }
+    }
+
+    /// <summary>Stops listening, like <see cref="Dispose"/> (it never waits).</summary>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 }

@@ -10,7 +10,7 @@ namespace TunTcp.Sockets;
 /// <see cref="ReceiveFromAsync"/> like <see cref="Socket"/>'s, either family. Datagrams larger
 /// than the MTU go out in fragments; arriving fragments are reassembled.
 /// </summary>
-public sealed class TunUdpSocket : IDisposable
+public sealed class TunUdpSocket : IDisposable, IAsyncDisposable
 {
     private readonly NetStack _stack;
     private readonly UdpBinding _binding;
@@ -72,5 +72,12 @@ public sealed class TunUdpSocket : IDisposable
         _received.Set();
         try { _stack.Post((_, _) => _binding.Close()); }
         catch (ObjectDisposedException) { }
+    }
+
+    /// <summary>Closes the socket, like <see cref="Dispose"/> (it never waits).</summary>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 }

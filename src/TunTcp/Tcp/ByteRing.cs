@@ -21,7 +21,7 @@ namespace TunTcp.Tcp;
 /// Idle connections and short exchanges therefore cost little, while a connection that needs a
 /// large window gets it.</para>
 /// </remarks>
-public sealed class ByteRing
+internal sealed class ByteRing
 {
     private const int InitialArray = 16 * 1024;
 

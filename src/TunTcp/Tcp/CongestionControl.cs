@@ -9,13 +9,13 @@ namespace TunTcp.Tcp;
 /// <param name="MinRttUs">Smallest RTT seen on the connection, or -1.</param>
 /// <param name="IsAppLimited">The sender had less data than the window allowed.</param>
 /// <param name="RoundStarted">This ACK ended a round trip (it acknowledged what was in flight when the previous round began; RFC 9406 windowEnd).</param>
-public readonly record struct AckEvent(int BytesAcked, int BytesInFlight, int Mss, Instant Now, long RttUs, long MinRttUs, bool IsAppLimited, bool RoundStarted = false);
+internal readonly record struct AckEvent(int BytesAcked, int BytesInFlight, int Mss, Instant Now, long RttUs, long MinRttUs, bool IsAppLimited, bool RoundStarted = false);
 
 /// <summary>
 /// The congestion controller the sender consults (RFC 5681 and successors). The sender owns
 /// loss detection and recovery; the controller owns cwnd and ssthresh and how they react.
 /// </summary>
-public interface ICongestionControl
+internal interface ICongestionControl
 {
     /// <summary>A short name ("newreno", "cubic") for statistics and options.</summary>
     string Name { get; }
@@ -64,7 +64,7 @@ public interface ICongestionControl
 /// Slow start and congestion avoidance of RFC 5681, with appropriate byte counting (RFC 3465)
 /// for congestion avoidance; the NewReno reduction of RFC 6582 on loss.
 /// </summary>
-public sealed class NewRenoCongestionControl : ICongestionControl
+internal sealed class NewRenoCongestionControl : ICongestionControl
 {
     private int _cwnd;
     private int _ssthresh = int.MaxValue;

@@ -4,7 +4,7 @@ namespace TunTcp.Tcp;
 /// CUBIC (RFC 9438) with HyStart++ (RFC 9406) in slow start. Windows are kept in bytes; the
 /// cubic function works in segments as the RFC writes it.
 /// </summary>
-public sealed class CubicCongestionControl : ICongestionControl
+internal sealed class CubicCongestionControl : ICongestionControl
 {
     // RFC 9438 4.1 / 5: C = 0.4, beta_cubic = 0.7.
     private const double C = 0.4;

@@ -7,7 +7,7 @@ namespace TunTcp.Tcp;
 /// is read straight out of a ring buffer that may wrap; the implementation copies both into the
 /// packet it builds, so the engine never allocates or copies per segment itself.
 /// </summary>
-public interface ITcpOutput
+internal interface ITcpOutput
 {
     void Send(in TcpTuple tuple, in TcpHeader header, in TcpOptions options, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> payloadContinued);
 

@@ -10,7 +10,7 @@ namespace TunTcp.Tcp;
 /// separate ranges is bounded too (<see cref="MaxRanges"/>, from the buffer size): a segment that
 /// would need one more is dropped (the sender retransmits it), so a hostile peer cannot grow it.
 /// </summary>
-public sealed class ReceiveAssembler
+internal sealed class ReceiveAssembler
 {
     /// <summary>The fewest ranges any assembler holds.</summary>
     public const int MinRanges = 32;

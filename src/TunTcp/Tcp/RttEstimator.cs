@@ -3,7 +3,7 @@ namespace TunTcp.Tcp;
 /// <summary>
 /// Round-trip time estimation and the retransmission timeout of RFC 6298, in microseconds.
 /// </summary>
-public sealed class RttEstimator
+internal sealed class RttEstimator
 {
     // RFC 6298 2: clock granularity G; our clock is microseconds, timestamps milliseconds.
     private const long GranularityUs = 1000;

@@ -9,7 +9,7 @@ namespace TunTcp.Tcp;
 /// block that needs a range of its own is not kept, which only makes the sender's loss estimate
 /// more cautious (the connection still marks the records the block covers as SACKed).
 /// </summary>
-public sealed class SackScoreboard
+internal sealed class SackScoreboard
 {
     /// <summary>The fewest ranges any scoreboard holds.</summary>
     public const int MinRanges = 64;

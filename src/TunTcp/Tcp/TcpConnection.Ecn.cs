@@ -11,7 +11,7 @@ namespace TunTcp.Tcp;
 /// CWR (6.1.3); an ECE received reduces the congestion window as a loss would, at most once per
 /// window of data and not during loss recovery, and the next new data segment carries CWR (6.1.2).
 /// </summary>
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     private bool _ecnOk;
     /// <summary>A CE mark arrived and the peer has not yet said CWR: our ACKs carry ECE.</summary>

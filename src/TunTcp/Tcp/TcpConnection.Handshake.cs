@@ -2,7 +2,7 @@ using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     private int _synTransmissions;
     private bool _synRetransmitted;
@@ -17,7 +17,7 @@ public sealed partial class TcpConnection
     /// <remarks>Data on the SYN is not kept (Linux does the same without TCP Fast Open); the peer resends it.</remarks>
     internal static TcpConnection AcceptSyn(TcpTuple tuple, in TcpSegment syn, TcpSettings settings, TcpEnvironment env, int mtu, TcpListenQueue listener, Instant now, ITcpOutput output)
     {
-        var c = new TcpConnection(tuple, settings, env, mtu, now) { Listener = listener, State = TcpState.SynReceived };
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { Listener = listener, State = TcpConnectionState.SynReceived };
         env.Statistics.PassiveOpens++;
         c._now = now;
         c._out = output;
@@ -67,7 +67,7 @@ public sealed partial class TcpConnection
     /// </summary>
     internal static void SendCookieSynAck(TcpTuple tuple, in TcpSegment syn, TcpSettings settings, TcpEnvironment env, int mtu, Instant now, ITcpOutput output)
     {
-        var c = new TcpConnection(tuple, settings, env, mtu, now) { State = TcpState.SynReceived };
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { State = TcpConnectionState.SynReceived };
         c._now = now;
         c._out = output;
         c.NegotiateOptions(syn.Options);
@@ -120,7 +120,7 @@ public sealed partial class TcpConnection
             // The SYN's own TSval is gone; the ACK's stands in for TS.Recent.
             options.SetTimestamps(ack.Options.TimestampValue, 0);
         }
-        var c = new TcpConnection(tuple, settings, env, mtu, now) { Listener = listener, State = TcpState.SynReceived };
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { Listener = listener, State = TcpConnectionState.SynReceived };
         env.Statistics.PassiveOpens++;
         c._now = now;
         c.FromSynCookie = true;
@@ -237,14 +237,14 @@ public sealed partial class TcpConnection
             return;
         }
         // Simultaneous open: SYN-RECEIVED, send <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
-        SetState(TcpState.SynReceived);
+        SetState(TcpConnectionState.SynReceived);
         _synAckDue = true;
     }
 
     /// <summary>The handshake completed (either side).</summary>
     private void EnterEstablished()
     {
-        SetState(TcpState.Established);
+        SetState(TcpConnectionState.Established);
         if (_synRetransmitted) _rtt.ReinitializeAfterSynTimeout();
         _rtt.ResetBackoff();
         _cc.Initialize(_smss, _settings.InitialWindowSegments, _now);
@@ -253,7 +253,7 @@ public sealed partial class TcpConnection
         _ccInitialized = true;
         _lastSendAt = _now;
         // A CLOSE in SYN-RECEIVED was queued until now (RFC 9293 3.10.4).
-        if (_finQueued) SetState(TcpState.FinWait1);
+        if (_finQueued) SetState(TcpConnectionState.FinWait1);
     }
 
     /// <summary>Builds the options of our SYN or SYN-ACK.</summary>

@@ -8,7 +8,7 @@ namespace TunTcp.Tcp;
 /// and path MTU reductions (RFC 1191, RFC 8201). Both are validated as RFC 5927 4.1 asks: the
 /// quoted sequence number must lie in SND.UNA..SND.NXT, or the error is forged or stale and ignored.
 /// </summary>
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     /// <summary>The last soft ICMP error, reported only if the connection times out; cleared by an ACK of new data.</summary>
     private TcpError _softError;
@@ -24,7 +24,7 @@ public sealed partial class TcpConnection
 
     /// <summary>RFC 5927 4.1: does the quoted sequence number name data we sent and that is unacknowledged?</summary>
     private bool QuotesOurFlight(SeqNumber quoted) =>
-        State != TcpState.Closed && quoted >= _snd.Una && quoted < _snd.Nxt;
+        State != TcpConnectionState.Closed && quoted >= _snd.Una && quoted < _snd.Nxt;
 
     /// <summary>
     /// An ICMP destination unreachable (or time exceeded) quoting our segment with sequence number
@@ -40,7 +40,7 @@ public sealed partial class TcpConnection
         _out = output;
         try
         {
-            if (State == TcpState.SynSent) Terminate(error);
+            if (State == TcpConnectionState.SynSent) Terminate(error);
             else _softError = error;
         }
         finally
@@ -85,7 +85,7 @@ public sealed partial class TcpConnection
     {
         if (pathMtu >= _mtu || pathMtu <= 0) return;
         _pathMtuOverride = pathMtu;
-        if (State is not (TcpState.SynSent or TcpState.Listen or TcpState.Closed)) _smss = SegmentPayloadLimit(_tsOk ? 12 : 0);
+        if (State is not (TcpConnectionState.SynSent or TcpConnectionState.Listen or TcpConnectionState.Closed)) _smss = SegmentPayloadLimit(_tsOk ? 12 : 0);
     }
 
     private bool MarkOversizedLost()

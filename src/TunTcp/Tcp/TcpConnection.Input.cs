@@ -2,7 +2,7 @@ using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     /// <summary>RFC 7323 5.5: TS.Recent older than 24 days is no longer used for PAWS.</summary>
     private static readonly TimeSpan PawsIdleLimit = TimeSpan.FromDays(24);
@@ -14,7 +14,7 @@ public sealed partial class TcpConnection
     private TcpSegmentResult ProcessSynchronized(in TcpSegment seg)
     {
         // As Linux (tcp_check_req): a retransmitted SYN in SYN-RECEIVED gets the same SYN-ACK again.
-        if (State == TcpState.SynReceived && seg.Syn && !seg.Ack && !seg.Rst && seg.Sequence == _rcv.Irs)
+        if (State == TcpConnectionState.SynReceived && seg.Syn && !seg.Ack && !seg.Rst && seg.Sequence == _rcv.Irs)
         {
             _synAckDue = true;
             return TcpSegmentResult.Processed;
@@ -25,7 +25,7 @@ public sealed partial class TcpConnection
         // timestamps, its sequence number is beyond RCV.NXT; never if PAWS would reject it.
         // (This is Linux's tcp_timewait_state_process rule.) The old incarnation ends and the
         // listener takes the SYN.
-        if (State == TcpState.TimeWait && seg.Syn && !seg.Ack && !seg.Rst)
+        if (State == TcpConnectionState.TimeWait && seg.Syn && !seg.Ack && !seg.Rst)
         {
             bool hasTs = _tsOk && seg.Options.HasTimestamps;
             int tsAge = hasTs ? unchecked((int)(seg.Options.TimestampValue - _tsRecent)) : 0;
@@ -72,7 +72,7 @@ public sealed partial class TcpConnection
             if (_sackOk && seg.Payload.Length > 0 && seg.End <= _rcv.Nxt)
                 SetDsack(seg.Sequence, seg.Sequence + seg.Payload.Length);
             // RFC 9293 (TIME-WAIT, eighth step): a retransmitted FIN restarts the 2 MSL timeout.
-            if (State == TcpState.TimeWait && seg.Fin) _timers.TimeWait = _now + 2 * _settings.Msl;
+            if (State == TcpConnectionState.TimeWait && seg.Fin) _timers.TimeWait = _now + 2 * _settings.Msl;
             // <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, then drop.
             if (OutOfWindowAckAllowed(seg)) _ackNow = true;
             return TcpSegmentResult.Processed;
@@ -97,7 +97,7 @@ public sealed partial class TcpConnection
         // Fourth: check the SYN bit (RFC 5961 4.2 / RFC 9293).
         if (seg.Syn)
         {
-            if (State == TcpState.SynReceived && Listener is not null)
+            if (State == TcpConnectionState.SynReceived && Listener is not null)
             {
                 // RFC 9293: "If the connection was initiated with a passive OPEN, then return this
                 // connection to the LISTEN state and return" - the half-open connection goes away.
@@ -111,7 +111,7 @@ public sealed partial class TcpConnection
 
         // Fifth: check the ACK field. Without ACK, drop.
         if (!seg.Ack) return TcpSegmentResult.Processed;
-        if (State == TcpState.SynReceived)
+        if (State == TcpConnectionState.SynReceived)
         {
             if (!(_snd.Una < seg.Acknowledgment && seg.Acknowledgment <= _snd.Nxt))
             {
@@ -135,7 +135,7 @@ public sealed partial class TcpConnection
         OnEcnReceived(seg);
         if (!ProcessAck(seg)) return TcpSegmentResult.Processed;
         OnEcnEcho(seg);
-        if (State == TcpState.Closed) return TcpSegmentResult.Processed;
+        if (State == TcpConnectionState.Closed) return TcpSegmentResult.Processed;
 
         // Sixth: the URG bit is ignored; urgent data is delivered in line (RFC 6093).
         // Seventh and eighth: segment text and FIN.
@@ -176,15 +176,15 @@ public sealed partial class TcpConnection
         _env.Statistics.ResetsReceived++;
         switch (State)
         {
-            case TcpState.SynReceived:
+            case TcpConnectionState.SynReceived:
                 // Passive open: return to LISTEN (the half-open connection vanishes quietly).
                 // Active open (simultaneous): "connection refused".
                 Terminate(Listener is not null ? TcpError.None : TcpError.ConnectionRefused);
                 break;
-            case TcpState.Established:
-            case TcpState.FinWait1:
-            case TcpState.FinWait2:
-            case TcpState.CloseWait:
+            case TcpConnectionState.Established:
+            case TcpConnectionState.FinWait1:
+            case TcpConnectionState.FinWait2:
+            case TcpConnectionState.CloseWait:
                 Terminate(TcpError.ConnectionReset);
                 break;
             default:

@@ -2,7 +2,7 @@ using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     /// <summary>
     /// Recovery without SACK, NewReno (RFC 5681 3.2, RFC 6582): three duplicate ACKs start fast

@@ -2,7 +2,7 @@ using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     /// <summary>An ACK must go out at the next transmit (out-of-order data, FIN, window update, challenge).</summary>
     private bool _ackNow;
@@ -21,7 +21,7 @@ public sealed partial class TcpConnection
     {
         // Text is only processed in ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2; after the peer's FIN
         // (CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT) it "should not occur" and is ignored.
-        if (State is not (TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2))
+        if (State is not (TcpConnectionState.Established or TcpConnectionState.FinWait1 or TcpConnectionState.FinWait2))
         {
             if (payload.Length > 0 || fin) _ackNow = true;
             return;
@@ -98,19 +98,19 @@ public sealed partial class TcpConnection
         Raise(TcpConnectionEvents.Readable);
         switch (State)
         {
-            case TcpState.SynReceived:
-            case TcpState.Established:
-                SetState(TcpState.CloseWait);
+            case TcpConnectionState.SynReceived:
+            case TcpConnectionState.Established:
+                SetState(TcpConnectionState.CloseWait);
                 break;
-            case TcpState.FinWait1:
+            case TcpConnectionState.FinWait1:
                 // If our FIN has been ACKed, TIME-WAIT; otherwise CLOSING (simultaneous close).
                 if (FinAcknowledged) EnterTimeWait();
-                else SetState(TcpState.Closing);
+                else SetState(TcpConnectionState.Closing);
                 break;
-            case TcpState.FinWait2:
+            case TcpConnectionState.FinWait2:
                 EnterTimeWait();
                 break;
-            case TcpState.TimeWait:
+            case TcpConnectionState.TimeWait:
                 _timers.TimeWait = _now + 2 * _settings.Msl;
                 break;
         }
@@ -118,7 +118,7 @@ public sealed partial class TcpConnection
 
     private void EnterTimeWait()
     {
-        SetState(TcpState.TimeWait);
+        SetState(TcpConnectionState.TimeWait);
         // RFC 9293: start the time-wait timer (2 MSL), turn off the other timers.
         var delayedAck = _timers.DelayedAck;
         _timers.ClearAll();
@@ -157,7 +157,7 @@ public sealed partial class TcpConnection
     /// </summary>
     private void MaybeSendWindowUpdate()
     {
-        if (!IsSynchronized || State is TcpState.TimeWait or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck) return;
+        if (!IsSynchronized || State is TcpConnectionState.TimeWait or TcpConnectionState.CloseWait or TcpConnectionState.Closing or TcpConnectionState.LastAck) return;
         long current = Math.Max(0, _rcv.AdvertisedEdge - _rcv.Nxt);
         long possible = Math.Min(ReceiveBuffer.Free, (long)65535 << _rcv.Shift) >> _rcv.Shift << _rcv.Shift;
         int threshold = Math.Min(ReceiveBuffer.Capacity / 2, OwnMss);

@@ -82,7 +82,7 @@ internal interface ILossRecovery
     bool HoldsTimerOnAck(SeqNumber ack);
 }
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     /// <summary>Loss recovery: NewReno, or SACK with RACK-TLP once the handshake agreed on SACK.</summary>
     private ILossRecovery _loss;

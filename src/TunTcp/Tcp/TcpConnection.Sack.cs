@@ -2,7 +2,7 @@ using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     /// <summary>
     /// Recovery with SACK: the scoreboard recovery of RFC 6675 (pipe, IsLost, NextSeg), with

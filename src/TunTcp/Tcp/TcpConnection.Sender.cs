@@ -2,7 +2,7 @@ using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     /// <summary>RFC 6675 "pipe": bytes (and SYN/FIN) believed to be in the network.</summary>
     private int _pipe;
@@ -26,21 +26,21 @@ public sealed partial class TcpConnection
     /// <summary>Nothing is in flight and only our FIN is left to send (it waits for the peer's window).</summary>
     private bool OnlyFinWaits => _sent.Count == 0 && _finQueued && !_finSent;
 
-    private bool CanSendData => State is TcpState.Established or TcpState.CloseWait
-        or TcpState.FinWait1 or TcpState.LastAck or TcpState.Closing;
+    private bool CanSendData => State is TcpConnectionState.Established or TcpConnectionState.CloseWait
+        or TcpConnectionState.FinWait1 or TcpConnectionState.LastAck or TcpConnectionState.Closing;
 
     /// <summary>Sends everything that is due now: handshake segments, data, FIN, ACKs.</summary>
     private void Transmit()
     {
         switch (State)
         {
-            case TcpState.Closed:
-            case TcpState.Listen:
+            case TcpConnectionState.Closed:
+            case TcpConnectionState.Listen:
                 return;
-            case TcpState.SynSent:
+            case TcpConnectionState.SynSent:
                 if (_sent.Count == 0) SendSyn(synAck: false);
                 return;
-            case TcpState.SynReceived:
+            case TcpConnectionState.SynReceived:
                 if (_synAckDue) SendSyn(synAck: true);
                 else if (_ackNow) SendAck();
                 return;
@@ -365,18 +365,18 @@ public sealed partial class TcpConnection
 
         switch (State)
         {
-            case TcpState.FinWait1:
+            case TcpConnectionState.FinWait1:
                 if (FinAcknowledged)
                 {
-                    SetState(TcpState.FinWait2);
+                    SetState(TcpConnectionState.FinWait2);
                     // Linux tcp_fin_timeout: a fully closed connection does not wait in FIN-WAIT-2 forever.
                     if (_receiveClosed) _timers.FinWait2 = _now + 2 * _settings.Msl;
                 }
                 break;
-            case TcpState.Closing:
+            case TcpConnectionState.Closing:
                 if (FinAcknowledged) EnterTimeWait();
                 break;
-            case TcpState.LastAck:
+            case TcpConnectionState.LastAck:
                 if (FinAcknowledged) { Raise(TcpConnectionEvents.SendCompleted); Terminate(TcpError.None); return false; }
                 break;
         }

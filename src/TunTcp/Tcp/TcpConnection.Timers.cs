@@ -1,6 +1,6 @@
 namespace TunTcp.Tcp;
 
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     private TcpTimerSet _timers = new();
     private Instant _lastReceivedAt;
@@ -32,10 +32,10 @@ public sealed partial class TcpConnection
         bool probeFirst = _timers.LossProbe <= _now && _timers.LossProbe <= _timers.Rto;
         if (probeFirst) _loss.OnLossProbeTimeout();
         if (_timers.Rto <= _now) OnRetransmissionTimeout();
-        if (State == TcpState.Closed) return;
+        if (State == TcpConnectionState.Closed) return;
         if (!probeFirst && _timers.LossProbe <= _now) _loss.OnLossProbeTimeout();
         if (_timers.Persist <= _now) OnPersistTimeout();
-        if (State == TcpState.Closed) return;
+        if (State == TcpConnectionState.Closed) return;
         if (_timers.DelayedAck <= _now)
         {
             // RFC 9293 3.8.6.3: the delayed ACK is due.
@@ -49,7 +49,7 @@ public sealed partial class TcpConnection
     private void OnRetransmissionTimeout()
     {
         _timers.Rto = Instant.Never;
-        if (State is TcpState.SynSent or TcpState.SynReceived)
+        if (State is TcpConnectionState.SynSent or TcpConnectionState.SynReceived)
         {
             if (_synTransmissions > _settings.MaxSynRetransmissions)
             {
@@ -59,7 +59,7 @@ public sealed partial class TcpConnection
             RetransmissionTimeouts++;
             _env.Statistics.RetransmissionTimeouts++;
             _rtt.BackOff();
-            SendSyn(synAck: State == TcpState.SynReceived);
+            SendSyn(synAck: State == TcpConnectionState.SynReceived);
             return;
         }
         if (_sent.Count == 0) return;
@@ -169,7 +169,7 @@ public sealed partial class TcpConnection
     /// <summary>Keepalive runs only on an idle synchronized connection (no data outstanding).</summary>
     private void UpdateKeepaliveDeadline()
     {
-        if (!KeepaliveEnabled || State is not (TcpState.Established or TcpState.CloseWait) || _sent.Count > 0)
+        if (!KeepaliveEnabled || State is not (TcpConnectionState.Established or TcpConnectionState.CloseWait) || _sent.Count > 0)
         {
             _timers.Keepalive = Instant.Never;
             return;

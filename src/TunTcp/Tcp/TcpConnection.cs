@@ -4,7 +4,7 @@ namespace TunTcp.Tcp;
 
 /// <summary>What changed on a connection, for the socket layer to wake its waiters.</summary>
 [Flags]
-public enum TcpConnectionEvents
+internal enum TcpConnectionEvents
 {
     None = 0,
     /// <summary>Data arrived in the receive buffer, or the peer's FIN (end of stream).</summary>
@@ -23,7 +23,7 @@ public enum TcpConnectionEvents
 }
 
 /// <summary>Receives a connection's events on the stack thread.</summary>
-public interface ITcpConnectionObserver
+internal interface ITcpConnectionObserver
 {
     void OnEvents(TcpConnection connection, TcpConnectionEvents events);
 }
@@ -58,7 +58,7 @@ public interface ITcpConnectionObserver
 /// <item>ECN (<c>.Ecn</c>) and ICMP errors and the path MTU (<c>.Icmp</c>).</item>
 /// </list>
 /// </remarks>
-public sealed partial class TcpConnection
+internal sealed partial class TcpConnection
 {
     private readonly TcpSettings _settings;
     private readonly TcpEnvironment _env;
@@ -111,7 +111,7 @@ public sealed partial class TcpConnection
         _settings = settings;
         _env = env;
         _mtu = mtu;
-        _cc = settings.CongestionControl();
+        _cc = settings.CreateCongestionControl();
         _rtt = new RttEstimator(settings.InitialRto, settings.MinRto, settings.MaxRto);
         SendBuffer = new ByteRing(settings.SendBufferSize);
         ReceiveBuffer = new ByteRing(settings.ReceiveBufferSize);
@@ -138,14 +138,14 @@ public sealed partial class TcpConnection
     /// <summary>Starts an active open (RFC 9293 3.10.1 OPEN, active): SYN-SENT, the SYN goes out on <see cref="Poll"/>.</summary>
     public static TcpConnection Connect(TcpTuple tuple, TcpSettings settings, TcpEnvironment env, int mtu, Instant now)
     {
-        var c = new TcpConnection(tuple, settings, env, mtu, now) { State = TcpState.SynSent };
+        var c = new TcpConnection(tuple, settings, env, mtu, now) { State = TcpConnectionState.SynSent };
         env.Statistics.ActiveOpens++;
         return c;
     }
 
     public TcpTuple Tuple { get; }
 
-    public TcpState State { get; private set; } = TcpState.Closed;
+    public TcpConnectionState State { get; private set; } = TcpConnectionState.Closed;
 
     /// <summary>Why the connection failed, or <see cref="TcpError.None"/>.</summary>
     public TcpError Error { get; private set; }
@@ -176,13 +176,13 @@ public sealed partial class TcpConnection
     public bool PeerFinReceived { get; private set; }
 
     /// <summary>True once the application may no longer send (FIN queued, reset or closed).</summary>
-    public bool SendClosed => _finQueued || State == TcpState.Closed;
+    public bool SendClosed => _finQueued || State == TcpConnectionState.Closed;
 
     /// <summary>The congestion controller's name.</summary>
     public string CongestionControlName => _cc.Name;
 
-    public bool IsSynchronized => State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2
-        or TcpState.CloseWait or TcpState.Closing or TcpState.LastAck or TcpState.TimeWait;
+    public bool IsSynchronized => State is TcpConnectionState.Established or TcpConnectionState.FinWait1 or TcpConnectionState.FinWait2
+        or TcpConnectionState.CloseWait or TcpConnectionState.Closing or TcpConnectionState.LastAck or TcpConnectionState.TimeWait;
 
     /// <summary>A snapshot of live statistics.</summary>
     public TcpConnectionStatistics GetStatistics() => new(
@@ -285,11 +285,11 @@ public sealed partial class TcpConnection
             _keepaliveProbesSent = 0;
             switch (State)
             {
-                case TcpState.SynSent: ProcessSynSent(segment); break;
-                case TcpState.Closed: break;
+                case TcpConnectionState.SynSent: ProcessSynSent(segment); break;
+                case TcpConnectionState.Closed: break;
                 default: result = ProcessSynchronized(segment); break;
             }
-            if (State != TcpState.Closed && transmit) Transmit();
+            if (State != TcpConnectionState.Closed && transmit) Transmit();
         }
         finally
         {
@@ -311,7 +311,7 @@ public sealed partial class TcpConnection
         try
         {
             action(this);
-            if (State != TcpState.Closed) Transmit();
+            if (State != TcpConnectionState.Closed) Transmit();
         }
         finally
         {
@@ -337,30 +337,30 @@ public sealed partial class TcpConnection
         }
     }
 
-    private bool IsSynchronizedOrSynReceived => State == TcpState.SynReceived || IsSynchronized;
+    private bool IsSynchronizedOrSynReceived => State == TcpConnectionState.SynReceived || IsSynchronized;
 
     private void QueueFin()
     {
         switch (State)
         {
-            case TcpState.SynSent:
+            case TcpConnectionState.SynSent:
                 // RFC 9293 3.10.4: CLOSE in SYN-SENT deletes the TCB.
                 Terminate(TcpError.None);
                 return;
-            case TcpState.SynReceived:
+            case TcpConnectionState.SynReceived:
                 // RFC 9293 3.10.4: "queue for processing after entering ESTABLISHED state". The
                 // state stays SYN-RECEIVED so that the SYN-ACK is still retransmitted as a SYN-ACK;
                 // EnterEstablished moves on to FIN-WAIT-1 and the FIN goes out then.
                 SetFinQueued();
                 return;
-            case TcpState.Established:
+            case TcpConnectionState.Established:
                 // RFC 9293 3.10.4: queue the FIN after the data; enter FIN-WAIT-1.
                 SetFinQueued();
-                SetState(TcpState.FinWait1);
+                SetState(TcpConnectionState.FinWait1);
                 return;
-            case TcpState.CloseWait:
+            case TcpConnectionState.CloseWait:
                 SetFinQueued();
-                SetState(TcpState.LastAck);
+                SetState(TcpConnectionState.LastAck);
                 return;
             default:
                 return; // already closing: RFC says "error: connection closing"; nothing to do
@@ -379,7 +379,7 @@ public sealed partial class TcpConnection
         // RFC 9293 3.10.5: SYN-RECEIVED, ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2, CLOSE-WAIT send
         // <SEQ=SND.NXT><CTL=RST>; CLOSING, LAST-ACK and TIME-WAIT just delete the TCB (the peer
         // has closed already; Linux tcp_need_reset agrees).
-        if (State is TcpState.SynReceived or TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2 or TcpState.CloseWait)
+        if (State is TcpConnectionState.SynReceived or TcpConnectionState.Established or TcpConnectionState.FinWait1 or TcpConnectionState.FinWait2 or TcpConnectionState.CloseWait)
             SendReset(_snd.Nxt);
         Terminate(error);
     }
@@ -387,12 +387,12 @@ public sealed partial class TcpConnection
     /// <summary>Enters CLOSED: no more segments, timers off, the owner removes the connection.</summary>
     private void Terminate(TcpError error)
     {
-        if (State == TcpState.Closed) return;
+        if (State == TcpConnectionState.Closed) return;
         // RFC 5461 / RFC 1122 4.2.3.9: a timeout after a soft ICMP error reports that error (Linux
         // sk_err_soft), which says more than "timed out".
         if (Error == TcpError.None) Error = error == TcpError.TimedOut && _softError != TcpError.None ? _softError : error;
         bool wasSynchronized = IsSynchronized;
-        SetState(TcpState.Closed);
+        SetState(TcpConnectionState.Closed);
         if (wasSynchronized) _env.Statistics.ConnectionsClosed++;
         if (error == TcpError.TimedOut) _env.Statistics.Timeouts++;
         _sent.Clear();
@@ -404,18 +404,18 @@ public sealed partial class TcpConnection
         _pendingEvents |= TcpConnectionEvents.Closed | TcpConnectionEvents.Readable | TcpConnectionEvents.Writable;
     }
 
-    private void SetState(TcpState state)
+    private void SetState(TcpConnectionState state)
     {
         if (State == state) return;
         var old = State;
         State = state;
-        if (state == TcpState.Established && old is TcpState.SynSent or TcpState.SynReceived)
+        if (state == TcpConnectionState.Established && old is TcpConnectionState.SynSent or TcpConnectionState.SynReceived)
         {
             _env.Statistics.ConnectionsEstablished++;
             _pendingEvents |= TcpConnectionEvents.Established | TcpConnectionEvents.Writable;
         }
         // RFC 9293 3.10.7.4: FIN-WAIT-2 and TIME-WAIT are reached only once our FIN is acknowledged.
-        if (state is TcpState.FinWait2 or TcpState.TimeWait && old is not (TcpState.FinWait2 or TcpState.TimeWait))
+        if (state is TcpConnectionState.FinWait2 or TcpConnectionState.TimeWait && old is not (TcpConnectionState.FinWait2 or TcpConnectionState.TimeWait))
             _pendingEvents |= TcpConnectionEvents.SendCompleted;
         Listener?.OnStateChanged(this, old);
     }
@@ -429,7 +429,7 @@ public sealed partial class TcpConnection
 }
 
 /// <summary>What the owner must do after <see cref="TcpConnection.OnSegment"/>.</summary>
-public enum TcpSegmentResult
+internal enum TcpSegmentResult
 {
     Processed,
     /// <summary>
@@ -441,7 +441,7 @@ public enum TcpSegmentResult
 
 /// <summary>A snapshot of one connection's state and counters.</summary>
 public readonly record struct TcpConnectionStatistics(
-    TcpState State, TcpError Error, TimeSpan SmoothedRtt, TimeSpan RttVariation, TimeSpan Rto,
+    TcpConnectionState State, TcpError Error, TimeSpan SmoothedRtt, TimeSpan RttVariation, TimeSpan Rto,
     int CongestionWindow, int SlowStartThreshold, int PeerWindow, int AdvertisedWindow, int BytesInFlight, int Mss,
     long BytesSent, long BytesReceived, long SegmentsSent, long SegmentsReceived,
     long Retransmissions, long RetransmissionTimeouts, long FastRetransmits, string CongestionControl,

@@ -8,7 +8,7 @@ namespace TunTcp.Tcp;
 /// What all connections of one stack share: the secret behind initial sequence numbers, the
 /// random source, the system-wide challenge-ACK budget and the engine's counters.
 /// </summary>
-public sealed class TcpEnvironment
+internal sealed class TcpEnvironment
 {
     private readonly byte[] _secret = new byte[32];
     private long _challengeWindowStart = long.MinValue;
@@ -176,7 +176,7 @@ public sealed class TcpEnvironment
 }
 
 /// <summary>Counters of the TCP engine of one stack (written by the stack thread).</summary>
-public sealed class TcpStatistics
+internal sealed class TcpStatistics
 {
     public long ActiveOpens;
     public long PassiveOpens;

@@ -3,7 +3,7 @@ using TunTcp.Wire;
 namespace TunTcp.Tcp;
 
 /// <summary>Told when a listener has a connection ready to accept.</summary>
-public interface ITcpListenObserver
+internal interface ITcpListenObserver
 {
     void OnAcceptable(TcpListenQueue listener);
 }
@@ -14,7 +14,7 @@ public interface ITcpListenObserver
 /// dropped, so a SYN flood cannot grow memory), and queues completed connections, at most
 /// <see cref="Backlog"/>, until the application accepts them.
 /// </summary>
-public sealed class TcpListenQueue
+internal sealed class TcpListenQueue
 {
     private readonly TcpSettings _settings;
     private readonly TcpEnvironment _env;
@@ -139,22 +139,22 @@ public sealed class TcpListenQueue
     /// <summary>Linux drops the handshake-completing ACK while the accept queue is full.</summary>
     internal bool CanComplete(TcpConnection connection) => !IsClosed && _accepted.Count < Backlog;
 
-    internal void OnStateChanged(TcpConnection connection, TcpState old)
+    internal void OnStateChanged(TcpConnection connection, TcpConnectionState old)
     {
-        if (old == TcpState.SynReceived) _halfOpen--;
-        if (connection.State == TcpState.Established && old == TcpState.SynReceived && Detached)
+        if (old == TcpConnectionState.SynReceived) _halfOpen--;
+        if (connection.State == TcpConnectionState.Established && old == TcpConnectionState.SynReceived && Detached)
         {
             connection.Listener = null;
         }
-        else if (connection.State == TcpState.Established && old == TcpState.SynReceived)
+        else if (connection.State == TcpConnectionState.Established && old == TcpConnectionState.SynReceived)
         {
             _accepted.Enqueue(connection);
             Observer?.OnAcceptable(this);
         }
-        else if (connection.State != TcpState.SynReceived)
+        else if (connection.State != TcpConnectionState.SynReceived)
         {
             // Died before completing the handshake: it was never offered to the application.
-            if (old == TcpState.SynReceived) connection.Listener = null;
+            if (old == TcpConnectionState.SynReceived) connection.Listener = null;
         }
     }
 

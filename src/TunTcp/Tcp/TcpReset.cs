@@ -3,7 +3,7 @@ using TunTcp.Wire;
 namespace TunTcp.Tcp;
 
 /// <summary>Reset generation for segments that belong to no connection.</summary>
-public static class TcpReset
+internal static class TcpReset
 {
     /// <summary>
     /// RFC 9293 3.10.7.1 (CLOSED state, and 3.5.2 reset generation group 1): a segment to no

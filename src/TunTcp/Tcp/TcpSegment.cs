@@ -6,7 +6,7 @@ namespace TunTcp.Tcp;
 /// An arriving segment as the engine sees it: header fields, parsed options and payload.
 /// Built from a checked <see cref="TcpPacket"/> by the stack, or field by field by tests.
 /// </summary>
-public readonly ref struct TcpSegment
+internal readonly ref struct TcpSegment
 {
     public TcpSegment(SeqNumber sequence, SeqNumber acknowledgment, TcpFlags flags, ushort window, scoped in TcpOptions options, ReadOnlySpan<byte> payload)
     {

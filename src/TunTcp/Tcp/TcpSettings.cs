@@ -77,8 +77,18 @@ public sealed record TcpSettings
     /// <summary>RFC 6928 initial window, in segments.</summary>
     public int InitialWindowSegments { get; init; } = 10;
 
-    /// <summary>Creates the congestion controller of each new connection (default CUBIC with HyStart++).</summary>
-    public Func<ICongestionControl> CongestionControl { get; init; } = static () => new CubicCongestionControl();
+    /// <summary>The congestion control of each new connection (default CUBIC with HyStart++).</summary>
+    public TcpCongestionControl CongestionControl { get; init; } = TcpCongestionControl.Cubic;
+
+    /// <summary>Overrides <see cref="CongestionControl"/> with a controller of the engine's own (tests, simulations).</summary>
+    internal Func<ICongestionControl>? CongestionControlFactory { get; init; }
+
+    internal ICongestionControl CreateCongestionControl() =>
+        CongestionControlFactory?.Invoke() ?? CongestionControl switch
+        {
+            TcpCongestionControl.NewReno => new NewRenoCongestionControl(),
+            _ => new CubicCongestionControl(),
+        };
 
     /// <summary>RACK-TLP loss detection (RFC 8985) when SACK is negotiated; off: duplicate-ACK threshold (RFC 6675).</summary>
     public bool Rack { get; init; } = true;
@@ -123,4 +133,14 @@ public sealed record TcpSettings
         if (OutOfWindowAckInterval < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(OutOfWindowAckInterval), "must not be negative");
         if (InitialWindowSegments < 1) throw new ArgumentOutOfRangeException(nameof(InitialWindowSegments));
     }
+}
+
+/// <summary>The congestion control algorithms a connection can use.</summary>
+public enum TcpCongestionControl
+{
+    /// <summary>CUBIC (RFC 9438) with HyStart++ (RFC 9406) slow start.</summary>
+    Cubic,
+
+    /// <summary>NewReno (RFC 5681, RFC 6582).</summary>
+    NewReno,
 }

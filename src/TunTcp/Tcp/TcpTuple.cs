@@ -3,7 +3,7 @@ using TunTcp.Wire;
 namespace TunTcp.Tcp;
 
 /// <summary>The 4-tuple that names a TCP connection, seen from our side; both addresses are of one family.</summary>
-public readonly record struct TcpTuple(IpAddress LocalAddress, ushort LocalPort, IpAddress RemoteAddress, ushort RemotePort)
+internal readonly record struct TcpTuple(IpAddress LocalAddress, ushort LocalPort, IpAddress RemoteAddress, ushort RemotePort)
 {
     /// <summary>True for a connection over IPv4.</summary>
     public bool IsV4 => RemoteAddress.IsV4;

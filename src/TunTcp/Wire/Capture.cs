@@ -43,7 +43,7 @@ public interface ICaptureWriter : IDisposable
 }
 
 /// <summary>What the capture writers share: opening the file.</summary>
-public static class CaptureFile
+internal static class CaptureFile
 {
     /// <summary>Creates (or truncates) <paramref name="path"/> for writing, readable by others while it is written.</summary>
     public static FileStream Create(string path) =>

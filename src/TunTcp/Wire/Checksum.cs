@@ -16,7 +16,7 @@ namespace TunTcp.Wire;
 /// end. Lanes are 32-bit accumulators of 16-bit words; they are spilled into a 64-bit total
 /// often enough that no lane can overflow.
 /// </remarks>
-public static class Checksum
+internal static class Checksum
 {
     /// <summary>
     /// Adds <paramref name="data"/> to a partial sum. Every buffer but the last in a chain must

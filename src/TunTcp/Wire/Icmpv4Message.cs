@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace TunTcp.Wire;
 
 /// <summary>ICMPv4 message types (RFC 792) that TunTcp names.</summary>
-public enum Icmpv4Type : byte
+internal enum Icmpv4Type : byte
 {
     EchoReply = 0,
     DestinationUnreachable = 3,
@@ -14,14 +14,14 @@ public enum Icmpv4Type : byte
 }
 
 /// <summary>Time-exceeded codes (RFC 792).</summary>
-public enum Icmpv4TimeExceededCode : byte
+internal enum Icmpv4TimeExceededCode : byte
 {
     TtlExceeded = 0,
     FragmentReassembly = 1,
 }
 
 /// <summary>Destination-unreachable codes (RFC 792, RFC 1191).</summary>
-public enum Icmpv4UnreachableCode : byte
+internal enum Icmpv4UnreachableCode : byte
 {
     NetUnreachable = 0,
     HostUnreachable = 1,
@@ -31,7 +31,7 @@ public enum Icmpv4UnreachableCode : byte
 }
 
 /// <summary>A checked, read-only view of an ICMPv4 message (RFC 792).</summary>
-public readonly ref struct Icmpv4Message
+internal readonly ref struct Icmpv4Message
 {
     public const int HeaderLength = IcmpLayout.HeaderLength;
 
@@ -61,7 +61,7 @@ public readonly ref struct Icmpv4Message
 }
 
 /// <summary>Writers for the ICMPv4 messages TunTcp sends.</summary>
-public static class Icmpv4Writer
+internal static class Icmpv4Writer
 {
     /// <summary>
     /// RFC 1812 4.3.2.3: an ICMP error carries as much of the invoking packet as fits without the

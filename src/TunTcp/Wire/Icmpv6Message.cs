@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace TunTcp.Wire;
 
 /// <summary>ICMPv6 message types (RFC 4443, RFC 4861 neighbour discovery, RFC 2710/3810 MLD).</summary>
-public enum Icmpv6Type : byte
+internal enum Icmpv6Type : byte
 {
     DestinationUnreachable = 1,
     PacketTooBig = 2,
@@ -23,7 +23,7 @@ public enum Icmpv6Type : byte
 }
 
 /// <summary>RFC 4443 3.1 destination-unreachable codes.</summary>
-public enum Icmpv6UnreachableCode : byte
+internal enum Icmpv6UnreachableCode : byte
 {
     NoRoute = 0,
     AdministrativelyProhibited = 1,
@@ -33,7 +33,7 @@ public enum Icmpv6UnreachableCode : byte
 }
 
 /// <summary>RFC 4443 3.4 parameter-problem codes (3: RFC 7112, first fragment without the whole header chain).</summary>
-public enum Icmpv6ParameterProblemCode : byte
+internal enum Icmpv6ParameterProblemCode : byte
 {
     ErroneousHeaderField = 0,
     UnrecognizedNextHeader = 1,
@@ -42,7 +42,7 @@ public enum Icmpv6ParameterProblemCode : byte
 }
 
 /// <summary>A checked, read-only view of an ICMPv6 message (RFC 4443 2.1).</summary>
-public readonly ref struct Icmpv6Message
+internal readonly ref struct Icmpv6Message
 {
     public const int HeaderLength = IcmpLayout.HeaderLength;
 
@@ -79,7 +79,7 @@ public readonly ref struct Icmpv6Message
 }
 
 /// <summary>Writers for the ICMPv6 messages TunTcp sends (without the IPv6 header).</summary>
-public static class Icmpv6Writer
+internal static class Icmpv6Writer
 {
     /// <summary>
     /// RFC 4443 2.4 (c): an error carries as much of the invoking packet as fits without the error

@@ -13,7 +13,7 @@ namespace TunTcp.Wire;
 /// one and the same value; an IPv6 packet that carries a mapped address is never valid (RFC 4291
 /// 2.5.5.2 keeps them off the wire) and the stack drops it.
 /// </summary>
-public readonly struct IpAddress : IEquatable<IpAddress>, ISpanFormattable
+internal readonly struct IpAddress : IEquatable<IpAddress>, ISpanFormattable
 {
     private const ulong MappedPrefix = 0x0000_FFFF_0000_0000;
 

@@ -1,7 +1,7 @@
 namespace TunTcp.Wire;
 
 /// <summary>The ECN field: the low two bits of the IPv4 TOS byte and of the IPv6 traffic class (RFC 3168 5).</summary>
-public enum IpEcn : byte
+internal enum IpEcn : byte
 {
     NotEct = 0,
     Ect1 = 1,

@@ -1,7 +1,7 @@
 namespace TunTcp.Wire;
 
 /// <summary>IP protocol numbers (IANA "Assigned Internet Protocol Numbers") that TunTcp knows.</summary>
-public enum IpProtocol : byte
+internal enum IpProtocol : byte
 {
     Icmp = 1,
     Tcp = 6,

@@ -6,7 +6,7 @@ using System.Net.Sockets;
 namespace TunTcp.Wire;
 
 /// <summary>An IPv4 address held as a 32-bit number in host order (no allocation, cheap to hash).</summary>
-public readonly record struct Ipv4Address(uint Value)
+internal readonly record struct Ipv4Address(uint Value)
 {
     public static readonly Ipv4Address Any = new(0);
     public static readonly Ipv4Address Broadcast = new(0xFFFF_FFFF);

@@ -7,7 +7,7 @@ namespace TunTcp.Wire;
 /// version, IHL and total length once; after that no accessor can fail. The view is bounded to
 /// the total length, so link-layer padding after the packet is ignored.
 /// </summary>
-public readonly ref struct Ipv4Packet
+internal readonly ref struct Ipv4Packet
 {
     public const int MinHeaderLength = 20;
     public const int MaxPacketLength = 65535;
@@ -72,7 +72,7 @@ public readonly ref struct Ipv4Packet
 }
 
 /// <summary>The fields TunTcp writes into an IPv4 header (20 bytes, no options).</summary>
-public readonly record struct Ipv4Header(
+internal readonly record struct Ipv4Header(
     Ipv4Address Source,
     Ipv4Address Destination,
     IpProtocol Protocol,

@@ -7,7 +7,7 @@ namespace TunTcp.Wire;
 /// validates the version and payload length once; the view is bounded to 40 + payload length,
 /// so link-layer padding is ignored. Extension headers are walked by <see cref="Ipv6HeaderChain"/>.
 /// </summary>
-public readonly ref struct Ipv6Packet
+internal readonly ref struct Ipv6Packet
 {
     public const int HeaderLength = 40;
     /// <summary>RFC 8200 5: every link an IPv6 packet crosses has an MTU of at least 1280.</summary>
@@ -54,7 +54,7 @@ public readonly ref struct Ipv6Packet
 }
 
 /// <summary>The fields TunTcp writes into an IPv6 fixed header (no extension headers of its own but Fragment).</summary>
-public readonly record struct Ipv6Header(
+internal readonly record struct Ipv6Header(
     IpAddress Source,
     IpAddress Destination,
     byte NextHeader,
@@ -80,7 +80,7 @@ public readonly record struct Ipv6Header(
 }
 
 /// <summary>IPv6 extension header numbers (RFC 8200 4) and the no-next-header value.</summary>
-public static class Ipv6NextHeader
+internal static class Ipv6NextHeader
 {
     public const byte HopByHop = 0, Routing = 43, Fragment = 44, DestinationOptions = 60, NoNextHeader = 59;
     /// <summary>Encapsulating Security Payload and Authentication Header (RFC 4303, RFC 4302): not spoken.</summary>
@@ -88,7 +88,7 @@ public static class Ipv6NextHeader
 }
 
 /// <summary>The IPv6 Fragment header (RFC 8200 4.5): 8 bytes.</summary>
-public static class Ipv6FragmentHeader
+internal static class Ipv6FragmentHeader
 {
     public const int Length = 8;
 
@@ -102,7 +102,7 @@ public static class Ipv6FragmentHeader
 }
 
 /// <summary>What walking an IPv6 header chain found wrong; each maps to one action of RFC 8200 4.</summary>
-public enum Ipv6ChainProblem : byte
+internal enum Ipv6ChainProblem : byte
 {
     None,
     /// <summary>A header runs past the end of the packet: dropped silently (as Linux).</summary>
@@ -128,7 +128,7 @@ public enum Ipv6ChainProblem : byte
 /// upper-layer header, or up to a Fragment header, whose fragmentable part is only walked after
 /// reassembly (4.5). Offsets count from the start of the packet.
 /// </summary>
-public readonly record struct Ipv6HeaderChain(
+internal readonly record struct Ipv6HeaderChain(
     byte UpperLayer,
     int UpperLayerOffset,
     int NextHeaderFieldOffset,

@@ -8,7 +8,7 @@ namespace TunTcp.Wire;
 /// IPv6 likewise with its extension headers named.
 /// Every input gives a line: malformed packets say why, non-IP input says what it is.
 /// </summary>
-public static class PacketFormatter
+internal static class PacketFormatter
 {
     public static string Format(ReadOnlySpan<byte> packet)
     {

@@ -1,7 +1,7 @@
 namespace TunTcp.Wire;
 
 /// <summary>Why a packet was rejected. Parsing never throws; it returns one of these.</summary>
-public enum ParseError : byte
+internal enum ParseError : byte
 {
     None,
     /// <summary>The buffer is shorter than the fixed header.</summary>
@@ -33,7 +33,7 @@ public enum ParseError : byte
 }
 
 /// <summary>Human-readable reasons for <see cref="ParseError"/>, for tracers and logs.</summary>
-public static class ParseErrorText
+internal static class ParseErrorText
 {
     public static string Describe(this ParseError error) => error switch
     {

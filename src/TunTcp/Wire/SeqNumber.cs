@@ -5,7 +5,7 @@ namespace TunTcp.Wire;
 /// <c>a &lt; b</c> means b is ahead of a by less than 2^31. Every sequence-number comparison in
 /// TunTcp goes through this type; there is no raw <c>uint</c> arithmetic on sequence numbers.
 /// </summary>
-public readonly struct SeqNumber : IEquatable<SeqNumber>
+internal readonly struct SeqNumber : IEquatable<SeqNumber>
 {
     public SeqNumber(uint value) => Value = value;
 

@@ -2,7 +2,7 @@ namespace TunTcp.Wire;
 
 /// <summary>The TCP control bits (RFC 9293 3.1, RFC 3168 for ECE/CWR).</summary>
 [Flags]
-public enum TcpFlags : byte
+internal enum TcpFlags : byte
 {
     None = 0,
     Fin = 0x01,
@@ -15,7 +15,7 @@ public enum TcpFlags : byte
     Cwr = 0x80,
 }
 
-public static class TcpFlagsText
+internal static class TcpFlagsText
 {
     /// <summary>tcpdump-style flag letters: S, F, R, P, . (ACK), U, E, W.</summary>
     public static int Format(this TcpFlags flags, Span<char> destination)

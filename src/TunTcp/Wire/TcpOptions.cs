@@ -5,14 +5,14 @@ using System.Runtime.CompilerServices;
 namespace TunTcp.Wire;
 
 /// <summary>One SACK block (RFC 2018 3): the bytes [Left, Right) were received.</summary>
-public readonly record struct SackBlock(SeqNumber Left, SeqNumber Right)
+internal readonly record struct SackBlock(SeqNumber Left, SeqNumber Right)
 {
     public override string ToString() => $"{Left.Value}-{Right.Value}";
 }
 
 /// <summary>Inline storage for up to four SACK blocks, so options never allocate.</summary>
 [InlineArray(TcpOptions.MaxSackBlocks)]
-public struct SackBlockArray
+internal struct SackBlockArray
 {
     private SackBlock _element;
 }
@@ -21,7 +21,7 @@ public struct SackBlockArray
 /// The TCP options TunTcp understands (RFC 9293 3.2, RFC 7323, RFC 2018), parsed from or to be
 /// written into a header. Unknown options are skipped by their length when parsing.
 /// </summary>
-public struct TcpOptions
+internal struct TcpOptions
 {
     public const int MaxLength = 40;
     public const int MaxSackBlocks = 4;

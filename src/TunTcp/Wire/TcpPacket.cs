@@ -7,7 +7,7 @@ namespace TunTcp.Wire;
 /// <see cref="TryParse"/> validates the data offset and the options once; no accessor can fail
 /// afterwards. The checksum is verified separately because it needs the IP pseudo-header.
 /// </summary>
-public readonly ref struct TcpPacket
+internal readonly ref struct TcpPacket
 {
     public const int MinHeaderLength = 20;
 
@@ -77,7 +77,7 @@ public readonly ref struct TcpPacket
 }
 
 /// <summary>The fixed fields of a TCP header to be written (RFC 9293 3.1).</summary>
-public readonly record struct TcpHeader(
+internal readonly record struct TcpHeader(
     ushort SourcePort,
     ushort DestinationPort,
     SeqNumber SequenceNumber,

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace TunTcp.Wire;
 
 /// <summary>A checked, read-only view of a UDP datagram (RFC 768), bounded to its length field.</summary>
-public readonly ref struct UdpDatagram
+internal readonly ref struct UdpDatagram
 {
     public const int HeaderLength = 8;
 
@@ -39,7 +39,7 @@ public readonly ref struct UdpDatagram
 }
 
 /// <summary>The fields of a UDP header to be written.</summary>
-public readonly record struct UdpHeader(ushort SourcePort, ushort DestinationPort, int PayloadLength)
+internal readonly record struct UdpHeader(ushort SourcePort, ushort DestinationPort, int PayloadLength)
 {
     public const int Length = UdpDatagram.HeaderLength;
 

@@ -84,7 +84,7 @@ public class ServiceTests
         Assert.True(net.RunUntil(() => received >= 1_000_000, TimeSpan.FromSeconds(30)));
         Assert.False(corrupt);
         net.B.Close(client, net.Now);
-        Assert.True(net.RunUntil(() => client.State == TcpState.Closed, TimeSpan.FromSeconds(30)));
+        Assert.True(net.RunUntil(() => client.State == TcpConnectionState.Closed, TimeSpan.FromSeconds(30)));
     }
 
     [Fact]

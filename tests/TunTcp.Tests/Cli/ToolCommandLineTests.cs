@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Extensions.Logging;
 using TunTcp.Cli;
 using TunTcp.Wire;
@@ -75,7 +76,7 @@ public class ToolCommandLineTests
 
         var custom = Build().ParseSettings("serve", "--addr6", "2001:db8:7::2", "--host-addr6", "2001:db8:7::1/64");
         Assert.Equal(IpAddress.Parse("2001:db8:7::2"), custom.StackAddress6);
-        Assert.Equal(IpAddress.Parse("2001:db8:7::1"), custom.Interface.HostAddress6!.Value.Address);
+        Assert.Equal(IpAddress.Parse("2001:db8:7::1"), custom.Interface.HostAddress6!.Value.Value);
 
         var v4 = Build().ParseSettings("serve", "--ipv4-only", "--mtu", "576");
         Assert.Null(v4.StackAddress6);
@@ -219,13 +220,13 @@ public class ToolCommandLineTests
     {
         var settings = Build().ParseSettings("forward", "--netns", "apps");
         Assert.Equal("apps", settings.Interface.NetworkNamespace);
-        Assert.Equal([(IpAddress.AnyV4, 0), (IpAddress.AnyV6, 0)], settings.Interface.Routes);
+        Assert.Equal([(IPAddress.Any, 0), (IPAddress.IPv6Any, 0)], settings.Interface.Routes);
         Assert.Equal("direct", settings.Forward!.Upstream);
         Assert.False(settings.Forward.Dns);
         Assert.Null(settings.Forward.Command);
 
         var v4 = Build().ParseSettings("forward", "--ipv4-only");
-        Assert.Equal([(IpAddress.AnyV4, 0)], v4.Interface.Routes);
+        Assert.Equal([(IPAddress.Any, 0)], v4.Interface.Routes);
     }
 
     [Fact]
@@ -233,7 +234,7 @@ public class ToolCommandLineTests
     {
         var settings = Build().ParseSettings("forward", "--route", "10.203.0.77/24", "--route", "fd00:cb::1/48", "--dns",
             "--upstream", "socks5://user:secret@127.0.0.1:1080");
-        Assert.Equal([(IpAddress.Parse("10.203.0.0"), 24), (IpAddress.Parse("fd00:cb::"), 48)], settings.Interface.Routes);
+        Assert.Equal([(IPAddress.Parse("10.203.0.0"), 24), (IPAddress.Parse("fd00:cb::"), 48)], settings.Interface.Routes);
         Assert.True(settings.Forward!.Dns);
         Assert.Equal("socks5://user:secret@127.0.0.1:1080", settings.Forward.Upstream);
     }

@@ -43,7 +43,7 @@ public class MetricsTests
         });
         listener.Start();
 
-        using (var tcp = await server.ListenTcpAsync(new IPEndPoint(IPAddress.Any, 7)))
+        using (var tcp = await server.ListenTcpAsync(new IPEndPoint(IPAddress.Any, 7), cancellationToken: TestContext.Current.CancellationToken))
         {
             var accept = tcp.AcceptAsync(ct).AsTask();
             await using var connection = await client.ConnectTcpAsync(new IPEndPoint(IPAddress.Parse("192.168.0.2"), 7), ct);

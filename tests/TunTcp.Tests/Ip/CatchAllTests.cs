@@ -76,7 +76,7 @@ public class CatchAllTests
         var c = core.CompleteTcpFlow(_handler.Flows[0], FlowVerdict.Accept, Instant.Zero);
 
         Assert.NotNull(c);
-        Assert.Equal(TcpState.SynReceived, c.State);
+        Assert.Equal(TcpConnectionState.SynReceived, c.State);
         var synAck = _out.Single();
         Assert.Equal((World(v6), v6 ? Packets6.Host : IpAddress.FromV4(Packets.Host)), Addresses(synAck));
         var sent = SentTcp.Parse(synAck);
@@ -88,7 +88,7 @@ public class CatchAllTests
 
         core.Receive(Tcp(v6, new TcpHeader(40000, 8080, new SeqNumber(1001), sent.Seq + 1, TcpFlags.Ack | TcpFlags.Psh, 502), payload: "GET /"u8), Instant.FromMilliseconds(1));
         core.Poll(Instant.FromMilliseconds(1));
-        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(TcpConnectionState.Established, c.State);
         Assert.Null(c.Listener);
         var read = new byte[16];
         Assert.Equal("GET /"u8.ToArray(), read.AsSpan(0, c.ReceiveBuffer.Read(read)).ToArray());
@@ -123,12 +123,13 @@ public class CatchAllTests
     }
 
     [Theory]
-    [InlineData(false, FlowVerdict.HostUnreachable, 1)]
-    [InlineData(false, FlowVerdict.NetworkUnreachable, 0)]
-    [InlineData(true, FlowVerdict.HostUnreachable, 3)]
-    [InlineData(true, FlowVerdict.NetworkUnreachable, 0)]
-    public void UnreachableFlow_GetsIcmpFromTheStackAsRouter_QuotingTheSyn(bool v6, FlowVerdict verdict, byte code)
+    [InlineData(false, (int)(FlowVerdict.HostUnreachable), 1)]
+    [InlineData(false, (int)(FlowVerdict.NetworkUnreachable), 0)]
+    [InlineData(true, (int)(FlowVerdict.HostUnreachable), 3)]
+    [InlineData(true, (int)(FlowVerdict.NetworkUnreachable), 0)]
+    public void UnreachableFlow_GetsIcmpFromTheStackAsRouter_QuotingTheSyn(bool v6, int verdictValue, byte code)
     {
+        var verdict = (FlowVerdict)verdictValue;
         var core = Core();
         var syn = SynTo(v6);
         core.Receive(syn, Instant.Zero);

@@ -200,7 +200,7 @@ public class DualStackHostileInputTests
                 Assert.InRange(c.PathMtu, c.Tuple.IsV4 ? NetStackCore.MinimumPathMtu4 : NetStackCore.MinimumPathMtu6, core.Mtu);
             }
             Assert.InRange(core.ReassemblyUse.Bytes, 0, Budget);
-            v6Connections += core.Connections.Count(c => !c.Tuple.IsV4 && c.State == TcpState.Established);
+            v6Connections += core.Connections.Count(c => !c.Tuple.IsV4 && c.State == TcpConnectionState.Established);
         }
         var st = core.Statistics;
         return new Reached(st.DatagramsReassembled, st.IcmpErrorsToConnections, st.PathMtuReductions, v6Connections);

@@ -66,7 +66,7 @@ public class IcmpErrorTests
         var (type, code) = Unreachable(v6, kind);
         _core.Receive(IcmpError(syn, v6, type, code), _now);
 
-        Assert.Equal(TcpState.Closed, c.State);
+        Assert.Equal(TcpConnectionState.Closed, c.State);
         Assert.Equal(expected, c.Error);
         Assert.Equal(1, _core.Statistics.IcmpErrorsToConnections);
         Assert.Equal(0, _core.ConnectionCount);
@@ -91,7 +91,7 @@ public class IcmpErrorTests
         var truncated = IcmpError(syn.AsSpan(0, tcpAt + 4).ToArray(), v6, type, code);
         _core.Receive(truncated, _now);
 
-        Assert.Equal(TcpState.SynSent, c.State);
+        Assert.Equal(TcpConnectionState.SynSent, c.State);
         Assert.Equal(3, _core.Statistics.IcmpErrorsIgnored);
         Assert.Equal(0, _core.Statistics.IcmpErrorsToConnections);
     }
@@ -108,15 +108,15 @@ public class IcmpErrorTests
         var (type, code) = Unreachable(v6, "host");
         _core.Receive(IcmpError(data, v6, type, code), _now);
 
-        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(TcpConnectionState.Established, c.State);
         Assert.Equal(TcpError.HostUnreachable, c.SoftError);
         // No ACK ever comes: retransmissions run out and the connection reports the soft error.
-        for (int i = 0; i < 100_000 && c.State != TcpState.Closed; i++)
+        for (int i = 0; i < 100_000 && c.State != TcpConnectionState.Closed; i++)
         {
             _now = Instant.Min(_core.NextDeadline, _now + TimeSpan.FromSeconds(30));
             _core.Poll(_now);
         }
-        Assert.Equal(TcpState.Closed, c.State);
+        Assert.Equal(TcpConnectionState.Closed, c.State);
         Assert.Equal(TcpError.HostUnreachable, c.Error);
     }
 
@@ -164,7 +164,7 @@ public class IcmpErrorTests
         Assert.Equal(before[0].Seq, resent[0].Seq);
         Assert.Equal(before.Where(s => s.Length > limit).Sum(s => s.Length), resent.Sum(s => s.Length));
         Assert.All(resent, s => Assert.True(s.Length <= limit));
-        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(TcpConnectionState.Established, c.State);
     }
 
     [Fact]

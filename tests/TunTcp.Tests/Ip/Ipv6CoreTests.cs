@@ -67,12 +67,13 @@ public class Ipv6CoreTests
     }
 
     [Theory]
-    [InlineData(Icmpv6Type.RouterSolicitation)]
-    [InlineData(Icmpv6Type.NeighborSolicitation)]
-    [InlineData(Icmpv6Type.MulticastListenerReportV2)]
-    [InlineData(Icmpv6Type.NeighborAdvertisement)]
-    public void NeighbourDiscoveryAndMld_AreCountedAndNeverAnswered(Icmpv6Type type)
+    [InlineData((int)(Icmpv6Type.RouterSolicitation))]
+    [InlineData((int)(Icmpv6Type.NeighborSolicitation))]
+    [InlineData((int)(Icmpv6Type.MulticastListenerReportV2))]
+    [InlineData((int)(Icmpv6Type.NeighborAdvertisement))]
+    public void NeighbourDiscoveryAndMld_AreCountedAndNeverAnswered(int typeValue)
     {
+        var type = (Icmpv6Type)typeValue;
         _core.Receive(Packets6.Icmp(type, 0, new byte[20], from: IpAddress.Parse("fe80::1"), to: IpAddress.Parse("ff02::2")), Instant.Zero);
         Assert.Empty(_out.Packets);
         Assert.Equal(1, _core.Statistics.Icmpv6NeighborDiscoveryIgnored);

@@ -86,7 +86,7 @@ public class NetStackRuntimeTests
         Assert.NotEmpty(faults);
         Assert.Equal(observer.Calls, core.TcpEnvironment.Statistics.ObserverFaults);
         Assert.Equal(4, c.ReceiveBuffer.Count);
-        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(TcpConnectionState.Established, c.State);
     }
 
     [Fact]
@@ -100,7 +100,7 @@ public class NetStackRuntimeTests
             Sockets.NetStackSockets.ConnectTcpAsync(stack, new System.Net.IPEndPoint(System.Net.IPAddress.Parse("224.0.0.1"), 80), TestContext.Current.CancellationToken));
         Assert.Equal(System.Net.Sockets.SocketError.AddressNotAvailable, multicast.SocketErrorCode);
         var listen = await Assert.ThrowsAsync<System.Net.Sockets.SocketException>(() =>
-            Sockets.NetStackSockets.ListenTcpAsync(stack, new System.Net.IPEndPoint(System.Net.IPAddress.IPv6Any, 80), dualMode: false));
+            Sockets.NetStackSockets.ListenTcpAsync(stack, new System.Net.IPEndPoint(System.Net.IPAddress.IPv6Any, 80), dualMode: false, cancellationToken: TestContext.Current.CancellationToken));
         Assert.Equal(System.Net.Sockets.SocketError.AddressFamilyNotSupported, listen.SocketErrorCode);
     }
 

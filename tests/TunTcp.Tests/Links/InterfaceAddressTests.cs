@@ -14,7 +14,7 @@ public class InterfaceAddressTests
     public void TryParse_Valid(string text, string address, int prefix, string netmask)
     {
         Assert.True(InterfaceAddress.TryParse(text, out var value, out var error), error);
-        Assert.Equal(Ipv4Address.Parse(address), value.Address);
+        Assert.Equal(Ipv4Address.Parse(address), value.Value);
         Assert.Equal(prefix, value.PrefixLength);
         Assert.Equal(Ipv4Address.Parse(netmask), value.Netmask);
         Assert.Equal(text, value.ToString());

@@ -13,7 +13,7 @@ public class Ipv6SetupTests
     public void InterfaceAddress6_Parses(string text, string address, int prefix)
     {
         Assert.True(InterfaceAddress6.TryParse(text, out var value, out var error), error);
-        Assert.Equal(IpAddress.Parse(address), value.Address);
+        Assert.Equal(IpAddress.Parse(address), value.Value);
         Assert.Equal(prefix, value.PrefixLength);
         Assert.Equal(text, value.ToString());
     }

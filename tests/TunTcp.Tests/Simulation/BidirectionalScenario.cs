@@ -8,7 +8,7 @@ namespace TunTcp.Tests.Simulation;
 /// closes once it has read to the end and written all it had. Used by the property tests: every byte must arrive exactly
 /// once and in order, and both connections must end (cleanly or with a reported timeout).
 /// </summary>
-public sealed class BidirectionalScenario
+internal sealed class BidirectionalScenario
 {
     private bool _aClosed, _bClosed;
 
@@ -47,10 +47,10 @@ public sealed class BidirectionalScenario
     public BulkSender? ServerSender { get; private set; }
     public PatternReceiver? ServerReceiver { get; private set; }
 
-    private static bool Ended(TcpConnection? c) => c is null || c.State is TcpState.Closed or TcpState.TimeWait;
+    private static bool Ended(TcpConnection? c) => c is null || c.State is TcpConnectionState.Closed or TcpConnectionState.TimeWait;
 
     /// <summary>Both ends have finished (a connect that never got through counts as ended for the server).</summary>
-    public bool Ended() => Ended(Client) && (Server is null ? Client.State == TcpState.Closed : Ended(Server));
+    public bool Ended() => Ended(Client) && (Server is null ? Client.State == TcpConnectionState.Closed : Ended(Server));
 
     public bool TimedOut => Client.Error == TcpError.TimedOut || Server?.Error == TcpError.TimedOut;
 }

@@ -5,7 +5,7 @@ using TunTcp.Wire;
 namespace TunTcp.Tests.Simulation;
 
 /// <summary>The TCP configuration of one goodput-table column.</summary>
-public sealed record SenderProfile(string Name, bool Sack, bool Rack, Func<ICongestionControl> Controller)
+internal sealed record SenderProfile(string Name, bool Sack, bool Rack, Func<ICongestionControl> Controller)
 {
     public static readonly SenderProfile NewRenoNoSack = new("NewReno", false, false, static () => new NewRenoCongestionControl());
     public static readonly SenderProfile NewRenoSack = new("NewReno+SACK", true, false, static () => new NewRenoCongestionControl());
@@ -17,7 +17,7 @@ public sealed record SenderProfile(string Name, bool Sack, bool Rack, Func<ICong
     {
         Sack = Sack,
         Rack = Rack,
-        CongestionControl = Controller,
+        CongestionControlFactory = Controller,
         SendBufferSize = buffer,
         ReceiveBufferSize = buffer,
     };
@@ -33,7 +33,7 @@ public readonly record struct GoodputResult(double GoodputMbps, long Rtos, long 
 /// A sender with an endless supply of data for a fixed virtual duration over one bottleneck
 /// path; goodput is measured over the part after <c>warmup</c> (past slow start).
 /// </summary>
-public static class GoodputRun
+internal static class GoodputRun
 {
     /// <param name="markThresholdBytes">ECN marking above this queue occupancy (0: tail drop only).</param>
     /// <param name="ecn">Whether the two ends negotiate ECN.</param>

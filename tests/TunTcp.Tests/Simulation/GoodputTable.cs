@@ -10,7 +10,7 @@ namespace TunTcp.Tests.Simulation;
 /// long to climb back after its slow-start overshoot) and goodput is measured over the second
 /// half, i.e. past slow start.
 /// </summary>
-public static class GoodputTable
+internal static class GoodputTable
 {
     public const long PathBitsPerSecond = 100_000_000;
     public static readonly double[] Losses = [0, 0.001, 0.01, 0.05];

@@ -7,7 +7,7 @@ namespace TunTcp.Tests.Simulation;
 /// Several bulk flows from A to B through the same simulated bottleneck, each with its own
 /// congestion controller and start time; per-flow goodput over a measurement window.
 /// </summary>
-public sealed class SharedBottleneck
+internal sealed class SharedBottleneck
 {
     private readonly SimulatedNetwork _net;
     private readonly TcpListenQueue _listener;
@@ -52,7 +52,7 @@ public sealed class SharedBottleneck
         {
             if (f.Client is null && n.Now - _origin >= f.Start)
             {
-                var settings = n.A.TcpSettings with { CongestionControl = f.Controller };
+                var settings = n.A.TcpSettings with { CongestionControlFactory = f.Controller };
                 f.Client = n.A.Connect(SimulatedNetwork.AddressB, 6000, n.Now, settings);
                 f.Sender = new BulkSender(n.A, f.Client, long.MaxValue, seed: _flows.IndexOf(f), closeWhenDone: false);
             }

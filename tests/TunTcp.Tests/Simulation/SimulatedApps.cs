@@ -16,7 +16,7 @@ public static class StreamPattern
 }
 
 /// <summary>Writes <see cref="Total"/> pattern bytes into a connection as the send buffer allows, then closes.</summary>
-public sealed class BulkSender(NetStackCore core, TcpConnection connection, long total, int seed = 0, bool closeWhenDone = true)
+internal sealed class BulkSender(NetStackCore core, TcpConnection connection, long total, int seed = 0, bool closeWhenDone = true)
 {
     private readonly byte[] _chunk = new byte[16384];
     public long Total => total;
@@ -25,7 +25,7 @@ public sealed class BulkSender(NetStackCore core, TcpConnection connection, long
 
     public void Step(Instant now)
     {
-        if (connection.State is not (TcpState.Established or TcpState.CloseWait)) return;
+        if (connection.State is not (TcpConnectionState.Established or TcpConnectionState.CloseWait)) return;
         var entry = core.FindEntry(connection);
         if (entry is null) return;
         bool wrote = false;
@@ -48,7 +48,7 @@ public sealed class BulkSender(NetStackCore core, TcpConnection connection, long
 }
 
 /// <summary>Reads a connection to the end, checking every byte against the pattern.</summary>
-public sealed class PatternReceiver(NetStackCore core, TcpConnection connection, int seed = 0)
+internal sealed class PatternReceiver(NetStackCore core, TcpConnection connection, int seed = 0)
 {
     private readonly byte[] _buffer = new byte[65536];
     public long Received { get; private set; }

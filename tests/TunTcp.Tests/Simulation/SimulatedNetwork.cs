@@ -9,7 +9,7 @@ namespace TunTcp.Tests.Simulation;
 /// nothing sleeps, nothing depends on threads: the same seed gives the same packet trace on
 /// any machine. Applications are callbacks run between events on the same (test) thread.
 /// </summary>
-public sealed class SimulatedNetwork
+internal sealed class SimulatedNetwork
 {
     public static readonly Ipv4Address AddressA = Ipv4Address.Parse("10.0.0.1");
     public static readonly Ipv4Address AddressB = Ipv4Address.Parse("10.0.0.2");

@@ -9,7 +9,7 @@ namespace TunTcp.Tests.Simulation;
 /// accepted connection sends <c>bytes</c> of the pattern to B and closes; B reads and checks
 /// every byte, then closes too.
 /// </summary>
-public sealed class TransferScenario
+internal sealed class TransferScenario
 {
     public TransferScenario(SimulatedNetwork network, long bytes, int seed = 0, ushort port = 5001)
     {
@@ -48,8 +48,8 @@ public sealed class TransferScenario
     public Instant FinishedAt { get; private set; }
 
     /// <summary>Both ends reached CLOSED (or TIME-WAIT on the side that closed first).</summary>
-    public bool Done => Receiver.Eof && Client.State is TcpState.Closed or TcpState.TimeWait
-        && Server is { State: TcpState.Closed or TcpState.TimeWait };
+    public bool Done => Receiver.Eof && Client.State is TcpConnectionState.Closed or TcpConnectionState.TimeWait
+        && Server is { State: TcpConnectionState.Closed or TcpConnectionState.TimeWait };
 
     public bool Run(TimeSpan limit) => Network.RunUntil(() => Done, limit);
 }

@@ -38,7 +38,7 @@ internal static class CoreTcp
         output.Packets.Clear();
         var synAck = new TcpHeader(5000, s.SourcePort, new SeqNumber(7000), s.Seq + 1, TcpFlags.Syn | TcpFlags.Ack | synAckFlags, 65535);
         core.Receive(FromHost(v6, synAck, new TcpOptions { MaxSegmentSize = mss }), now);
-        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(TcpConnectionState.Established, c.State);
         output.Packets.Clear();
         return c;
     }

@@ -27,14 +27,14 @@ public class SendCompletedTests
         h.C.ShutdownSend(h.Now, h);
         var sent = h.RecvAll();
         Assert.Contains(sent, s => (s.Flags & TcpFlags.Fin) != 0);
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
 
         h.Send(h.Peer(ack: 5)); // the data, not the FIN
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
         Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
 
         h.Send(h.Peer(ack: 6)); // the FIN
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
         Assert.Equal(TcpConnectionEvents.SendCompleted, log.Events[^1] & TcpConnectionEvents.SendCompleted);
     }
 
@@ -47,7 +47,7 @@ public class SendCompletedTests
         h.C.ShutdownSend(h.Now, h);
         h.Recv();
         h.Send(h.Peer(ack: 1, flags: TcpFlags.Fin | TcpFlags.Ack));
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
         Assert.True(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
     }
 
@@ -61,10 +61,10 @@ public class SendCompletedTests
         h.RecvAll();
         h.C.ShutdownSend(h.Now, h);
         h.Recv();
-        Assert.Equal(TcpState.LastAck, h.C.State);
+        Assert.Equal(TcpConnectionState.LastAck, h.C.State);
         Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
         h.Send(h.Peer(seq: 1, ack: 1));
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpConnectionEvents.SendCompleted | TcpConnectionEvents.Closed,
             log.Events[^1] & (TcpConnectionEvents.SendCompleted | TcpConnectionEvents.Closed));
     }
@@ -82,7 +82,7 @@ public class SendCompletedTests
         h.RecvAll();
         // RFC 9293 3.10.7.4: a RST in LAST-ACK closes without an error; our data was never acknowledged.
         h.Send(h.Peer(seq: 1, flags: TcpFlags.Rst) with { Ack = default, Window = 0 });
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.None, h.C.Error);
         Assert.False(log.All.HasFlag(TcpConnectionEvents.SendCompleted));
         Assert.True(log.All.HasFlag(TcpConnectionEvents.Closed));

@@ -119,7 +119,7 @@ public class SynCookieTests
         Assert.Equal(2, _core.ConnectionCount);
         Assert.True(_listener.TryAccept(out var c));
         Assert.True(c.FromSynCookie);
-        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(TcpConnectionState.Established, c.State);
         var stats = c.GetStatistics();
         Assert.True(stats.WindowScaling && stats.Timestamps && stats.Sack);
         Assert.Equal(1000 << 7, stats.PeerWindow); // the peer's window, scaled by its encoded shift

@@ -25,7 +25,7 @@ public class TcpClosingTests
         if (fullClose) h.Close(); else h.ShutdownSend();
         h.Recv(h.Ours(flags: FinAck));
         h.RecvNothing();
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
         return h;
     }
 
@@ -35,7 +35,7 @@ public class TcpClosingTests
         var h = FinWait1(fullClose);
         h.Send(h.Peer(ack: 1));
         h.RecvNothing();
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
         return h;
     }
 
@@ -45,7 +45,7 @@ public class TcpClosingTests
         var h = Established();
         h.Send(h.Peer(flags: FinAck));
         h.Recv(h.Ours(ack: 1));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
         return h;
     }
 
@@ -55,7 +55,7 @@ public class TcpClosingTests
         var h = CloseWait();
         h.Close();
         h.Recv(h.Ours(ack: 1, flags: FinAck));
-        Assert.Equal(TcpState.LastAck, h.C.State);
+        Assert.Equal(TcpConnectionState.LastAck, h.C.State);
         return h;
     }
 
@@ -65,7 +65,7 @@ public class TcpClosingTests
         var h = FinWait1();
         h.Send(h.Peer(flags: FinAck));
         h.Recv(h.Ours(seq: 1, ack: 1) with { Window = WindowAfterPeerFin });
-        Assert.Equal(TcpState.Closing, h.C.State);
+        Assert.Equal(TcpConnectionState.Closing, h.C.State);
         return h;
     }
 
@@ -128,7 +128,7 @@ public class TcpClosingTests
         h.Send(h.Peer(seq: TsMss, ack: 1, data: Bytes(TsMss, TsMss)));
         h.Recv(h.Ours(seq: 1, ack: 2 * TsMss) with { Window = h.Win(2 * TsMss) });
         Assert.Equal(Bytes(2 * TsMss), h.ReadAll());
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
         // Without a full close there is no FIN-WAIT-2 timeout: the peer may keep sending.
         Assert.True(h.C.NextDeadline.IsNever);
     }
@@ -142,7 +142,7 @@ public class TcpClosingTests
         h.ShutdownSend();
         h.Recv(h.Ours(flags: FinAck) with { Window = 1024 });
         h.Send(h.Peer(ack: 1, data: Bytes(1024)));
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
         h.At(h.Now + Ms(40));
         h.Recv(h.Ours(seq: 1, ack: 1024) with { Window = 0 });
         h.ReadAll();
@@ -156,7 +156,7 @@ public class TcpClosingTests
         h.Send(h.Peer(data: Bytes(100)));
         Assert.Equal(100, h.C.ReceiveBuffer.Count);
         h.Send(h.Peer(seq: 100, ack: 1, data: Bytes(100, 100)));
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
         Assert.Equal(Bytes(200), h.Read(200));
     }
 
@@ -169,7 +169,7 @@ public class TcpClosingTests
         h.Send(h.Peer(ack: 1, flags: FinAck));
         h.Recv(h.Ours(seq: 1, ack: 1) with { Window = WindowAfterPeerFin });
         h.RecvNothing();
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
         Assert.Equal(h.Now + TimeSpan.FromSeconds(60), h.C.NextDeadline);
     }
 
@@ -181,7 +181,7 @@ public class TcpClosingTests
         var h = FinWait1();
         h.Send(h.Peer(ack: 1, flags: FinAck));
         h.Recv(h.Ours(seq: 1, ack: 1) with { Window = WindowAfterPeerFin });
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 eighth, FIN-WAIT-1: "otherwise, enter the CLOSING state" - simultaneous
@@ -192,7 +192,7 @@ public class TcpClosingTests
         var h = Closing();
         h.Send(h.Peer(seq: 1, ack: 1));
         h.RecvNothing();
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
         Assert.Equal(h.Now + TimeSpan.FromSeconds(60), h.C.NextDeadline);
     }
 
@@ -203,7 +203,7 @@ public class TcpClosingTests
     {
         var h = Closing();
         h.Send(h.Peer(seq: 1, ack: 0));
-        Assert.Equal(TcpState.Closing, h.C.State);
+        Assert.Equal(TcpConnectionState.Closing, h.C.State);
         h.RecvNothing();
         h.AtNextDeadline();
         h.Recv(h.Ours(ack: 1, flags: FinAck) with { Window = WindowAfterPeerFin });
@@ -220,7 +220,7 @@ public class TcpClosingTests
         h.Recv(h.Ours(ack: 1, flags: TcpFlags.Ack | TcpFlags.Psh, data: Bytes(100)));
         h.Close();
         h.Recv(h.Ours(seq: 100, ack: 1, flags: FinAck));
-        Assert.Equal(TcpState.LastAck, h.C.State);
+        Assert.Equal(TcpConnectionState.LastAck, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 fifth, LAST-ACK: "The only thing that can arrive in this state is an
@@ -231,10 +231,10 @@ public class TcpClosingTests
     {
         var h = LastAck();
         h.Send(h.Peer(seq: 1, ack: 0));
-        Assert.Equal(TcpState.LastAck, h.C.State);
+        Assert.Equal(TcpConnectionState.LastAck, h.C.State);
         h.Send(h.Peer(seq: 1, ack: 1));
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.None, h.C.Error);
         Assert.True(h.Events.HasFlag(TcpConnectionEvents.Closed));
         Assert.True(h.C.NextDeadline.IsNever);
@@ -257,7 +257,7 @@ public class TcpClosingTests
         h.Close();
         h.ShutdownSend();
         h.RecvNothing();
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
     }
 
     // RFC 1122 4.2.2.13 / RFC 2525 2.17: "If such a host issues a CLOSE call while received data
@@ -271,7 +271,7 @@ public class TcpClosingTests
         h.Close();
         h.Recv(new Seg { Flags = TcpFlags.Rst, Seq = h.Iss + 1, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.Aborted, h.C.Error);
     }
 
@@ -281,7 +281,7 @@ public class TcpClosingTests
         var h = FinWait2(fullClose: true);
         h.Send(h.Peer(ack: 1, data: Bytes(10)));
         h.Recv(new Seg { Flags = TcpFlags.Rst, Seq = h.Iss + 2, Window = 0, Options = NoOptions });
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // Linux tcp_fin_timeout: a connection the application fully closed does not wait in
@@ -292,7 +292,7 @@ public class TcpClosingTests
         var h = FinWait2(fullClose: true);
         h.NothingUntil(h.Now + TimeSpan.FromSeconds(60));
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 second (with RFC 5961 3.2: SEG.SEQ = RCV.NXT): ESTABLISHED, FIN-WAIT-1,
@@ -311,7 +311,7 @@ public class TcpClosingTests
         int rcvNxt = state is "CloseWait" or "Closing" or "LastAck" ? 1 : 0;
         h.Send(new Seg { Flags = TcpFlags.Rst, Seq = h.Irs + 1 + rcvNxt, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(error, h.C.Error);
         Assert.Equal(1, h.Env.Statistics.ResetsReceived);
     }
@@ -332,7 +332,7 @@ public class TcpClosingTests
         h.Abort();
         if (resetSeq >= 0) h.Recv(new Seg { Flags = TcpFlags.Rst, Seq = h.Iss + 1 + resetSeq, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     private static TcpHarness InState(string state) => state switch

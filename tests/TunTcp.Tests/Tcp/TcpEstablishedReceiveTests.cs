@@ -182,7 +182,7 @@ public class TcpEstablishedReceiveTests
         var h = Small();
         h.Send(h.Peer(flags: TcpFlags.Ack | TcpFlags.Fin, data: Bytes(1100)));
         Assert.Equal(1024, h.C.ReceiveBuffer.Count);
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.False(h.C.PeerFinReceived);
         h.At(h.Now + Ms(40));
         h.Recv(h.Ours(ack: 1024) with { Window = 0 });
@@ -322,7 +322,7 @@ public class TcpEstablishedReceiveTests
     {
         var h = Established();
         h.Send(h.Peer(flags: TcpFlags.Ack | TcpFlags.Fin));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
         Assert.True(h.C.PeerFinReceived);
         Assert.Equal(TcpConnectionEvents.Readable, h.Events);
         h.Recv(h.Ours(ack: 1));
@@ -335,7 +335,7 @@ public class TcpEstablishedReceiveTests
     {
         var h = Established();
         h.Send(h.Peer(flags: TcpFlags.Ack | TcpFlags.Psh | TcpFlags.Fin, data: Bytes(104)));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
         h.Recv(h.Ours(ack: 105) with { Window = h.Win(104) });
         h.RecvNothing();
         Assert.Equal(Bytes(104), h.ReadAll());
@@ -348,14 +348,14 @@ public class TcpEstablishedReceiveTests
     {
         var h = Established();
         h.Send(h.Peer(seq: 104, flags: TcpFlags.Ack | TcpFlags.Fin, data: Bytes(96, 104)));
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.False(h.C.PeerFinReceived);
         // The SACK block takes the waiting FIN in (Linux does the same), so the sender sees
         // its whole last segment arrive.
         h.Recv(h.Ours() with { Options = h.OurOptions(h.PeerBlock(104, 201)) });
 
         h.Send(h.Peer(data: Bytes(104)));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
         h.Recv(h.Ours(ack: 201) with { Window = (262144 - 201) >> 3 });
         h.RecvNothing();
         Assert.Equal(Bytes(200), h.ReadAll());
@@ -368,9 +368,9 @@ public class TcpEstablishedReceiveTests
         var h = Established();
         h.Send(h.Peer(seq: 104, flags: TcpFlags.Ack | TcpFlags.Fin));
         h.Recv(h.Ours());
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         h.Send(h.Peer(data: Bytes(104)));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
         // The right edge stays where the first ACK put it; the FIN took one more sequence number.
         h.Recv(h.Ours(ack: 105) with { Window = (262144 - 105) >> 3 });
     }
@@ -384,7 +384,7 @@ public class TcpEstablishedReceiveTests
         h.Recv();
         h.Send(h.Peer(flags: TcpFlags.Ack | TcpFlags.Fin));
         h.Recv(h.Ours(ack: 1));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 seventh, CLOSE-WAIT: "This should not occur since a FIN has been received

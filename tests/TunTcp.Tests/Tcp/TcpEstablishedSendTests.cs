@@ -85,7 +85,7 @@ public class TcpEstablishedSendTests
     public void Established_CongestionAvoidance_OneSmssPerWindowAcked()
     {
         var cc = new NewRenoCongestionControl();
-        var h = Established(Classic() with { CongestionControl = () => cc });
+        var h = Established(Classic() with { CongestionControlFactory = () => cc });
         h.Write(Bytes(200 * TsMss));
         h.RecvAll();
         // Force ssthresh down by a timeout, then recover to congestion avoidance.
@@ -118,7 +118,7 @@ public class TcpEstablishedSendTests
     public void Established_CongestionControlHook_SenderRespectsCwnd()
     {
         var fixedCc = new FixedWindow(2 * TsMss);
-        var h = Established(Classic() with { CongestionControl = () => fixedCc });
+        var h = Established(Classic() with { CongestionControlFactory = () => fixedCc });
         Assert.Equal("fixed", h.C.CongestionControlName);
         Assert.Equal(1, fixedCc.Initialized);
         h.Write(Bytes(10 * TsMss));
@@ -236,7 +236,7 @@ public class TcpEstablishedSendTests
         h.Abort();
         h.Recv(new Seg { Flags = TcpFlags.Rst, Seq = h.Iss + 11, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.Aborted, h.C.Error);
         Assert.True(h.Events.HasFlag(TcpConnectionEvents.Closed));
         // A closed connection ignores everything.
@@ -254,7 +254,7 @@ public class TcpEstablishedSendTests
         h.Recv();
         h.Send(h.Peer(ack: 100, data: Bytes(10)));
         var s = h.C.GetStatistics();
-        Assert.Equal(TcpState.Established, s.State);
+        Assert.Equal(TcpConnectionState.Established, s.State);
         Assert.Equal(TcpError.None, s.Error);
         Assert.True(s.WindowScaling);
         Assert.True(s.Timestamps);

@@ -73,7 +73,7 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     {
         Rack = false,
         Frto = false,
-        CongestionControl = static () => new NewRenoCongestionControl(),
+        CongestionControlFactory = static () => new NewRenoCongestionControl(),
     };
 
     private readonly Queue<Emitted> _out = new();
@@ -169,7 +169,7 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
         Assert.Equal(TcpFlags.Syn | TcpFlags.Ack, synAck.Flags);
         h.Send(h.Peer());
         h.RecvNothing();
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.True(h.Listener!.TryAccept(out _));
         h.OurWindow = h.Win(0);
         h.Events = TcpConnectionEvents.None;
@@ -193,7 +193,7 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
         h.Send(new Seg { Flags = TcpFlags.Syn | TcpFlags.Ack, Seq = h.Irs, Ack = h.Iss + 1, Window = window, Options = options });
         var ack = h.Recv();
         Assert.Equal(TcpFlags.Ack, ack.Flags);
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         h.OurWindow = ack.Window;
         h.RecvNothing();
         h.Events = TcpConnectionEvents.None;

@@ -63,7 +63,7 @@ public class TcpHostileInputTests
             Assert.True(problem is null, $"seed {seed} ({profile}): {problem}");
         }
 
-        for (int step = 0; step < 400 && h.C.State != TcpState.Closed; step++)
+        for (int step = 0; step < 400 && h.C.State != TcpConnectionState.Closed; step++)
         {
             int action = Next(100);
             if (action < 55)

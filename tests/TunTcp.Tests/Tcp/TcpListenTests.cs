@@ -16,11 +16,12 @@ public class TcpListenTests
 
     // RFC 9293 3.10.7.2, first: "An incoming RST segment could not be valid ... should be ignored."
     [Theory]
-    [InlineData(TcpFlags.Rst)]
-    [InlineData(TcpFlags.Rst | TcpFlags.Ack)]
-    [InlineData(TcpFlags.Rst | TcpFlags.Syn)]
-    public void Listen_Rst_IsIgnored(TcpFlags flags)
+    [InlineData((int)(TcpFlags.Rst))]
+    [InlineData((int)(TcpFlags.Rst | TcpFlags.Ack))]
+    [InlineData((int)(TcpFlags.Rst | TcpFlags.Syn))]
+    public void Listen_Rst_IsIgnored(int flagsValue)
     {
+        var flags = (TcpFlags)flagsValue;
         var h = Listening();
         var c = h.SendToListener(new Seg { Flags = flags, Seq = h.Irs, Ack = new SeqNumber(77), Window = 1000 });
         Assert.Null(c);
@@ -32,12 +33,13 @@ public class TcpListenTests
     // RFC 9293 3.10.7.2, second: "Any acknowledgment is bad if it arrives on a connection still in
     // the LISTEN state. An acceptable reset segment should be formed ... <SEQ=SEG.ACK><CTL=RST>".
     [Theory]
-    [InlineData(TcpFlags.Ack, 0)]
-    [InlineData(TcpFlags.Ack | TcpFlags.Psh, 10)]
-    [InlineData(TcpFlags.Syn | TcpFlags.Ack, 0)]
-    [InlineData(TcpFlags.Fin | TcpFlags.Ack, 0)]
-    public void Listen_Ack_GetsResetWithSeqOfSegAck(TcpFlags flags, int dataLength)
+    [InlineData((int)(TcpFlags.Ack), 0)]
+    [InlineData((int)(TcpFlags.Ack | TcpFlags.Psh), 10)]
+    [InlineData((int)(TcpFlags.Syn | TcpFlags.Ack), 0)]
+    [InlineData((int)(TcpFlags.Fin | TcpFlags.Ack), 0)]
+    public void Listen_Ack_GetsResetWithSeqOfSegAck(int flagsValue, int dataLength)
     {
+        var flags = (TcpFlags)flagsValue;
         var h = Listening();
         var c = h.SendToListener(new Seg { Flags = flags, Seq = h.Irs, Ack = new SeqNumber(0xDEADBEEF), Window = 1000, Payload = Bytes(dataLength) });
         Assert.Null(c);
@@ -55,7 +57,7 @@ public class TcpListenTests
         var h = Listening();
         var c = h.SendSyn(h.LinuxSynOptions());
         Assert.NotNull(c);
-        Assert.Equal(TcpState.SynReceived, c.State);
+        Assert.Equal(TcpConnectionState.SynReceived, c.State);
         h.Recv(new Seg
         {
             Flags = TcpFlags.Syn | TcpFlags.Ack, Seq = h.Env.InitialSequenceNumber(ConnTuple, h.Now), Ack = h.Irs + 1,
@@ -84,12 +86,13 @@ public class TcpListenTests
     // RFC 9293 3.10.7.2, fourth: "Any other control or text-bearing segment (not containing SYN)
     // must have an ACK and thus would be discarded by the ACK processing ... drop the segment."
     [Theory]
-    [InlineData(TcpFlags.None, 0)]
-    [InlineData(TcpFlags.Fin, 0)]
-    [InlineData(TcpFlags.Psh, 20)]
-    [InlineData(TcpFlags.Urg, 1)]
-    public void Listen_SegmentWithoutSynAckOrRst_IsDropped(TcpFlags flags, int dataLength)
+    [InlineData((int)(TcpFlags.None), 0)]
+    [InlineData((int)(TcpFlags.Fin), 0)]
+    [InlineData((int)(TcpFlags.Psh), 20)]
+    [InlineData((int)(TcpFlags.Urg), 1)]
+    public void Listen_SegmentWithoutSynAckOrRst_IsDropped(int flagsValue, int dataLength)
     {
+        var flags = (TcpFlags)flagsValue;
         var h = Listening();
         Assert.Null(h.SendToListener(new Seg { Flags = flags, Seq = h.Irs, Window = 1000, Payload = Bytes(dataLength) }));
         h.RecvNothing();
@@ -120,7 +123,7 @@ public class TcpListenTests
 
         // A half-open connection that dies (here: its SYN-ACK retransmissions run out) frees its slot.
         var first = made[0];
-        while (first.State != TcpState.Closed)
+        while (first.State != TcpConnectionState.Closed)
         {
             h.Advance(first.NextDeadline - h.Now);
             foreach (var c in made) c.Poll(h.Now, h);
@@ -143,7 +146,7 @@ public class TcpListenTests
         Assert.Null(h.SendToListener(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs, Window = 64240 }, OtherTuple(1)));
         h.Send(h.Peer());
         h.RecvNothing();
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.Equal(0, h.Listener.HalfOpenCount);
         Assert.Equal(1, h.Listener.PendingAcceptCount);
         Assert.Equal(1, observer.Calls);
@@ -165,7 +168,7 @@ public class TcpListenTests
         h.SendSyn(h.LinuxSynOptions());
         h.Recv();
         h.Send(h.Peer());
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         var first = h.C;
 
         var second = h.SendToListener(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs, Window = 64240 }, OtherTuple(1))!;
@@ -174,7 +177,7 @@ public class TcpListenTests
         var iss2 = synAck.Seq;
         h.SendTo(second, new Seg { Seq = h.Irs + 1, Ack = iss2 + 1, Window = 64240, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, second.State);
+        Assert.Equal(TcpConnectionState.SynReceived, second.State);
         Assert.Equal(1, h.Env.Statistics.AcceptQueueDrops);
 
         // RFC 6298 2.1: no RTT sample yet, so the SYN-ACK timer is the initial RTO (1 s).
@@ -189,7 +192,7 @@ public class TcpListenTests
         Assert.Same(first, a);
         h.SendTo(second, new Seg { Seq = h.Irs + 1, Ack = iss2 + 1, Window = 64240, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Established, second.State);
+        Assert.Equal(TcpConnectionState.Established, second.State);
         Assert.Equal(1, h.Listener.PendingAcceptCount);
     }
 

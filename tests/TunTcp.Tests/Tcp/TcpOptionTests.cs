@@ -304,7 +304,7 @@ public class TcpOptionTests
         var o = new TcpOptions();
         o.SetTimestamps(1, 0);
         h.Send(new Seg { Flags = TcpFlags.Rst, Seq = h.Irs + 1, Window = 0, Options = o });
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // RFC 7323 5.5: TS.Recent not refreshed for more than 24 days is invalid; PAWS then lets the
@@ -473,13 +473,14 @@ public class TcpOptionTests
     // RFC 9293 3.2 / MUST-7: a malformed option (bad length) makes the segment invalid: the parser
     // rejects it without an exception, and the engine never sees it.
     [Theory]
-    [InlineData(new byte[] { 2, 3, 5, 0 }, ParseError.BadOptionLength)]          // MSS with length 3
-    [InlineData(new byte[] { 8, 10, 0, 0 }, ParseError.OptionPastEnd)]           // timestamps cut short
-    [InlineData(new byte[] { 30, 1, 0, 0 }, ParseError.ZeroLengthOption)]        // length below 2
-    [InlineData(new byte[] { 1, 1, 1, 30 }, ParseError.OptionPastEnd)]           // kind without length byte
-    [InlineData(new byte[] { 5, 6, 0, 0, 0, 0, 0, 0 }, ParseError.BadOptionLength)] // SACK not 2 + 8n
-    public void Options_MalformedOption_SegmentRejectedWithoutException(byte[] options, ParseError expected)
+    [InlineData(new byte[] { 2, 3, 5, 0 }, (int)(ParseError.BadOptionLength))]          // MSS with length 3
+    [InlineData(new byte[] { 8, 10, 0, 0 }, (int)(ParseError.OptionPastEnd))]           // timestamps cut short
+    [InlineData(new byte[] { 30, 1, 0, 0 }, (int)(ParseError.ZeroLengthOption))]        // length below 2
+    [InlineData(new byte[] { 1, 1, 1, 30 }, (int)(ParseError.OptionPastEnd))]           // kind without length byte
+    [InlineData(new byte[] { 5, 6, 0, 0, 0, 0, 0, 0 }, (int)(ParseError.BadOptionLength))] // SACK not 2 + 8n
+    public void Options_MalformedOption_SegmentRejectedWithoutException(byte[] options, int expectedValue)
     {
+        var expected = (ParseError)expectedValue;
         var h = Established();
         var raw = Raw(h, options, Bytes(10));
         Assert.False(TcpPacket.TryParse(raw, out _, out var error));

@@ -23,7 +23,7 @@ public class TcpSecurityTests
         var h = Established();
         h.Send(Rst(h, 0));
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.ConnectionReset, h.C.Error);
     }
 
@@ -31,16 +31,17 @@ public class TcpSecurityTests
     // expected sequence value, yet is within the current receive window, TCP MUST send an
     // acknowledgment (challenge ACK): <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>" and drop the segment.
     [Theory]
-    [InlineData(1, TcpFlags.None)]
-    [InlineData(1000, TcpFlags.Ack)]
-    [InlineData(65534, TcpFlags.None)] // the last number of the window the SYN-ACK advertised
-    public void Established_RstNotAtRcvNxt_GetsChallengeAck_Rfc5961_3_2(int offset, TcpFlags extra)
+    [InlineData(1, (int)(TcpFlags.None))]
+    [InlineData(1000, (int)(TcpFlags.Ack))]
+    [InlineData(65534, (int)(TcpFlags.None))] // the last number of the window the SYN-ACK advertised
+    public void Established_RstNotAtRcvNxt_GetsChallengeAck_Rfc5961_3_2(int offset, int extraValue)
     {
+        var extra = (TcpFlags)extraValue;
         var h = Established();
         h.Send(Rst(h, offset, extra));
         h.Recv(h.Ours());
         h.RecvNothing();
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.Equal(1, h.Env.Statistics.ChallengeAcksSent);
     }
 
@@ -55,7 +56,7 @@ public class TcpSecurityTests
         var h = Established();
         h.Send(Rst(h, offset));
         h.RecvNothing();
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
     }
 
     // The same in the other synchronized states that still receive.
@@ -66,17 +67,17 @@ public class TcpSecurityTests
         h.ShutdownSend();
         h.Recv();
         h.Send(h.Peer(ack: 1));
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
         h.Send(Rst(h, 5));
         h.Recv(h.Ours(seq: 1));
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
 
         var c = Established();
         c.Send(c.Peer(flags: TcpFlags.Ack | TcpFlags.Fin));
         c.Recv();
         c.Send(Rst(c, 5));
         c.Recv(c.Ours(ack: 1));
-        Assert.Equal(TcpState.CloseWait, c.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, c.C.State);
     }
 
     // ---- RFC 5961 4: blind SYN ----
@@ -85,18 +86,19 @@ public class TcpSecurityTests
     // ACK (also referred to as challenge ACK) to the remote peer ... After sending the
     // acknowledgment, TCP MUST drop the unacceptable segment and stop processing further."
     [Theory]
-    [InlineData(0, TcpFlags.Syn)]
-    [InlineData(500, TcpFlags.Syn)]
-    [InlineData(-1000, TcpFlags.Syn)]
-    [InlineData(10_000_000, TcpFlags.Syn)]
-    [InlineData(0, TcpFlags.Syn | TcpFlags.Ack)]
-    public void Established_Syn_GetsChallengeAck_Rfc5961_4_2(int offset, TcpFlags flags)
+    [InlineData(0, (int)(TcpFlags.Syn))]
+    [InlineData(500, (int)(TcpFlags.Syn))]
+    [InlineData(-1000, (int)(TcpFlags.Syn))]
+    [InlineData(10_000_000, (int)(TcpFlags.Syn))]
+    [InlineData(0, (int)(TcpFlags.Syn | TcpFlags.Ack))]
+    public void Established_Syn_GetsChallengeAck_Rfc5961_4_2(int offset, int flagsValue)
     {
+        var flags = (TcpFlags)flagsValue;
         var h = Established();
         h.Send(h.Peer(seq: offset, flags: flags, data: Bytes(5)) with { Options = h.LinuxSynOptions() });
         h.Recv(h.Ours());
         h.RecvNothing();
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.Equal(0, h.C.ReceiveBuffer.Count);
         Assert.Equal(1, h.Env.Statistics.ChallengeAcksSent);
     }
@@ -183,7 +185,7 @@ public class TcpSecurityTests
         var other = h.SendToListener(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs, Window = 64240, Options = NoOptions }, OtherTuple(1))!;
         var synAck = h.Recv();
         h.SendTo(other, new Seg { Seq = h.Irs + 1, Ack = synAck.Seq + 1, Window = 64240, Options = NoOptions });
-        Assert.Equal(TcpState.Established, other.State);
+        Assert.Equal(TcpConnectionState.Established, other.State);
 
         h.Send(Rst(h, 10));
         Assert.Single(h.RecvAll());
@@ -247,12 +249,13 @@ public class TcpSecurityTests
     // RFC 9293 3.10.7.1: "If the ACK bit is off, sequence number zero is used,
     // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>" (SEG.LEN counting SYN and FIN).
     [Theory]
-    [InlineData(TcpFlags.Syn, 0, 1)]
-    [InlineData(TcpFlags.None, 10, 10)]
-    [InlineData(TcpFlags.Fin | TcpFlags.Psh, 10, 11)]
-    [InlineData(TcpFlags.Syn | TcpFlags.Fin, 3, 5)]
-    public void ClosedPort_SegmentWithoutAck_GetsRstAckOfSeqPlusLen_Rfc9293_3_10_7_1(TcpFlags flags, int dataLength, int segLen)
+    [InlineData((int)(TcpFlags.Syn), 0, 1)]
+    [InlineData((int)(TcpFlags.None), 10, 10)]
+    [InlineData((int)(TcpFlags.Fin | TcpFlags.Psh), 10, 11)]
+    [InlineData((int)(TcpFlags.Syn | TcpFlags.Fin), 3, 5)]
+    public void ClosedPort_SegmentWithoutAck_GetsRstAckOfSeqPlusLen_Rfc9293_3_10_7_1(int flagsValue, int dataLength, int segLen)
     {
+        var flags = (TcpFlags)flagsValue;
         var seq = new SeqNumber(0xFFFF_FFFE);
         var seg = new TcpSegment(seq, new SeqNumber(99), flags, 1000, NoOptions, Bytes(dataLength));
         Assert.True(TcpReset.TryCreateForClosed(seg, LocalPort, RemotePort, out var rst));
@@ -270,10 +273,11 @@ public class TcpSecurityTests
 
     // RFC 9293 3.10.7.1: "An incoming segment containing a RST is discarded" - never a RST for a RST.
     [Theory]
-    [InlineData(TcpFlags.Rst)]
-    [InlineData(TcpFlags.Rst | TcpFlags.Ack)]
-    public void ClosedPort_Rst_NoReply(TcpFlags flags)
+    [InlineData((int)(TcpFlags.Rst))]
+    [InlineData((int)(TcpFlags.Rst | TcpFlags.Ack))]
+    public void ClosedPort_Rst_NoReply(int flagsValue)
     {
+        var flags = (TcpFlags)flagsValue;
         var seg = new TcpSegment(new SeqNumber(5), new SeqNumber(6), flags, 0, NoOptions, default);
         Assert.False(TcpReset.TryCreateForClosed(seg, LocalPort, RemotePort, out _));
     }

@@ -31,7 +31,7 @@ public class TcpSynReceivedTests
         options.SetTimestamps(h.OurTsVal, h.PeerTsVal);
         h.Recv(AsSeg(synAck) with { Options = options });
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
         Assert.Equal(1, h.Listener!.HalfOpenCount);
     }
 
@@ -44,7 +44,7 @@ public class TcpSynReceivedTests
         var (h, _) = SynReceived();
         h.Send(h.Peer() with { Window = 1000 });
         h.RecvNothing();
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.Equal(1000 << 7, h.C.GetStatistics().PeerWindow);
         Assert.Equal(TcpConnectionEvents.Established | TcpConnectionEvents.Writable, h.Events & (TcpConnectionEvents.Established | TcpConnectionEvents.Writable));
         Assert.Equal(0, h.Listener!.HalfOpenCount);
@@ -63,10 +63,10 @@ public class TcpSynReceivedTests
         h.Send(h.Peer() with { Options = old });
         h.Recv(h.Ours() with { Window = h.Win(0) });
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
         Assert.Equal(1, h.Env.Statistics.PawsDrops);
         h.Send(h.Peer());
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 fifth, SYN-RECEIVED: "If the segment acknowledgment is not acceptable,
@@ -83,7 +83,7 @@ public class TcpSynReceivedTests
         h.Send(h.Peer() with { Ack = ack });
         h.Recv(new Seg { Flags = TcpFlags.Rst, Seq = ack, Ack = default, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 second, SYN-RECEIVED: "If this connection was initiated with a passive
@@ -95,7 +95,7 @@ public class TcpSynReceivedTests
         var (h, _) = SynReceived();
         h.Send(new Seg { Flags = TcpFlags.Rst, Seq = h.Irs + 1, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.None, h.C.Error);
         Assert.Null(h.C.Listener);
         Assert.Equal(0, h.Listener!.HalfOpenCount);
@@ -115,7 +115,7 @@ public class TcpSynReceivedTests
         h.Send(new Seg { Flags = TcpFlags.Rst, Seq = h.Irs + 1 + offset, Window = 0 });
         h.Recv(h.Ours() with { Window = h.Win(0) });
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
         Assert.Equal(1, h.Env.Statistics.ChallengeAcksSent);
     }
 
@@ -128,7 +128,7 @@ public class TcpSynReceivedTests
         var (h, _) = SynReceived();
         h.Send(new Seg { Flags = TcpFlags.Rst, Seq = h.Irs + 1 + offset, Window = 0 });
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 fourth, SYN-RECEIVED: "If the connection was initiated with a passive
@@ -140,7 +140,7 @@ public class TcpSynReceivedTests
         var (h, _) = SynReceived();
         h.Send(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs + 10, Window = 64240, Options = h.LinuxSynOptions() });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(0, h.Listener!.HalfOpenCount);
     }
 
@@ -157,7 +157,7 @@ public class TcpSynReceivedTests
         h.Send(h.Peer(seq: offset, data: Bytes(dataLength)));
         h.Recv(h.Ours() with { Window = h.Win(0) });
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 fifth: "if the ACK bit is off, drop the segment and return".
@@ -167,7 +167,7 @@ public class TcpSynReceivedTests
         var (h, _) = SynReceived();
         h.Send(h.Peer(flags: TcpFlags.Psh, data: Bytes(10)));
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
         Assert.Equal(0, h.C.ReceiveBuffer.Count);
     }
 
@@ -177,7 +177,7 @@ public class TcpSynReceivedTests
     {
         var (h, _) = SynReceived();
         h.Send(h.Peer(flags: TcpFlags.Ack | TcpFlags.Psh, data: Bytes(100)));
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         Assert.Equal(100, h.C.ReceiveBuffer.Count);
         // One segment: the ACK is delayed (RFC 9293 3.8.6.3), 40 ms by default.
         h.NothingUntil(h.Now + Ms(40));
@@ -191,7 +191,7 @@ public class TcpSynReceivedTests
     {
         var (h, _) = SynReceived();
         h.Send(h.Peer(flags: TcpFlags.Ack | TcpFlags.Fin));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
         h.Recv(h.Ours(ack: 1) with { Window = h.Win(0) });
         h.RecvNothing();
     }
@@ -214,7 +214,7 @@ public class TcpSynReceivedTests
         }
         h.NothingUntil(start + Ms(elapsed + 8000));
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.TimedOut, h.C.Error);
         Assert.Equal(0, h.Listener!.HalfOpenCount);
     }
@@ -229,13 +229,13 @@ public class TcpSynReceivedTests
         var (h, _) = SynReceived();
         h.Close();
         h.RecvNothing();
-        Assert.Equal(TcpState.SynReceived, h.C.State);
+        Assert.Equal(TcpConnectionState.SynReceived, h.C.State);
         h.Send(h.Peer());
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
         h.Recv(h.Ours(flags: TcpFlags.Ack | TcpFlags.Fin) with { Window = h.Win(0) });
         h.RecvNothing();
         h.Send(h.Peer(ack: 1));
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
     }
 
     // Simultaneous open (RFC 9293 3.5 figure 8) with a CLOSE in SYN-RECEIVED: if the SYN-ACK is lost,
@@ -255,7 +255,7 @@ public class TcpSynReceivedTests
         Assert.Equal(TcpFlags.Syn | TcpFlags.Ack, again.Flags);
         Assert.Equal(h.Iss, again.Seq);
         h.Send(new Seg { Seq = h.Irs + 1, Ack = h.Iss + 1, Window = 64240, Options = NoOptions });
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
         var fin = h.Recv();
         Assert.Equal(TcpFlags.Ack | TcpFlags.Fin, fin.Flags);
         Assert.Equal(h.Iss + 1, fin.Seq);
@@ -269,7 +269,7 @@ public class TcpSynReceivedTests
         h.Abort();
         h.Recv(new Seg { Flags = TcpFlags.Rst, Seq = h.Iss + 1, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(0, h.Listener!.HalfOpenCount);
     }
 }

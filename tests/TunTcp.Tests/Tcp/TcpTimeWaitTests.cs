@@ -20,7 +20,7 @@ public class TcpTimeWaitTests
         h.OurWindow = (ushort)((h.C.ReceiveBuffer.Capacity - 1) >> h.OurShift);
         h.Recv(h.Ours(seq: 1, ack: 1));
         h.RecvNothing();
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
         return h;
     }
 
@@ -32,7 +32,7 @@ public class TcpTimeWaitTests
         var h = TimeWait();
         h.NothingUntil(h.Now + TimeSpan.FromSeconds(60));
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.None, h.C.Error);
         Assert.True(h.Events.HasFlag(TcpConnectionEvents.Closed));
     }
@@ -43,7 +43,7 @@ public class TcpTimeWaitTests
     {
         var h = TimeWait(new TcpSettings { Msl = TimeSpan.FromMilliseconds(500) });
         h.NothingUntil(h.Now + TimeSpan.FromSeconds(1));
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // RFC 9293 3.10.7.4 eighth, TIME-WAIT: "Remain in the TIME-WAIT state. Restart the 2 MSL
@@ -68,7 +68,7 @@ public class TcpTimeWaitTests
         var h = TimeWait();
         h.Send(h.Peer(seq: 1, ack: 1, data: Bytes(5)));
         h.Recv(h.Ours(seq: 1, ack: 1));
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
         h.Send(h.Peer(seq: 1, ack: 1));
         h.RecvNothing();
     }
@@ -81,7 +81,7 @@ public class TcpTimeWaitTests
         var h = TimeWait();
         h.Send(new Seg { Flags = TcpFlags.Rst, Seq = h.Irs + 2, Window = 0, Options = NoOptions });
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // RFC 9293 3.10.5 ABORT in TIME-WAIT: "Respond with 'ok' and delete the TCB" - no reset.
@@ -91,7 +91,7 @@ public class TcpTimeWaitTests
         var h = TimeWait();
         h.Abort();
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // RFC 6191 2 (and Linux tcp_timewait_state_process): a SYN in TIME-WAIT whose timestamp is
@@ -107,7 +107,7 @@ public class TcpTimeWaitTests
         var result = h.Send(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs + 5, Window = 64240, Options = h.LinuxSynOptions() });
         Assert.Equal(TcpSegmentResult.ReopenFromTimeWait, result);
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, old.State);
+        Assert.Equal(TcpConnectionState.Closed, old.State);
         Assert.Equal(1, h.Env.Statistics.TimeWaitReopens);
 
         var oldSndNxt = h.Iss + 2;
@@ -127,7 +127,7 @@ public class TcpTimeWaitTests
         var h = TimeWait();
         var result = h.Send(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs + 100, Window = 64240, Options = h.LinuxSynOptions() });
         Assert.Equal(TcpSegmentResult.ReopenFromTimeWait, result);
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // RFC 6191 / RFC 7323 5.3: a SYN with an older timestamp is an old duplicate: PAWS drops it
@@ -141,7 +141,7 @@ public class TcpTimeWaitTests
         var result = h.Send(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs + 100, Window = 64240, Options = o });
         Assert.Equal(TcpSegmentResult.Processed, result);
         h.Recv(h.Ours(seq: 1, ack: 1));
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
     }
 
     // RFC 6191 2 without timestamps (RFC 9293 3.10.7.4 TIME-WAIT): a SYN above RCV.NXT reopens.
@@ -151,7 +151,7 @@ public class TcpTimeWaitTests
         var h = TimeWait(synOptions: LinuxSyn(ts: false));
         var result = h.Send(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs + 1000, Window = 64240, Options = LinuxSyn(ts: false) });
         Assert.Equal(TcpSegmentResult.ReopenFromTimeWait, result);
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
     }
 
     // A SYN at or below RCV.NXT cannot be a new incarnation: it gets the RFC 5961 4.2 challenge
@@ -165,7 +165,7 @@ public class TcpTimeWaitTests
         var result = h.Send(new Seg { Flags = TcpFlags.Syn, Seq = h.Irs + 1 + seq, Window = 64240, Options = LinuxSyn(ts: false) });
         Assert.Equal(TcpSegmentResult.Processed, result);
         h.Recv(h.Ours(seq: 1, ack: 1) with { Options = NoOptions });
-        Assert.Equal(TcpState.TimeWait, h.C.State);
+        Assert.Equal(TcpConnectionState.TimeWait, h.C.State);
         Assert.Equal(1, h.Env.Statistics.ChallengeAcksSent);
     }
 }

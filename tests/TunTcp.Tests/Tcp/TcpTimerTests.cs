@@ -36,10 +36,10 @@ public class TcpTimerTests
         }
         Assert.Equal(15, h.C.Retransmissions);
         Assert.Equal(15, h.C.RetransmissionTimeouts);
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
         h.NothingUntil(start + elapsed + max);
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.TimedOut, h.C.Error);
         Assert.True(h.Events.HasFlag(TcpConnectionEvents.Closed));
     }
@@ -272,7 +272,7 @@ public class TcpTimerTests
             h.RecvNothing();
         }
         Assert.Equal(5, h.Env.Statistics.ZeroWindowProbes);
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
 
         h.Send(h.Peer() with { Window = 100 });
         h.Recv(h.Ours(seq: 1, flags: PshAck, data: Bytes(99, 1)));
@@ -310,7 +310,7 @@ public class TcpTimerTests
         }
         h.AtNextDeadline();
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.TimedOut, h.C.Error);
     }
 
@@ -326,7 +326,7 @@ public class TcpTimerTests
             h.Recv(h.Ours(data: Bytes(1)));
             h.Send(h.Peer() with { Window = 0 });
         }
-        Assert.Equal(TcpState.Established, h.C.State);
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
     }
 
     // Hostile or odd peer (found by TcpHostileInputTests): it SACKs the probe byte but keeps the
@@ -368,7 +368,7 @@ public class TcpTimerTests
         var h = Established(new TcpSettings { MaxRetransmissions = 3 });
         h.Send(h.Peer() with { Window = 0 });
         h.C.ShutdownSend(h.Now, h);
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
         h.RecvNothing();
         for (int i = 0; i < 6; i++)
         {
@@ -378,12 +378,12 @@ public class TcpTimerTests
             h.Send(h.Peer() with { Window = 0 });
             h.RecvNothing();
         }
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
         Assert.Equal(0, h.C.RetransmissionTimeouts);
         h.Send(h.Peer() with { Window = 100 });
         h.Recv(h.Ours(flags: TcpFlags.Fin | TcpFlags.Ack));
         h.Send(h.Peer(ack: 1));
-        Assert.Equal(TcpState.FinWait2, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait2, h.C.State);
     }
 
     // ---- delayed ACK ----
@@ -476,7 +476,7 @@ public class TcpTimerTests
         }
         h.NothingUntil(t);
         h.RecvNothing();
-        Assert.Equal(TcpState.Closed, h.C.State);
+        Assert.Equal(TcpConnectionState.Closed, h.C.State);
         Assert.Equal(TcpError.TimedOut, h.C.Error);
     }
 

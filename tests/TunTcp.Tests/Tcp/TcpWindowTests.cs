@@ -75,7 +75,7 @@ public class TcpWindowTests
         h.ShutdownSend();
         h.Recv(h.Ours(seq: 10, flags: PshAck | TcpFlags.Fin, data: Bytes(10, 10)));
         h.RecvNothing();
-        Assert.Equal(TcpState.FinWait1, h.C.State);
+        Assert.Equal(TcpConnectionState.FinWait1, h.C.State);
     }
 
     // Issue item 5: "FIN piggybacked on the last data": data queued and the close requested

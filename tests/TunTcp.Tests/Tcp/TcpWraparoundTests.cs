@@ -45,7 +45,7 @@ public class TcpWraparoundTests
         h.Recv(h.Ours(ack: 3000) with { Window = h.Win(3000) });
         Assert.True((h.Irs + 1 + 3000).Value < 2000, "RCV.NXT has wrapped");
         h.Send(h.Peer(seq: 3000, flags: PshAck | TcpFlags.Fin, data: data[3000..]));
-        Assert.Equal(TcpState.CloseWait, h.C.State);
+        Assert.Equal(TcpConnectionState.CloseWait, h.C.State);
         h.Recv(h.Ours(ack: 4001) with { Window = (262144 - 4001) >> 3 });
         Assert.Equal(data, h.ReadAll());
     }

@@ -21,16 +21,16 @@ public class TcpFlagsTests
     }
 
     [Theory]
-    [InlineData(TcpFlags.None, "-")]
-    [InlineData(TcpFlags.Syn, "S")]
-    [InlineData(TcpFlags.Syn | TcpFlags.Ack, "S.")]
-    [InlineData(TcpFlags.Ack, ".")]
-    [InlineData(TcpFlags.Fin | TcpFlags.Ack, "F.")]
-    [InlineData(TcpFlags.Rst, "R")]
-    [InlineData(TcpFlags.Psh | TcpFlags.Ack, "P.")]
-    [InlineData(TcpFlags.Syn | TcpFlags.Ece | TcpFlags.Cwr, "SEW")]
-    [InlineData((TcpFlags)0xFF, "SFRPUEW.")]
-    public void ToText_UsesTcpdumpLetters(TcpFlags flags, string text) => Assert.Equal(text, flags.ToText());
+    [InlineData((int)TcpFlags.None, "-")]
+    [InlineData((int)(TcpFlags.Syn), "S")]
+    [InlineData((int)(TcpFlags.Syn | TcpFlags.Ack), "S.")]
+    [InlineData((int)(TcpFlags.Ack), ".")]
+    [InlineData((int)(TcpFlags.Fin | TcpFlags.Ack), "F.")]
+    [InlineData((int)(TcpFlags.Rst), "R")]
+    [InlineData((int)(TcpFlags.Psh | TcpFlags.Ack), "P.")]
+    [InlineData((int)(TcpFlags.Syn | TcpFlags.Ece | TcpFlags.Cwr), "SEW")]
+    [InlineData((int)((TcpFlags)0xFF), "SFRPUEW.")]
+    public void ToText_UsesTcpdumpLetters(int flags, string text) => Assert.Equal(text, ((TcpFlags)flags).ToText());
 
     [Fact]
     public void Format_AllFlags_FitInEightCharacters()
