@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using TunTcp.Ip;
 using TunTcp.Sockets;
 
 namespace TunTcp.AspNetCore;
@@ -18,10 +19,13 @@ public sealed class TunTcpTransportFactory : IConnectionListenerFactory, IConnec
     private readonly TunTcpTransportOptions _options;
     private readonly ILogger _logger;
     private readonly IMemoryPoolFactory<byte>? _memoryPoolFactory;
+    private readonly IServiceProvider? _services;
 
     /// <param name="memoryPoolFactories">Kestrel's pinned-block pool factory when the host has one; otherwise the shared array pool is used.</param>
-    public TunTcpTransportFactory(IOptions<TunTcpTransportOptions> options, ILoggerFactory loggerFactory, IEnumerable<IMemoryPoolFactory<byte>> memoryPoolFactories)
+    /// <param name="services">Where a <see cref="NetStack"/> registered in the container (by <c>AddTunTcp</c> of TunTcp.Hosting) is found when neither the endpoint nor the options name a stack.</param>
+    public TunTcpTransportFactory(IOptions<TunTcpTransportOptions> options, ILoggerFactory loggerFactory, IEnumerable<IMemoryPoolFactory<byte>> memoryPoolFactories, IServiceProvider? services = null)
     {
+        _services = services;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _options = options.Value;
@@ -36,12 +40,12 @@ public sealed class TunTcpTransportFactory : IConnectionListenerFactory, IConnec
     {
         if (endpoint is not TunTcpEndPoint tun)
             throw new NotSupportedException($"The TunTcp transport binds only {nameof(TunTcpEndPoint)}s, not {endpoint.GetType().Name} '{endpoint}'.");
-        var stack = tun.Stack ?? _options.Stack
-            ?? throw new InvalidOperationException($"{nameof(TunTcpEndPoint)} '{tun}' names no stack and the TunTcp transport has no default one: pass a stack to UseTunTcp or to the endpoint.");
+        var stack = tun.Stack ?? _options.Stack ?? (NetStack?)_services?.GetService(typeof(NetStack))
+            ?? throw new InvalidOperationException($"{nameof(TunTcpEndPoint)} '{tun}' names no stack and the TunTcp transport has no default one: pass a stack to UseTunTcp or to the endpoint, or register one (services.AddTunTcp() of TunTcp.Hosting).");
         TunTcpListener listener;
         try
         {
-            listener = await stack.ListenTcpAsync(tun.IPEndPoint, _options.Backlog).ConfigureAwait(false);
+            listener = await stack.ListenTcpAsync(tun.IPEndPoint, _options.Backlog, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {

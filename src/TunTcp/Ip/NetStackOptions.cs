@@ -4,7 +4,7 @@ using TunTcp.Tcp;
 namespace TunTcp.Ip;
 
 /// <summary>Settings of one stack instance.</summary>
-public sealed class NetStackOptions
+public sealed record NetStackOptions
 {
     /// <summary>
     /// The stack's own IPv4 address (the tutorial's 192.168.0.2), or null for a stack without

@@ -28,6 +28,7 @@ public class PackageTests
     [Theory]
     [InlineData("TunTcp")]
     [InlineData("TunTcp.AspNetCore")]
+    [InlineData("TunTcp.Hosting")]
     public void LibraryPackage_CarriesReadmeLicenseDocsAndMetadata(string id)
     {
         using var zip = ZipFile.OpenRead(Package(id));
