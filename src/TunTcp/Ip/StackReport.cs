@@ -11,7 +11,8 @@ public sealed record ConnectionReport(
     long BytesSent, long BytesReceived, long SegmentsSent, long SegmentsReceived,
     long Retransmissions, long Timeouts, long FastRetransmits, string CongestionControl,
     bool WindowScaling, bool Timestamps, bool Sack, bool Ecn, bool FromSynCookie,
-    double AgeSeconds, double? NextTimerMs);
+    double AgeSeconds, double? NextTimerMs,
+    double MinRttMs = 0, long DeliveryRateBitsPerSecond = 0, bool ReorderingSeen = false, long DsacksReceived = 0);
 
 /// <summary>
 /// A stack's live state for <c>tuntcp stats</c> and the HTTP app's <c>/stats.json</c>: every
@@ -44,7 +45,8 @@ public sealed record StackReport(
                 s.BytesSent, s.BytesReceived, s.SegmentsSent, s.SegmentsReceived,
                 s.Retransmissions, s.RetransmissionTimeouts, s.FastRetransmits, s.CongestionControl,
                 s.WindowScaling, s.Timestamps, s.Sack, c.EcnEnabled, c.FromSynCookie,
-                (now - c.CreatedAt).TotalSeconds, deadline.IsNever ? null : Math.Max(0, (deadline - now).TotalMilliseconds)));
+                (now - c.CreatedAt).TotalSeconds, deadline.IsNever ? null : Math.Max(0, (deadline - now).TotalMilliseconds),
+                s.MinRtt.TotalMilliseconds, s.DeliveryRateBitsPerSecond, s.ReorderingSeen, s.DsacksReceived));
         }
         var st = core.Statistics;
         var tcp = core.TcpEnvironment.Statistics;
@@ -99,7 +101,7 @@ public sealed record StackReport(
         foreach (var c in Connections)
         {
             sb.Append($"{c.State,-12} {c.Local,-28} {c.Remote,-28}\n");
-            sb.Append($"    {c.CongestionControl} rtt:{c.SrttMs:0.###}/{c.RttVarMs:0.###} rto:{c.RtoMs:0} mss:{c.Mss} cwnd:{c.Cwnd} ssthresh:{c.Ssthresh} ");
+            sb.Append($"    {c.CongestionControl} rtt:{c.SrttMs:0.###}/{c.RttVarMs:0.###} minrtt:{c.MinRttMs:0.###} rto:{c.RtoMs:0} mss:{c.Mss} cwnd:{c.Cwnd} ssthresh:{c.Ssthresh} ");
             sb.Append($"inflight:{c.InFlight} wnd:{c.PeerWindow} rcv_wnd:{c.AdvertisedWindow} bytes_sent:{c.BytesSent} bytes_received:{c.BytesReceived} ");
             sb.Append($"segs_out:{c.SegmentsSent} segs_in:{c.SegmentsReceived} retrans:{c.Retransmissions} rto_count:{c.Timeouts} fast:{c.FastRetransmits}");
             if (c.WindowScaling) sb.Append(" wscale");
@@ -107,6 +109,9 @@ public sealed record StackReport(
             if (c.Sack) sb.Append(" sack");
             if (c.Ecn) sb.Append(" ecn");
             if (c.FromSynCookie) sb.Append(" syncookie");
+            if (c.DeliveryRateBitsPerSecond > 0) sb.Append($" delivery_rate:{FormatRate(c.DeliveryRateBitsPerSecond)}");
+            if (c.ReorderingSeen) sb.Append(" reordering");
+            if (c.DsacksReceived > 0) sb.Append($" dsacks:{c.DsacksReceived}");
             sb.Append($" age:{c.AgeSeconds:0.#}s");
             if (c.NextTimerMs is double t) sb.Append($" timer:{t:0}ms");
             sb.Append('\n');
@@ -115,4 +120,12 @@ public sealed record StackReport(
         foreach (var (key, value) in Totals) sb.Append($" {key}={value}");
         return sb.Append('\n').ToString();
     }
+
+    private static string FormatRate(long bitsPerSecond) => bitsPerSecond switch
+    {
+        >= 1_000_000_000 => $"{bitsPerSecond / 1e9:0.##}Gbps",
+        >= 1_000_000 => $"{bitsPerSecond / 1e6:0.##}Mbps",
+        >= 1_000 => $"{bitsPerSecond / 1e3:0.##}Kbps",
+        _ => $"{bitsPerSecond}bps",
+    };
 }

@@ -26,6 +26,9 @@ internal interface ILossRecovery
 {
     RecoveryState State { get; }
 
+    /// <summary>RACK saw a segment delivered out of order (RFC 8985 6.2 step 2; SACK only).</summary>
+    bool ReorderingSeen { get; }
+
     /// <summary>
     /// The window the sender may fill: cwnd, NewReno's inflated window in recovery, plus limited
     /// transmit without SACK. With SACK, limited transmit needs no allowance: RFC 6675 5 (3) sends
@@ -192,6 +195,9 @@ internal sealed partial class TcpConnection
 
         /// <summary>D-SACKs may still come after the episode has ended and undo it then (SACK only).</summary>
         protected virtual bool AwaitsLateDsack => false;
+
+        /// <summary>RACK saw a segment delivered out of order (RFC 8985 6.2 step 2; SACK only).</summary>
+        public virtual bool ReorderingSeen => false;
 
         public void OnAck(bool advanced, int ackedBytes, bool duplicateCandidate, int newlySacked, bool dsack, in TcpSegment segment)
         {

@@ -39,6 +39,8 @@ internal sealed partial class TcpConnection
 
         protected override bool AwaitsLateDsack => true;
 
+        public override bool ReorderingSeen => _rackReorderingSeen;
+
         /// <summary>
         /// Updates the scoreboard from the SACK blocks of an ACK (RFC 2018) and marks fully SACKed
         /// records, which leave the pipe. A first block below SEG.ACK, or inside the second block,
@@ -55,6 +57,7 @@ internal sealed partial class TcpConnection
             {
                 dsack = true;
                 first = 1;
+                c.DsacksReceived++;
                 OnDsack(blocks[0]);
             }
             int newly = 0;

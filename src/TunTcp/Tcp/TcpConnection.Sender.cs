@@ -437,6 +437,7 @@ internal sealed partial class TcpConnection
         _cookiePending = false;
         if (rttUs >= 0) _rtt.AddSample(rttUs);
         if (rttUs >= 0 || !anyRetransmitted) _rtt.ResetBackoff();
+        SampleDeliveryRate(ackedBytes);
         _consecutiveRtos = 0;
         _probesUnanswered = 0;
         _persistBackoff = 0;

@@ -189,7 +189,32 @@ internal sealed partial class TcpConnection
         State, Error, TimeSpan.FromMicroseconds(_rtt.SmoothedUs), TimeSpan.FromMicroseconds(_rtt.VariationUs),
         _rtt.Rto, _cc.CongestionWindow, _cc.SlowStartThreshold, (int)Math.Min(_snd.Wnd, int.MaxValue),
         _rcv.AdvertisedEdge - _rcv.Nxt, _pipe, _smss, BytesSent, BytesReceived, SegmentsSent, SegmentsReceived,
-        Retransmissions, RetransmissionTimeouts, FastRetransmits, _cc.Name, _wsOk, _tsOk, _sackOk);
+        Retransmissions, RetransmissionTimeouts, FastRetransmits, _cc.Name, _wsOk, _tsOk, _sackOk,
+        _rtt.HasSample ? TimeSpan.FromMicroseconds(_rtt.MinUs) : TimeSpan.Zero, _deliveryRateBps, _loss.ReorderingSeen, DsacksReceived);
+
+    /// <summary>D-SACK blocks received (RFC 2883): the peer got something twice.</summary>
+    public long DsacksReceived { get; private set; }
+
+    // Delivery rate (what `ss -i` calls delivery_rate): bytes newly acknowledged over the last
+    // interval of at least one smoothed RTT (1 ms at least), in bits per second.
+    private long _delivered, _rateMarkDelivered, _deliveryRateBps;
+    private Instant _rateMarkAt = Instant.Never;
+
+    private void SampleDeliveryRate(int ackedBytes)
+    {
+        _delivered += ackedBytes;
+        if (_rateMarkAt.IsNever)
+        {
+            _rateMarkAt = _now;
+            _rateMarkDelivered = _delivered;
+            return;
+        }
+        long elapsedUs = (_now - _rateMarkAt).Ticks / TimeSpan.TicksPerMicrosecond;
+        if (elapsedUs < Math.Max(_rtt.HasSample ? _rtt.SmoothedUs : 0, 1000)) return;
+        _deliveryRateBps = (_delivered - _rateMarkDelivered) * 8_000_000 / elapsedUs;
+        _rateMarkAt = _now;
+        _rateMarkDelivered = _delivered;
+    }
 
     public long BytesSent { get; private set; }
     public long BytesReceived { get; private set; }
@@ -445,4 +470,5 @@ public readonly record struct TcpConnectionStatistics(
     int CongestionWindow, int SlowStartThreshold, int PeerWindow, int AdvertisedWindow, int BytesInFlight, int Mss,
     long BytesSent, long BytesReceived, long SegmentsSent, long SegmentsReceived,
     long Retransmissions, long RetransmissionTimeouts, long FastRetransmits, string CongestionControl,
-    bool WindowScaling, bool Timestamps, bool Sack);
+    bool WindowScaling, bool Timestamps, bool Sack,
+    TimeSpan MinRtt = default, long DeliveryRateBitsPerSecond = 0, bool ReorderingSeen = false, long DsacksReceived = 0);
