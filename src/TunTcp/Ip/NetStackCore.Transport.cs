@@ -96,7 +96,7 @@ internal sealed partial class NetStackCore
         get
         {
             if (_flush.Count > 0) return Now; // a receive batch still owes its answers
-            var fragments = Instant.Min(_reassembler.NextDeadline, _nextFlowSweep);
+            var fragments = Instant.Min(Instant.Min(_reassembler.NextDeadline, _nextFlowSweep), NextReclaim);
             while (_timers.TryPeek(out var e, out long at))
             {
                 if (!e.Removed && e.Scheduled.Microseconds == at) return Instant.Min(new Instant(at), fragments);
@@ -145,6 +145,27 @@ internal sealed partial class NetStackCore
         }
         if (_reassembler.NextDeadline <= now) ExpireFragments(now);
         if (_nextFlowSweep <= now) ExpireFlows(now);
+        if (NextReclaim <= now) ReclaimMemory(now);
+    }
+
+    private static readonly TimeSpan ReclaimInterval = TimeSpan.FromMilliseconds(100);
+    private Instant _lastReclaim = Instant.FromMilliseconds(0);
+
+    /// <summary>While the memory budget is under pressure, every <see cref="ReclaimInterval"/>; otherwise never.</summary>
+    private Instant NextReclaim => _tcpEnv.Memory is { UnderPressure: true } ? _lastReclaim + ReclaimInterval : Instant.Never;
+
+    /// <summary>
+    /// Under memory pressure: every connection gives back what its receive ring holds beyond its
+    /// data; at the limit, out-of-order data goes first (Linux tcp_prune_ofo_queue, sk_mem_reclaim).
+    /// </summary>
+    private void ReclaimMemory(Instant now)
+    {
+        _lastReclaim = now;
+        bool prune = _tcpEnv.Memory!.OverLimit;
+        foreach (var entry in _connections.Values)
+        {
+            if (entry.Connection.ReclaimMemory(prune) > 0 && !_tcpEnv.Memory.UnderPressure) break;
+        }
     }
 
     /// <summary>Asks the stack thread to process application work on a connection. Safe from any thread.</summary>
@@ -181,6 +202,7 @@ internal sealed partial class NetStackCore
             {
                 entry.Removed = true;
                 _connections.Remove(c.Tuple);
+                c.ReleaseMemory();
                 // The one place a connection is forgotten, so opened = closed + live always holds.
                 Statistics.tcpConnectionsClosed++;
                 TunTcpMetrics.RecordClosed(c, Now, MetricsId);

@@ -71,7 +71,11 @@ internal sealed partial class NetStackCore : ITcpOutput
         _icmpTokens = options.IcmpErrorBurst;
         options.Tcp.Validate();
         _tcpSettings = options.Tcp;
-        _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond) { SegmentationOffloadBytes = segmentationOffload };
+        _tcpEnv = new TcpEnvironment(options.Random, options.ChallengeAcksPerSecond)
+        {
+            SegmentationOffloadBytes = segmentationOffload,
+            Memory = new TcpMemoryBudget(options.TcpMemoryLimit ?? NetStackOptions.DefaultTcpMemoryLimit()),
+        };
         _tcpEnv.ObserverFailed = (c, e) => _log.LogError(e, "An observer of {Connection} threw; the stack goes on", c.Tuple);
         _checksumOffload = segmentationOffload > 0;
         _reassembler = new FragmentReassembler(options.FragmentMemoryLimit, options.FragmentTimeout, options.FragmentTimeout6);

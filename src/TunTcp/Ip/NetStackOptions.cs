@@ -45,6 +45,17 @@ public sealed record NetStackOptions
     /// <summary>Defaults for every TCP connection of the stack (per-connection overrides use <c>with</c>).</summary>
     public TcpSettings Tcp { get; init; } = new();
 
+    /// <summary>
+    /// The most bytes all connections' send and receive buffers may hold together, like Linux's
+    /// <c>tcp_mem</c> maximum (null: an eighth of the memory the process may use, at least 64 MiB).
+    /// From 3/4 of it the buffers stop growing and the windows offered shrink to what is already
+    /// allocated; at the limit out-of-order data is pruned and idle buffers are cut back. Every
+    /// connection keeps its first 16 KiB per direction regardless, so each can make progress.
+    /// </summary>
+    public long? TcpMemoryLimit { get; init; }
+
+    internal static long DefaultTcpMemoryLimit() => Math.Max(64L << 20, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 8);
+
     /// <summary>Randomness for ISNs, ports and timestamp offsets; seed it for reproducible runs.</summary>
     internal IRandomSource Random { get; init; } = SystemRandomSource.Instance;
 

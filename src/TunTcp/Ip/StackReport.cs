@@ -77,6 +77,10 @@ public sealed record StackReport(
             ["udp_in"] = st.UdpDatagramsReceived,
             ["udp_out"] = st.UdpDatagramsSent,
             ["flows_pending"] = core.PendingFlowCount,
+            ["tcp_memory"] = core.TcpEnvironment.Memory?.Allocated ?? 0,
+            ["tcp_memory_pressure"] = core.TcpEnvironment.Memory?.PressureEntered ?? 0,
+            ["tcp_memory_drops"] = tcp.MemoryDrops,
+            ["out_of_order_pruned_bytes"] = tcp.OutOfOrderPrunedBytes,
             ["flows_requested"] = st.FlowsRequested,
         };
         if (link is not null)

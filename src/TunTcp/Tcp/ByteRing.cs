@@ -46,6 +46,28 @@ internal sealed class ByteRing
 
     public int Free => Capacity - Count;
 
+    /// <summary>The memory budget the array is charged to (null: unlimited).</summary>
+    public TcpMemoryBudget? Budget { get; set; }
+
+    /// <summary>Bytes of the array allocated now (0 before the first write).</summary>
+    public int ArrayLength => Volatile.Read(ref _buffer)?.Length ?? 0;
+
+    /// <summary>
+    /// Free space that can be stored now: <see cref="Free"/>, or under memory pressure only what
+    /// the array already has (its first <see cref="TcpMemoryBudget.Allowance"/> bytes if it has none).
+    /// </summary>
+    public int StorableFree
+    {
+        get
+        {
+            int free = Free;
+            if (Budget is not { UnderPressure: true }) return free;
+            int length = ArrayLength;
+            if (length == 0) length = Math.Min(Capacity, TcpMemoryBudget.Allowance);
+            return Math.Max(0, Math.Min(free, length - Count));
+        }
+    }
+
     public bool IsEmpty => Count == 0;
 
     /// <summary>Running count of bytes ever consumed (the head position).</summary>
@@ -61,27 +83,47 @@ internal sealed class ByteRing
     {
         int n = Math.Min(data.Length, Free);
         if (n == 0) return 0;
+        // Under memory pressure the array may not grow: take what fits in it.
+        var buffer = EnsureArray(n);
+        if (buffer is null) return 0;
+        n = Math.Min(n, (int)(buffer.Length - (_tail - Volatile.Read(ref _head))));
+        if (n <= 0) return 0;
         WriteAt(0, data[..n]);
         Commit(n);
         return n;
     }
 
     /// <summary>
-    /// Writes <paramref name="data"/> at <paramref name="offset"/> bytes past the tail without
-    /// publishing it (out-of-order data waiting for a gap to fill). Caller keeps it within <see cref="Free"/>.
+    /// Producer: makes sure <paramref name="bytesPastTail"/> bytes past the tail can be stored
+    /// (growing the array if the memory budget allows); false if they cannot.
     /// </summary>
-    public void WriteAt(int offset, ReadOnlySpan<byte> data)
+    public bool Reserve(int bytesPastTail)
+    {
+        if ((uint)bytesPastTail > (uint)Free) return false;
+        var buffer = EnsureArray(bytesPastTail);
+        return buffer is not null && buffer.Length >= _tail - Volatile.Read(ref _head) + bytesPastTail;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="data"/> at <paramref name="offset"/> bytes past the tail without
+    /// publishing it (out-of-order data waiting for a gap to fill). Caller keeps it within
+    /// <see cref="Free"/>; returns false, writing nothing, when the memory budget does not let the
+    /// array grow to hold it (<see cref="Reserve"/> first to know).
+    /// </summary>
+    public bool WriteAt(int offset, ReadOnlySpan<byte> data)
     {
         if ((uint)offset > (uint)Free || data.Length > Free - offset)
             throw new ArgumentOutOfRangeException(nameof(offset), "write past the free space of the ring");
-        if (data.IsEmpty) return;
+        if (data.IsEmpty) return true;
         var buffer = EnsureArray(offset + data.Length);
+        if (buffer is null || buffer.Length < _tail - Volatile.Read(ref _head) + offset + data.Length) return false;
         int mask = buffer.Length - 1;
         int start = (int)((_tail + offset) & mask);
         int first = Math.Min(data.Length, buffer.Length - start);
         data[..first].CopyTo(buffer.AsSpan(start));
         data[first..].CopyTo(buffer);
         _writtenEnd = Math.Max(_writtenEnd, _tail + offset + data.Length);
+        return true;
     }
 
     /// <summary>
@@ -93,6 +135,7 @@ internal sealed class ByteRing
         int want = Math.Min(Free, maxBytes);
         if (want <= 0) { first = second = default; return; }
         var buffer = EnsureArray(want);
+        if (buffer is null) { first = second = default; return; }
         int room = Math.Min(want, buffer.Length - Count);
         int start = (int)(_tail & (buffer.Length - 1));
         int firstLength = Math.Min(room, buffer.Length - start);
@@ -110,9 +153,10 @@ internal sealed class ByteRing
 
     /// <summary>
     /// Producer: an array with room for <paramref name="bytesPastTail"/> bytes past the tail,
-    /// doubling (within <see cref="Capacity"/>) and carrying over the live bytes when needed.
+    /// doubling (within <see cref="Capacity"/>) and carrying over the live bytes when needed. When
+    /// the memory budget refuses the growth, the array as it is (possibly null, possibly too small).
     /// </summary>
-    private byte[] EnsureArray(int bytesPastTail)
+    private byte[]? EnsureArray(int bytesPastTail)
     {
         var buffer = _buffer;
         long head = Volatile.Read(ref _head);
@@ -120,6 +164,13 @@ internal sealed class ByteRing
         if (buffer is not null && buffer.Length >= needed) return buffer;
         long wanted = Math.Max(needed, Math.Min(Capacity, InitialArray));
         int length = (int)Math.Min(Capacity, (long)BitOperations.RoundUpToPowerOf2((ulong)wanted));
+        if (Budget is { } budget && !budget.TryGrow(buffer?.Length ?? 0, length))
+        {
+            // Refused: a ring without an array may still have its first one (the allowance).
+            int first = Math.Min(Capacity, InitialArray);
+            if (buffer is not null || length <= first || !budget.TryGrow(0, first)) return buffer;
+            length = first;
+        }
         var bigger = GC.AllocateUninitializedArray<byte>(length);
         if (buffer is not null)
         {
@@ -138,6 +189,50 @@ internal sealed class ByteRing
         }
         Volatile.Write(ref _buffer, bigger);
         return bigger;
+    }
+
+    /// <summary>Producer: forgets the out-of-order bytes written past the tail (they are not published).</summary>
+    public void DiscardPastTail() => _writtenEnd = _tail;
+
+    /// <summary>
+    /// Producer: moves the live bytes (head to the furthest byte written) into the smallest array
+    /// that holds them (none when there are none) and gives the difference back to the budget.
+    /// Returns the bytes given back. A consumer reading the old array meanwhile reads bytes that
+    /// are still there, as when the array grows.
+    /// </summary>
+    public int Shrink()
+    {
+        var buffer = _buffer;
+        if (buffer is null) return 0;
+        long head = Volatile.Read(ref _head);
+        long end = Math.Max(_tail, _writtenEnd);
+        long live = end - head;
+        int length = live == 0 ? 0 : (int)Math.Min(Capacity, (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(live, Math.Min(Capacity, InitialArray))));
+        if (length >= buffer.Length) return 0;
+        byte[]? smaller = null;
+        if (length > 0)
+        {
+            smaller = GC.AllocateUninitializedArray<byte>(length);
+            int oldMask = buffer.Length - 1, newMask = length - 1;
+            for (long p = head; p < end;)
+            {
+                int from = (int)(p & oldMask), to = (int)(p & newMask);
+                int n = (int)Math.Min(end - p, Math.Min(buffer.Length - from, length - to));
+                buffer.AsSpan(from, n).CopyTo(smaller.AsSpan(to));
+                p += n;
+            }
+        }
+        Volatile.Write(ref _buffer, smaller);
+        int released = buffer.Length - length;
+        Budget?.Release(released);
+        return released;
+    }
+
+    /// <summary>Gives the whole array back to the budget (the connection is forgotten; the array stays for a last read).</summary>
+    public void ReleaseBudget()
+    {
+        Budget?.Release(ArrayLength);
+        Budget = null;
     }
 
     // ---- consumer side ----

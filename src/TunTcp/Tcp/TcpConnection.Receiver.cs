@@ -39,7 +39,19 @@ internal sealed partial class TcpConnection
         {
             if (offset == 0)
             {
-                ReceiveBuffer.WriteAt(0, payload);
+                if (!ReceiveBuffer.WriteAt(0, payload))
+                {
+                    // The memory budget lets the ring grow no further. Out-of-order data goes
+                    // first (the sender still has it); if the segment still does not fit it is
+                    // dropped unacknowledged, and the duplicate ACK tells the sender where we are.
+                    PruneOutOfOrder();
+                    if (!ReceiveBuffer.WriteAt(0, payload))
+                    {
+                        _env.Statistics.MemoryDrops++;
+                        _ackNow = true;
+                        return;
+                    }
+                }
                 bool filledGap = !_assembler.IsEmpty;
                 int contiguous = payload.Length + _assembler.Advance(payload.Length);
                 ReceiveBuffer.Commit(contiguous);
@@ -59,8 +71,13 @@ internal sealed partial class TcpConnection
             }
             else
             {
-                // Out of order: keep it in the ring's free space past RCV.NXT (bounded by the window).
-                if (!_assembler.Add(offset, offset + payload.Length, out int duplicate))
+                // Out of order: keep it in the ring's free space past RCV.NXT (bounded by the window),
+                // if the memory budget lets the ring hold it (at the limit, none is kept).
+                if (_env.Memory is { OverLimit: true } || !ReceiveBuffer.Reserve(offset + payload.Length))
+                {
+                    _env.Statistics.MemoryDrops++;
+                }
+                else if (!_assembler.Add(offset, offset + payload.Length, out int duplicate))
                 {
                     _env.Statistics.OutOfOrderDrops++;
                 }
@@ -138,7 +155,8 @@ internal sealed partial class TcpConnection
     /// </summary>
     private long UpdateAdvertisedWindow()
     {
-        long free = ReceiveBuffer.Free;
+        // Under memory pressure only the space already allocated is offered (tcp_mem).
+        long free = ReceiveBuffer.StorableFree;
         long maxWindow = (long)65535 << _rcv.Shift;
         long candidate = Math.Min(free, maxWindow);
         // Round down to what the scaled field can express, so the edge we announce is exact.
@@ -159,8 +177,43 @@ internal sealed partial class TcpConnection
     {
         if (!IsSynchronized || State is TcpConnectionState.TimeWait or TcpConnectionState.CloseWait or TcpConnectionState.Closing or TcpConnectionState.LastAck) return;
         long current = Math.Max(0, _rcv.AdvertisedEdge - _rcv.Nxt);
-        long possible = Math.Min(ReceiveBuffer.Free, (long)65535 << _rcv.Shift) >> _rcv.Shift << _rcv.Shift;
+        long possible = Math.Min(ReceiveBuffer.StorableFree, (long)65535 << _rcv.Shift) >> _rcv.Shift << _rcv.Shift;
         int threshold = Math.Min(ReceiveBuffer.Capacity / 2, OwnMss);
         if (possible - current >= threshold && possible >= 2 * current) _ackNow = true;
+    }
+
+    /// <summary>
+    /// Gives up the out-of-order data held past RCV.NXT (RFC 2018 8: a receiver may renege on
+    /// SACKed data; the sender keeps it until it is cumulatively acknowledged). Nothing
+    /// acknowledged is touched. An out-of-order FIN waits no more either; the sender repeats it.
+    /// </summary>
+    private void PruneOutOfOrder()
+    {
+        if (_assembler.IsEmpty) return;
+        _env.Statistics.OutOfOrderPrunedBytes += _assembler.BytesHeld;
+        _assembler.Clear();
+        _pendingFinSeq = null;
+        ReceiveBuffer.DiscardPastTail();
+    }
+
+    /// <summary>
+    /// The memory budget is under pressure (stack thread): give back what the receive ring holds
+    /// beyond its data, first pruning out-of-order data when the budget is at its limit.
+    /// Returns the bytes given back.
+    /// </summary>
+    public int ReclaimMemory(bool prune)
+    {
+        if (prune) PruneOutOfOrder();
+        if (!_assembler.IsEmpty) return 0; // out-of-order data sits past the tail: keep the array
+        int released = ReceiveBuffer.Shrink();
+        _env.Statistics.MemoryReclaimedBytes += released;
+        return released;
+    }
+
+    /// <summary>The connection is forgotten: its rings no longer count against the budget.</summary>
+    public void ReleaseMemory()
+    {
+        SendBuffer.ReleaseBudget();
+        ReceiveBuffer.ReleaseBudget();
     }
 }

@@ -113,8 +113,8 @@ internal sealed partial class TcpConnection
         _mtu = mtu;
         _cc = settings.CreateCongestionControl();
         _rtt = new RttEstimator(settings.InitialRto, settings.MinRto, settings.MaxRto);
-        SendBuffer = new ByteRing(settings.SendBufferSize);
-        ReceiveBuffer = new ByteRing(settings.ReceiveBufferSize);
+        SendBuffer = new ByteRing(settings.SendBufferSize) { Budget = env.Memory };
+        ReceiveBuffer = new ByteRing(settings.ReceiveBufferSize) { Budget = env.Memory };
         _assembler = new ReceiveAssembler(ReceiveAssembler.RangesFor(settings.ReceiveBufferSize));
         _scoreboard = new SackScoreboard(SackScoreboard.RangesFor(settings.SendBufferSize));
         _loss = CreateLossRecovery(this, settings.Sack);

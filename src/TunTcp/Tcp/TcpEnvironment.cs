@@ -33,6 +33,9 @@ internal sealed class TcpEnvironment
 
     public TcpStatistics Statistics { get; } = new();
 
+    /// <summary>The budget every connection's rings are charged to (null: unlimited).</summary>
+    public TcpMemoryBudget? Memory { get; init; }
+
     /// <summary>
     /// Largest IP packet the link cuts into segments itself (TSO/GSO), 0 when it does not. With
     /// it, new data goes out in super-segments of whole MSS-sized segments; retransmissions stay
@@ -203,6 +206,12 @@ internal sealed class TcpStatistics
     public long UnacceptableSegments;
     public long OutOfOrderSegments;
     public long OutOfOrderDrops;
+    /// <summary>Segments dropped unacknowledged because the memory budget let no ring grow to hold them.</summary>
+    public long MemoryDrops;
+    /// <summary>Out-of-order bytes given up (reneged) at the memory limit.</summary>
+    public long OutOfOrderPrunedBytes;
+    /// <summary>Ring bytes given back to the memory budget by shrinking idle rings.</summary>
+    public long MemoryReclaimedBytes;
     public long ZeroWindowProbes;
     public long KeepaliveProbes;
     public long TimeWaitReopens;

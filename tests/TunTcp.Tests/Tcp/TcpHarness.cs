@@ -78,11 +78,11 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
 
     private readonly Queue<Emitted> _out = new();
 
-    public TcpHarness(TcpSettings? settings = null, int challengeAcksPerSecond = 1000, ulong seed = 1, Instant? start = null)
+    public TcpHarness(TcpSettings? settings = null, int challengeAcksPerSecond = 1000, ulong seed = 1, Instant? start = null, TcpMemoryBudget? memory = null)
     {
         // ECN off: these scripts name every flag of every segment; ECN has its own tests (Ip/EcnTests).
         Settings = (settings ?? new TcpSettings()) with { Ecn = false };
-        Env = new TcpEnvironment(new SeededRandomSource(seed), challengeAcksPerSecond);
+        Env = new TcpEnvironment(new SeededRandomSource(seed), challengeAcksPerSecond) { Memory = memory };
         Now = start ?? Instant.FromMilliseconds(1000);
     }
 
@@ -136,9 +136,9 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
 
     // ---- building connections ----
 
-    public static TcpHarness Listening(TcpSettings? settings = null, int backlog = 8, int challengeAcksPerSecond = 1000, Instant? start = null, int mtu = Mtu)
+    public static TcpHarness Listening(TcpSettings? settings = null, int backlog = 8, int challengeAcksPerSecond = 1000, Instant? start = null, int mtu = Mtu, TcpMemoryBudget? memory = null)
     {
-        var h = new TcpHarness(settings, challengeAcksPerSecond, start: start);
+        var h = new TcpHarness(settings, challengeAcksPerSecond, start: start, memory: memory);
         h.Listener = new TcpListenQueue(LocalAddress, LocalPort, backlog, h.Settings, h.Env, mtu);
         return h;
     }
@@ -158,9 +158,9 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     /// SYN-ACK out, ACK in. Nothing else is pending afterwards.
     /// </summary>
     public static TcpHarness Established(TcpSettings? settings = null, TcpOptions? synOptions = null, ushort window = 64240,
-        int challengeAcksPerSecond = 1000, Instant? start = null, SeqNumber? irs = null, int mtu = Mtu)
+        int challengeAcksPerSecond = 1000, Instant? start = null, SeqNumber? irs = null, int mtu = Mtu, TcpMemoryBudget? memory = null)
     {
-        var h = Listening(settings, challengeAcksPerSecond: challengeAcksPerSecond, start: start, mtu: mtu);
+        var h = Listening(settings, challengeAcksPerSecond: challengeAcksPerSecond, start: start, mtu: mtu, memory: memory);
         if (irs is SeqNumber i) h.Irs = i;
         h.PeerWindow = window;
         var options = synOptions ?? h.LinuxSynOptions();
