@@ -308,6 +308,9 @@ internal sealed class ToolCommandLine
     private readonly Option<bool> _plotList = new("--list") { Description = "plot: list the capture's connections instead (number, endpoints, packets, bytes each way, duration)" };
     private readonly Option<string?> _plotTrace = new("--trace") { Description = "plot: a --tcp-trace file of the stack that made the capture, to draw cwnd and ssthresh", HelpName = "file.jsonl" };
 
+    private readonly Option<double?> _plotFrom = new("--from") { Description = "plot: start the graphs this many seconds after the connection's first segment (zoom in)", HelpName = "seconds" };
+    private readonly Option<double?> _plotTo = new("--to") { Description = "plot: end the graphs this many seconds after the connection's first segment", HelpName = "seconds" };
+
     private readonly Option<bool> _json = new("--json") { Description = "stats: print the report as JSON" };
     private readonly Option<bool> _watch = new("--watch") { Description = "stats: print it again every second until Ctrl-C" };
 
@@ -382,15 +385,21 @@ internal sealed class ToolCommandLine
         root.Subcommands.Add(statsCommand);
         var plotCommand = new Command("plot", "Draw pictures of one TCP connection of a capture as a self-contained HTML file (inline SVG): the time-sequence graph (data segments, retransmissions, ACK line, receive window, SACK blocks), throughput, RTT, and bytes in flight with cwnd from a --tcp-trace file.");
         plotCommand.Arguments.Add(line._plotCapture);
-        foreach (Option option in new Option[] { line._plotConnection, line._plotOutput, line._plotList, line._plotTrace })
+        foreach (Option option in new Option[] { line._plotConnection, line._plotOutput, line._plotList, line._plotTrace, line._plotFrom, line._plotTo })
             plotCommand.Options.Add(option);
         plotCommand.Validators.Add(r =>
         {
             if (!r.GetValue(line._plotList) && string.IsNullOrWhiteSpace(r.GetValue(line._plotOutput)))
                 r.AddError("plot: give the HTML file to write with -o FILE.html (or --list to list the connections)");
+            if (r.GetValue(line._plotFrom) is double from && (from < 0 || double.IsNaN(from))) r.AddError($"--from: {from} s is before the connection's start");
+            if (r.GetValue(line._plotFrom) is double f && r.GetValue(line._plotTo) is double t && t <= f) r.AddError($"--to {t} must be after --from {f}");
         });
         plotCommand.SetAction(parseResult => (plot ?? (_ => RunFailure))(new PlotRequest(parseResult.GetValue(line._plotCapture)!,
-            parseResult.GetValue(line._plotConnection), parseResult.GetValue(line._plotOutput), parseResult.GetValue(line._plotList), parseResult.GetValue(line._plotTrace))));
+            parseResult.GetValue(line._plotConnection), parseResult.GetValue(line._plotOutput), parseResult.GetValue(line._plotList), parseResult.GetValue(line._plotTrace))
+        {
+            From = parseResult.GetValue(line._plotFrom),
+            To = parseResult.GetValue(line._plotTo),
+        }));
         root.Subcommands.Add(plotCommand);
         return line;
     }

@@ -17,6 +17,7 @@ internal static class PlotColors
     public const string InFlight = "#5a5a5a";
     public const string CongestionWindow = "#ff6a00";
     public const string SlowStartThreshold = "#9a9a9a";
+    public const string SmoothedRtt = "#d0408a";
 
     /// <summary>The red, green and blue of a colour above.</summary>
     public static (byte R, byte G, byte B) Rgb(string color) =>
@@ -37,7 +38,9 @@ internal static class ConnectionPlot
     private const int Left = 90, Right = 20, Top = 34, Bottom = 42;
     private static readonly CultureInfo C = CultureInfo.InvariantCulture;
 
-    public static string Render(ConnectionAnalysis a, IReadOnlyList<TcpTraceRecord>? trace, string title)
+    /// <param name="from">Start of the time shown, seconds from the connection's first segment (default 0).</param>
+    /// <param name="to">End of the time shown (default the connection's last segment).</param>
+    public static string Render(ConnectionAnalysis a, IReadOnlyList<TcpTraceRecord>? trace, string title, double? from = null, double? to = null)
     {
         var html = new StringBuilder(64 * 1024 + a.Data.Count * 48);
         string Encode(string s) => WebUtility.HtmlEncode(s);
@@ -53,11 +56,12 @@ internal static class ConnectionPlot
             html.Append(C, $"<span><i style=\"background:{color}\"></i>{Encode(name)}</span>");
         html.Append("</p>\n");
 
-        double t1 = Math.Max(a.Duration, 0.001);
-        TimeSequence(html, a, t1);
-        Throughput(html, a, t1);
-        Rtt(html, a, t1);
-        Flight(html, a, trace, t1);
+        double t0 = Math.Max(0, from ?? 0);
+        var w = new TimeWindow(t0, Math.Max(to ?? a.Duration, t0 + 0.001));
+        TimeSequence(html, a, w);
+        Throughput(html, a, w);
+        Rtt(html, a, trace, w);
+        Flight(html, a, trace, w);
         html.Append("</body></html>\n");
         return html.ToString();
     }
@@ -78,14 +82,18 @@ internal static class ConnectionPlot
         return s.ToString();
     }
 
-    private static void TimeSequence(StringBuilder html, ConnectionAnalysis a, double t1)
+    private static void TimeSequence(StringBuilder html, ConnectionAnalysis a, TimeWindow w)
     {
-        long dataTop = a.Data.Count == 0 ? 0 : a.Data.Max(d => d.End);
-        double top = Math.Max(Math.Max(dataTop, a.BytesAcknowledged), 1);
+        var shown = a.Data.Where(d => w.Contains(d.Time)).ToList();
+        var acks = a.Acks.Where(p => w.Contains(p.Time)).Select(p => p.Value).ToList();
+        double bottom = shown.Select(d => (double)d.Start).Concat(acks).DefaultIfEmpty(0).Min();
+        double top = shown.Select(d => (double)d.End).Concat(acks).DefaultIfEmpty(1).Max();
         // The window edge usually runs far above the data; show it up to a quarter more.
-        double windowTop = a.WindowEdges.Count == 0 ? 0 : a.WindowEdges.Max(w => w.Value);
-        double y1 = Math.Max(top, Math.Min(windowTop, top * 1.25)) * 1.02;
-        var p = new Panel(html, "time-sequence", 560, 0, t1, 0, y1, "time (s)", "relative sequence number (bytes)", "Time-sequence graph");
+        double windowTop = a.WindowEdges.Where(p => w.Contains(p.Time)).Select(p => p.Value).DefaultIfEmpty(0).Max();
+        double span = Math.Max(top - bottom, 1);
+        double y1 = Math.Max(top, Math.Min(windowTop, top + span * 0.25)) + span * 0.02;
+        double y0 = w.From == 0 ? Math.Min(0, bottom) : bottom - span * 0.02;
+        var p = new Panel(html, "time-sequence", 560, w, y0, y1, "time (s)", "relative sequence number (bytes)", "Time-sequence graph");
 
         var data = new StringBuilder();
         var retransmitted = new StringBuilder();
@@ -94,7 +102,7 @@ internal static class ConnectionPlot
             double x = p.X(d.Time), yStart = p.Y(d.Start), yEnd = Math.Min(p.Y(d.End), yStart - 2);
             (d.Retransmission ? retransmitted : data).Append(C, $"M{x:0.#},{yStart:0.#}V{yEnd:0.#}M{x - 3:0.#},{yEnd:0.#}h6");
         }
-        var acks = StepPath(p, a.Acks);
+        var ackLine = StepPath(p, a.Acks);
         var window = StepPath(p, a.WindowEdges);
         var sacks = new StringBuilder();
         foreach (var s in a.Sacks)
@@ -103,46 +111,55 @@ internal static class ConnectionPlot
             sacks.Append(C, $"M{p.X(s.Time) + 4:0.#},{yl:0.#}V{yr:0.#}");
         }
         p.Path("window", window, PlotColors.Window, 1.5);
-        p.Path("ack", acks, PlotColors.Ack, 1.5);
+        p.Path("ack", ackLine, PlotColors.Ack, 1.5);
         p.Path("sack", sacks.ToString(), PlotColors.Sack, 2);
         p.Path("data", data.ToString(), PlotColors.Data, 2);
         p.Path("retransmission", retransmitted.ToString(), PlotColors.Retransmission, 3);
         p.End();
     }
 
-    private static void Throughput(StringBuilder html, ConnectionAnalysis a, double t1)
+    private static void Throughput(StringBuilder html, ConnectionAnalysis a, TimeWindow w)
     {
-        double max = a.ThroughputBitsPerSecond.Count == 0 ? 1 : Math.Max(1, a.ThroughputBitsPerSecond.Max(t => t.Value));
-        var p = new Panel(html, "throughput", 200, 0, t1, 0, max * 1.1, "time (s)", "goodput (bit/s)", $"Throughput: newly acknowledged bytes per {t1 / ConnectionAnalysis.ThroughputIntervals * 1000:0.#} ms");
+        double max = Math.Max(1, a.ThroughputBitsPerSecond.Where(t => w.Contains(t.Time)).Select(t => t.Value).DefaultIfEmpty(1).Max());
+        var p = new Panel(html, "throughput", 200, w, 0, max * 1.1, "time (s)", "goodput (bit/s)", $"Throughput: newly acknowledged bytes per {a.Duration / ConnectionAnalysis.ThroughputIntervals * 1000:0.#} ms");
         p.Path("throughput", LinePath(p, a.ThroughputBitsPerSecond), PlotColors.Throughput, 2);
         p.End();
     }
 
-    private static void Rtt(StringBuilder html, ConnectionAnalysis a, double t1)
+    private static void Rtt(StringBuilder html, ConnectionAnalysis a, IReadOnlyList<TcpTraceRecord>? trace, TimeWindow w)
     {
-        double max = a.RttMilliseconds.Count == 0 ? 1 : Math.Max(0.1, a.RttMilliseconds.Max(r => r.Value));
-        var p = new Panel(html, "rtt", 200, 0, t1, 0, max * 1.1, "time (s)", "RTT (ms)", "RTT samples: data segment to the ACK that covers it, at the capture point (Karn: none through a retransmission)");
+        var srtt = new List<TimePoint>();
+        foreach (var r in trace ?? [])
+            if (r.SmoothedRttMicroseconds is { } us) srtt.Add(new TimePoint((r.UnixMicroseconds - a.StartUnixMicroseconds) / 1e6, us / 1000.0));
+        double max = a.RttMilliseconds.Concat(srtt).Where(r => w.Contains(r.Time)).Select(r => r.Value).DefaultIfEmpty(1).Max();
+        string title = "RTT: data segment to the ACK that covers it, at the capture point (Karn: none through a retransmission)"
+            + (trace is null ? "" : "; the stack's SRTT");
+        var p = new Panel(html, "rtt", 200, w, 0, Math.Max(0.1, max) * 1.1, "time (s)", "RTT (ms)", title);
         var dots = new StringBuilder();
         foreach (var r in a.RttMilliseconds) dots.Append(C, $"M{p.X(r.Time):0.#},{p.Y(r.Value):0.#}h0.1");
         p.Path("rtt", dots.ToString(), PlotColors.Rtt, 4, roundCaps: true);
+        if (trace is not null) p.Path("srtt", StepPath(p, srtt), PlotColors.SmoothedRtt, 2);
         p.End();
+        if (trace is not null)
+            html.Append(C, $"<p class=\"key\"><span><i style=\"background:{PlotColors.Rtt}\"></i>RTT sample (capture)</span><span><i style=\"background:{PlotColors.SmoothedRtt}\"></i>SRTT (stack)</span></p>\n");
     }
 
-    private static void Flight(StringBuilder html, ConnectionAnalysis a, IReadOnlyList<TcpTraceRecord>? trace, double t1)
+    private static void Flight(StringBuilder html, ConnectionAnalysis a, IReadOnlyList<TcpTraceRecord>? trace, TimeWindow w)
     {
         var cwnd = new List<TimePoint>();
         var ssthresh = new List<TimePoint>();
         foreach (var r in trace ?? [])
         {
             double t = (r.UnixMicroseconds - a.StartUnixMicroseconds) / 1e6;
-            cwnd.Add(new TimePoint(t, r.CongestionWindow));
+            // cwnd is 0 until the handshake completes (the controller starts then).
+            if (r.CongestionWindow > 0) cwnd.Add(new TimePoint(t, r.CongestionWindow));
             // Before the first loss ssthresh is "infinite" (RFC 5681 3.1): not drawn.
             if (r.SlowStartThreshold < int.MaxValue / 2) ssthresh.Add(new TimePoint(t, r.SlowStartThreshold));
         }
-        double max = new[] { a.BytesInFlight, cwnd, ssthresh }.SelectMany(l => l).Select(p => p.Value).DefaultIfEmpty(1).Max();
+        double max = new[] { a.BytesInFlight, cwnd, ssthresh }.SelectMany(l => l).Where(p => w.Contains(p.Time)).Select(p => p.Value).DefaultIfEmpty(1).Max();
         string title = trace is null ? "Bytes in flight (from the capture; add --trace FILE for cwnd and ssthresh)"
             : "Bytes in flight (from the capture), cwnd and ssthresh (from the stack's event trace)";
-        var p = new Panel(html, "window", 220, 0, t1, 0, Math.Max(max, 1) * 1.1, "time (s)", "bytes", title);
+        var p = new Panel(html, "window", 220, w, 0, Math.Max(max, 1) * 1.1, "time (s)", "bytes", title);
         p.Path("inflight", StepPath(p, a.BytesInFlight), PlotColors.InFlight, 1);
         if (trace is not null)
         {
@@ -163,7 +180,7 @@ internal static class ConnectionPlot
             double x = p.X(points[i].Time), y = p.Y(points[i].Value);
             if (i == 0) s.Append(C, $"M{x:0.#},{y:0.#}"); else s.Append(C, $"H{x:0.#}V{y:0.#}");
         }
-        if (points.Count > 0) s.Append(C, $"H{p.X(p.XMax):0.#}");
+        if (points.Count > 0) s.Append(C, $"H{p.X(Math.Max(p.XMax, points[^1].Time)):0.#}");
         return s.ToString();
     }
 
@@ -200,6 +217,12 @@ internal static class ConnectionPlot
         return ticks;
     }
 
+    /// <summary>The time shown, seconds from the connection's first segment.</summary>
+    private readonly record struct TimeWindow(double From, double To)
+    {
+        public bool Contains(double t) => t >= From && t <= To;
+    }
+
     /// <summary>One graph: an SVG with its frame, grid, tick labels and a clip for the marks.</summary>
     private sealed class Panel
     {
@@ -209,9 +232,10 @@ internal static class ConnectionPlot
 
         public double XMax => _x1;
 
-        public Panel(StringBuilder html, string id, int height, double x0, double x1, double y0, double y1, string xLabel, string yLabel, string title)
+        public Panel(StringBuilder html, string id, int height, TimeWindow w, double y0, double y1, string xLabel, string yLabel, string title)
         {
-            (_html, _height, _x0, _x1, _y0, _y1) = (html, height, x0, x1, y0, y1);
+            (_html, _height, _x0, _x1, _y0, _y1) = (html, height, w.From, w.To, y0, y1);
+            double x0 = w.From, x1 = w.To;
             int plotW = Width - Left - Right, plotH = height - Top - Bottom;
             html.Append(C, $"<svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{height}\" viewBox=\"0 0 {Width} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n");
             html.Append(C, $"<clipPath id=\"{id}-clip\"><rect x=\"{Left}\" y=\"{Top}\" width=\"{plotW}\" height=\"{plotH}\"/></clipPath>\n");

@@ -7,7 +7,9 @@ namespace TunTcp.Cli.Plot;
 /// <param name="Connection">The connection's number in <c>--list</c>; null: the one with the most payload.</param>
 /// <param name="Output">The HTML file to write; null only with <paramref name="List"/>.</param>
 /// <param name="TracePath">The stack's event trace (<c>serve --tcp-trace</c>) to take cwnd and ssthresh from.</param>
-internal sealed record PlotRequest(string CapturePath, int? Connection, string? Output, bool List, string? TracePath);
+/// <param name="From">Start of the time shown, in seconds from the connection's first segment; null: 0.</param>
+/// <param name="To">End of the time shown; null: the connection's last segment.</param>
+internal sealed record PlotRequest(string CapturePath, int? Connection, string? Output, bool List, string? TracePath, double? From = null, double? To = null);
 
 /// <summary>
 /// <c>tuntcp plot FILE.pcap [--conn N] -o FILE.html</c>: pictures of one connection of a capture
@@ -72,7 +74,7 @@ internal static class PlotCommand
 
         var analysis = ConnectionAnalysis.Of(connection);
         string title = $"Connection {connection.Number} of {connections.Count}: {connection.Client} -> {connection.Server} ({Path.GetFileName(request.CapturePath)})";
-        string html = ConnectionPlot.Render(analysis, trace, title);
+        string html = ConnectionPlot.Render(analysis, trace, title, request.From, request.To);
         try
         {
             File.WriteAllText(request.Output!, html, new UTF8Encoding(false));
