@@ -383,7 +383,7 @@ internal sealed class ToolCommandLine
             ControlSocket.NameFor(parseResult.GetValue(line._noNetns) ? null : parseResult.GetValue(line._netns), parseResult.GetValue(line._tun)!),
             parseResult.GetValue(line._json), parseResult.GetValue(line._watch))));
         root.Subcommands.Add(statsCommand);
-        var plotCommand = new Command("plot", "Draw pictures of one TCP connection of a capture as a self-contained HTML file (inline SVG): the time-sequence graph (data segments, retransmissions, ACK line, receive window, SACK blocks), throughput, RTT, and bytes in flight with cwnd from a --tcp-trace file.");
+        var plotCommand = new Command("plot", "Draw pictures of one TCP connection of a capture as a self-contained HTML file (inline SVG): the time-sequence graph (data segments, retransmissions, ACK line, receive window, SACK blocks), throughput, RTT, and outstanding bytes with cwnd and ssthresh from a --tcp-trace file.");
         plotCommand.Arguments.Add(line._plotCapture);
         foreach (Option option in new Option[] { line._plotConnection, line._plotOutput, line._plotList, line._plotTrace, line._plotFrom, line._plotTo })
             plotCommand.Options.Add(option);

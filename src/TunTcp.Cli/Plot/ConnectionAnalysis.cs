@@ -80,7 +80,10 @@ internal sealed class ConnectionAnalysis
     public List<TimePoint> RttMilliseconds { get; } = [];
     /// <summary>Goodput: newly acknowledged bytes per interval, in bits per second, at the interval's middle.</summary>
     public List<TimePoint> ThroughputBitsPerSecond { get; } = [];
-    /// <summary>Bytes sent and not yet acknowledged (highest sequence sent minus the ACK), after each of the sender's or receiver's segments.</summary>
+    /// <summary>
+    /// Bytes sent and not cumulatively acknowledged (highest sequence sent minus the ACK), after each
+    /// of the sender's or receiver's segments; SACKed bytes count too (unlike the sender's pipe, RFC 6675).
+    /// </summary>
     public List<TimePoint> BytesInFlight { get; } = [];
 
     public int Retransmissions => Data.Count(d => d.Retransmission);

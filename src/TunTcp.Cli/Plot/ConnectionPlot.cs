@@ -29,7 +29,7 @@ internal static class PlotColors
 /// (no scripts, no fonts or anything else fetched): the time-sequence graph in the style of
 /// Stevens and tcptrace (data segments as vertical bars from seq to seq + len, retransmissions in
 /// red, the ACK line, the receive window's right edge, SACK blocks), then throughput, RTT, and the
-/// bytes in flight with cwnd and ssthresh from the stack's event trace when one is given. All
+/// outstanding bytes with cwnd and ssthresh from the stack's event trace when one is given. All
 /// graphs share the time axis.
 /// </summary>
 internal static class ConnectionPlot
@@ -157,8 +157,8 @@ internal static class ConnectionPlot
             if (r.SlowStartThreshold < int.MaxValue / 2) ssthresh.Add(new TimePoint(t, r.SlowStartThreshold));
         }
         double max = new[] { a.BytesInFlight, cwnd, ssthresh }.SelectMany(l => l).Where(p => w.Contains(p.Time)).Select(p => p.Value).DefaultIfEmpty(1).Max();
-        string title = trace is null ? "Bytes in flight (from the capture; add --trace FILE for cwnd and ssthresh)"
-            : "Bytes in flight (from the capture), cwnd and ssthresh (from the stack's event trace)";
+        string title = trace is null ? "Outstanding bytes: highest sequence sent minus the ACK, from the capture (add --trace FILE for cwnd and ssthresh)"
+            : "Outstanding bytes (highest sequence sent minus the ACK, from the capture), cwnd and ssthresh (from the stack's event trace)";
         var p = new Panel(html, "window", 220, w, 0, Math.Max(max, 1) * 1.1, "time (s)", "bytes", title);
         p.Path("inflight", StepPath(p, a.BytesInFlight), PlotColors.InFlight, 1);
         if (trace is not null)
@@ -168,7 +168,7 @@ internal static class ConnectionPlot
         }
         p.End();
         if (trace is not null)
-            html.Append(C, $"<p class=\"key\"><span><i style=\"background:{PlotColors.InFlight}\"></i>bytes in flight</span><span><i style=\"background:{PlotColors.CongestionWindow}\"></i>cwnd</span><span><i style=\"background:{PlotColors.SlowStartThreshold}\"></i>ssthresh</span></p>\n");
+            html.Append(C, $"<p class=\"key\"><span><i style=\"background:{PlotColors.InFlight}\"></i>outstanding (capture)</span><span><i style=\"background:{PlotColors.CongestionWindow}\"></i>cwnd (stack)</span><span><i style=\"background:{PlotColors.SlowStartThreshold}\"></i>ssthresh (stack)</span></p>\n");
     }
 
     /// <summary>A line that holds each value until the next point (ACK, window, cwnd).</summary>

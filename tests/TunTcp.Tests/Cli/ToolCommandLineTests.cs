@@ -24,6 +24,25 @@ public class ToolCommandLineTests
     }
 
     [Fact]
+    public void TcpTrace_IsAStackOption_OffByDefault()
+    {
+        Assert.Null(Build().ParseSettings("serve").TcpTracePath);
+        Assert.Equal("t.jsonl", Build().ParseSettings("serve", "--tcp-trace", "t.jsonl").TcpTracePath);
+        Assert.Equal("t.jsonl", Build().ParseSettings("connect", "--tcp-trace", "t.jsonl", "192.168.0.1", "80").TcpTracePath);
+        Assert.NotEmpty(Build().Validate("dump", "--tcp-trace", "t.jsonl"));
+    }
+
+    [Theory]
+    [InlineData(new[] { "plot", "c.pcap", "--from", "-1", "-o", "x.html" }, "--from: -1 s is before the connection's start")]
+    [InlineData(new[] { "plot", "c.pcap", "--from", "2", "--to", "1", "-o", "x.html" }, "--to 1 must be after --from 2")]
+    [InlineData(new[] { "plot", "c.pcap" }, "-o FILE.html")]
+    public void Plot_BadArguments_AreUsageErrors(string[] args, string message) =>
+        Assert.Contains(Build().Validate(args), e => e.Contains(message));
+
+    [Fact]
+    public void Plot_ListNeedsNoOutput() => Assert.Empty(Build().Validate("plot", "c.pcap", "--list"));
+
+    [Fact]
     public void PcapFormat_IsPcapNgByDefault_AndPcapWhenAsked()
     {
         Assert.Equal(CaptureFormat.PcapNg, Build().ParseSettings("serve", "--pcap", "x").PcapFormat);
