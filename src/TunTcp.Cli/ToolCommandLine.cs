@@ -447,6 +447,13 @@ internal sealed class ToolCommandLine
         {
             if (string.IsNullOrWhiteSpace(LastToken(r))) r.AddError("--pcap: give a file name");
         });
+        _tcpTrace.Validators.Add(r =>
+        {
+            string? file = LastToken(r);
+            if (string.IsNullOrWhiteSpace(file)) { r.AddError("--tcp-trace: give a file name"); return; }
+            string? directory = Path.GetDirectoryName(Path.GetFullPath(file));
+            if (directory is not null && !Directory.Exists(directory)) r.AddError($"--tcp-trace: the directory '{directory}' does not exist");
+        });
         _https.Validators.Add(r => CheckPort(r, "--https"));
         foreach (var port in new[] { _echo, _discard, _chargen, _udpEcho, _http })
             port.Validators.Add(r => CheckPort(r, port.Name));

@@ -168,6 +168,59 @@ public sealed class PlotTests
     }
 
     [Fact]
+    public void Plot_ReadsPcapNg_AsServeWritesIt()
+    {
+        var classic = LossyTransfer().Bytes();
+        Assert.True(PcapReader.TryRead(classic, out var records, out _, out _));
+        using var file = new MemoryStream();
+        using (var writer = new PcapNgWriter(file, "tun0", ownsStream: false))
+            foreach (var r in records) writer.Write(r.Packet, r.UnixMicroseconds, CaptureDirection.Inbound);
+        var a = Analyze(file.ToArray());
+        Assert.Equal(10, a.Data.Count);
+        Assert.Single(a.Data, d => d.Retransmission);
+    }
+
+    // LINKTYPE_ETHERNET (tcpdump on a veth, say): the IP packet follows the 14-byte Ethernet header.
+    [Fact]
+    public void Plot_ReadsEthernetFrames()
+    {
+        Assert.True(PcapReader.TryRead(LossyTransfer().Bytes(), out var records, out _, out _));
+        using var file = new MemoryStream();
+        var header = new byte[24];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(header, PcapWriter.MagicMicroseconds);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(4), 2);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(6), 4);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(16), 65535);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(20), 1);
+        file.Write(header);
+        foreach (var r in records)
+        {
+            var frame = new byte[14 + r.Packet.Length];
+            frame[12] = 0x08; // EtherType IPv4
+            r.Packet.CopyTo(frame, 14);
+            var record = new byte[16];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)(r.UnixMicroseconds / 1_000_000));
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), (uint)(r.UnixMicroseconds % 1_000_000));
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(8), (uint)frame.Length);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(12), (uint)frame.Length);
+            file.Write(record);
+            file.Write(frame);
+        }
+        var a = Analyze(file.ToArray());
+        Assert.Equal(10, a.Data.Count);
+        Assert.Equal(10_000, a.BytesAcknowledged);
+    }
+
+    [Fact]
+    public void Plot_OtherLinkType_IsAnError()
+    {
+        var capture = LossyTransfer().Bytes();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(capture.AsSpan(20), 147); // LINKTYPE_USER0
+        Assert.False(CaptureSegmentReader.TryRead(capture, out _, out var error));
+        Assert.Contains("link type 147", error);
+    }
+
+    [Fact]
     public void Plot_Connections_NumberedInOrder_DefaultIsTheBusiest()
     {
         var c = LossyTransfer();

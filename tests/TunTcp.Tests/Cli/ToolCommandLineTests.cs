@@ -30,6 +30,7 @@ public class ToolCommandLineTests
         Assert.Equal("t.jsonl", Build().ParseSettings("serve", "--tcp-trace", "t.jsonl").TcpTracePath);
         Assert.Equal("t.jsonl", Build().ParseSettings("connect", "--tcp-trace", "t.jsonl", "192.168.0.1", "80").TcpTracePath);
         Assert.NotEmpty(Build().Validate("dump", "--tcp-trace", "t.jsonl"));
+        Assert.Contains(Build().Validate("serve", "--tcp-trace", "/nonexistent-tuntcp-dir/t.jsonl"), e => e.Contains("--tcp-trace: the directory '/nonexistent-tuntcp-dir' does not exist"));
     }
 
     [Theory]

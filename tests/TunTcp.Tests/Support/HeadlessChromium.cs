@@ -56,5 +56,5 @@ internal static class HeadlessChromium
         }
     }
 
-    private static bool IsRoot() => OperatingSystem.IsLinux() && Environment.UserName == "root";
+    private static bool IsRoot() => Environment.IsPrivilegedProcess;
 }
