@@ -24,8 +24,13 @@ public sealed class PlotTests
     {
         private readonly MemoryStream _file = new();
         private readonly PcapWriter _writer;
+        private readonly bool _ipv6;
 
-        public CaptureBuilder() => _writer = new PcapWriter(_file, ownsStream: false);
+        public CaptureBuilder(bool ipv6 = false)
+        {
+            _writer = new PcapWriter(_file, ownsStream: false);
+            _ipv6 = ipv6;
+        }
 
         public CaptureBuilder Segment(double ms, bool fromClient, uint seq, uint ack, TcpFlags flags, ushort window = 1000,
             int payload = 0, TcpOptions options = default, ushort clientPort = ClientPort)
@@ -33,7 +38,9 @@ public sealed class PlotTests
             var header = fromClient
                 ? new TcpHeader(clientPort, ServerPort, new SeqNumber(seq), new SeqNumber(ack), flags, window)
                 : new TcpHeader(ServerPort, clientPort, new SeqNumber(seq), new SeqNumber(ack), flags, window);
-            var packet = Packets.Tcp(header, options, new byte[payload], fromClient ? Client : Server, fromClient ? Server : Client);
+            var packet = _ipv6
+                ? Packets6.Tcp(header, options, new byte[payload], fromClient ? Packets6.Host : Packets6.Stack, fromClient ? Packets6.Stack : Packets6.Host)
+                : Packets.Tcp(header, options, new byte[payload], fromClient ? Client : Server, fromClient ? Server : Client);
             _writer.Write(packet, Start + (long)(ms * 1000));
             return this;
         }
@@ -66,9 +73,9 @@ public sealed class PlotTests
     /// covers everything. The server's SYN offers shift 5, the client's 7; every ACK comes 20 ms
     /// after the segment it answers.
     /// </summary>
-    private static CaptureBuilder LossyTransfer(uint clientIsn = ClientIsn)
+    private static CaptureBuilder LossyTransfer(uint clientIsn = ClientIsn, bool ipv6 = false)
     {
-        var c = new CaptureBuilder();
+        var c = new CaptureBuilder(ipv6);
         uint d = clientIsn + 1, s = ServerIsn + 1;
         c.Segment(0, true, clientIsn, 0, TcpFlags.Syn, 64240, options: Syn(7));
         c.Segment(5, false, ServerIsn, d, TcpFlags.Syn | TcpFlags.Ack, 65160, options: Syn(5));
@@ -165,6 +172,17 @@ public sealed class PlotTests
         Assert.Equal(Enumerable.Range(0, 10).Where(i => i != 3).Select(i => 1000L * i).Append(3000), a.Data.Select(d => d.Start));
         Assert.Equal(10_000, a.BytesAcknowledged);
         Assert.Single(a.Data, d => d.Retransmission);
+    }
+
+    [Fact]
+    public void Plot_Ipv6Capture_SameAnalysis_EndpointsInBrackets()
+    {
+        var a = Analyze(LossyTransfer(ipv6: true).Bytes());
+        Assert.Equal("[fd00:7475:6e::1]:40000", a.Sender.ToString());
+        Assert.Single(a.Data, d => d.Retransmission);
+        Assert.Equal(6, a.Sacks.Count);
+        Assert.True(TcpTraceReader.TryEndpoint(a.Sender.ToString(), out var parsed));
+        Assert.Equal(a.Sender, parsed);
     }
 
     [Fact]
