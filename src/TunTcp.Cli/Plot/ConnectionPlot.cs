@@ -18,6 +18,8 @@ internal static class PlotColors
     public const string CongestionWindow = "#ff6a00";
     public const string SlowStartThreshold = "#9a9a9a";
     public const string SmoothedRtt = "#d0408a";
+    public const string FastRecoveryBand = "#ffe6c4";
+    public const string LossBand = "#ffd0d0";
 
     /// <summary>The red, green and blue of a colour above.</summary>
     public static (byte R, byte G, byte B) Rgb(string color) =>
@@ -160,6 +162,7 @@ internal static class ConnectionPlot
         string title = trace is null ? "Outstanding bytes: highest sequence sent minus the ACK, from the capture (add --trace FILE for cwnd and ssthresh)"
             : "Outstanding bytes (highest sequence sent minus the ACK, from the capture), cwnd and ssthresh (from the stack's event trace)";
         var p = new Panel(html, "window", 220, w, 0, Math.Max(max, 1) * 1.1, "time (s)", "bytes", title);
+        RecoveryBands(p, a, trace ?? []);
         p.Path("inflight", StepPath(p, a.BytesInFlight), PlotColors.InFlight, 1);
         if (trace is not null)
         {
@@ -168,7 +171,41 @@ internal static class ConnectionPlot
         }
         p.End();
         if (trace is not null)
-            html.Append(C, $"<p class=\"key\"><span><i style=\"background:{PlotColors.InFlight}\"></i>outstanding (capture)</span><span><i style=\"background:{PlotColors.CongestionWindow}\"></i>cwnd (stack)</span><span><i style=\"background:{PlotColors.SlowStartThreshold}\"></i>ssthresh (stack)</span></p>\n");
+            html.Append(C, $"<p class=\"key\"><span><i style=\"background:{PlotColors.InFlight}\"></i>outstanding (capture)</span><span><i style=\"background:{PlotColors.CongestionWindow}\"></i>cwnd (stack)</span><span><i style=\"background:{PlotColors.SlowStartThreshold}\"></i>ssthresh (stack)</span>"
+                + $"<span><i style=\"background:{PlotColors.FastRecoveryBand};height:10px\"></i>fast recovery</span><span><i style=\"background:{PlotColors.LossBand};height:10px\"></i>loss recovery after a timeout</span>"
+                + $"<span><i style=\"background:{PlotColors.Retransmission};height:10px;width:4px\"></i>retransmission timeout</span></p>\n");
+    }
+
+    /// <summary>
+    /// The stack's loss-recovery phases as shaded bands behind the lines (fast recovery, RFC 6675 /
+    /// RFC 8985; recovery after a timeout), and each retransmission timeout as a red tick on top.
+    /// </summary>
+    private static void RecoveryBands(Panel p, ConnectionAnalysis a, IReadOnlyList<TcpTraceRecord> trace)
+    {
+        var fast = new StringBuilder();
+        var loss = new StringBuilder();
+        var timeouts = new StringBuilder();
+        string phase = "Open";
+        double since = 0;
+        long rtos = 0;
+        foreach (var r in trace.Append(null))
+        {
+            double t = r is null ? Math.Max(p.XMax, a.Duration) : (r.UnixMicroseconds - a.StartUnixMicroseconds) / 1e6;
+            if (r is null || r.Recovery != phase)
+            {
+                if (phase != "Open") (phase == "Loss" ? loss : fast).Append(C, $"M{p.X(since):0.#},{p.Top}H{p.X(t):0.#}V{p.BottomY}H{p.X(since):0.#}Z");
+                phase = r?.Recovery ?? "Open";
+                since = t;
+            }
+            if (r is not null && r.RetransmissionTimeouts > rtos)
+            {
+                timeouts.Append(C, $"M{p.X(t):0.#},{p.Top}v12");
+                rtos = r.RetransmissionTimeouts;
+            }
+        }
+        p.Fill("fast-recovery", fast.ToString(), PlotColors.FastRecoveryBand);
+        p.Fill("loss-recovery", loss.ToString(), PlotColors.LossBand);
+        p.Path("rto", timeouts.ToString(), PlotColors.Retransmission, 3);
     }
 
     /// <summary>A line that holds each value until the next point (ACK, window, cwnd).</summary>
@@ -258,6 +295,16 @@ internal static class ConnectionPlot
             html.Append(C, $"<text x=\"{Left + plotW / 2}\" y=\"{height - 6}\" text-anchor=\"middle\">{WebUtility.HtmlEncode(xLabel)}</text>\n");
             html.Append(C, $"<text transform=\"translate(14,{Top + plotH / 2}) rotate(-90)\" text-anchor=\"middle\">{WebUtility.HtmlEncode(yLabel)}</text>\n");
             html.Append(C, $"<g clip-path=\"url(#{id}-clip)\">\n");
+        }
+
+        /// <summary>The top and bottom of the plot area in pixels.</summary>
+        public int Top => ConnectionPlot.Top;
+        public int BottomY => _height - Bottom;
+
+        /// <summary>A filled shape (bands), drawn where it is called: call it before the lines it must stay behind.</summary>
+        public void Fill(string cssClass, string d, string color)
+        {
+            if (d.Length > 0) _html.Append(C, $"<path class=\"{cssClass}\" d=\"{d}\" fill=\"{color}\" stroke=\"none\" shape-rendering=\"crispEdges\"/>\n");
         }
 
         public double X(double t) => Left + (t - _x0) / (_x1 - _x0) * (Width - Left - Right);

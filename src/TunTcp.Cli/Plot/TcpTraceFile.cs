@@ -64,7 +64,8 @@ internal sealed class TcpTraceWriter : ITcpEventTrace, IDisposable
 
 /// <summary>One line of a trace file, as <c>plot</c> reads it back.</summary>
 internal sealed record TcpTraceRecord(long UnixMicroseconds, TcpEndpoint Local, TcpEndpoint Remote, string State, string Recovery,
-    int CongestionWindow, int SlowStartThreshold, long RtoMicroseconds, long? SmoothedRttMicroseconds, int BytesInFlight);
+    int CongestionWindow, int SlowStartThreshold, long RtoMicroseconds, long? SmoothedRttMicroseconds, int BytesInFlight,
+    long RetransmissionTimeouts);
 
 /// <summary>Reads a <see cref="TcpTraceWriter"/> file.</summary>
 internal static class TcpTraceReader
@@ -87,7 +88,8 @@ internal static class TcpTraceReader
                 records.Add(new TcpTraceRecord(r.GetProperty("unix_us").GetInt64(), local, remote,
                     r.GetProperty("state").GetString() ?? "", r.GetProperty("recovery").GetString() ?? "",
                     r.GetProperty("cwnd").GetInt32(), r.GetProperty("ssthresh").GetInt32(), r.GetProperty("rto_us").GetInt64(),
-                    srtt.ValueKind == JsonValueKind.Null ? null : srtt.GetInt64(), r.GetProperty("pipe").GetInt32()));
+                    srtt.ValueKind == JsonValueKind.Null ? null : srtt.GetInt64(), r.GetProperty("pipe").GetInt32(),
+                    r.GetProperty("rtos").GetInt64()));
             }
             catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
             {

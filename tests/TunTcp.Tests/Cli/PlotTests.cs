@@ -293,6 +293,9 @@ public sealed class PlotTests
         string html = ConnectionPlot.Render(Analyze(LossyTransfer().Bytes()), mine, "test");
         Assert.Contains("class=\"cwnd\"", html);
         Assert.Contains("class=\"ssthresh\"", html);
+        Assert.Contains("class=\"fast-recovery\"", html);
+        Assert.Contains("class=\"srtt\"", html);
+        Assert.DoesNotContain("class=\"loss-recovery\"", html);
     }
 
     [Fact]
