@@ -17,7 +17,8 @@ internal static class ConnectCommand
     public static int Run(ToolSettings settings, ToolConsole console, Stream stdin, Stream stdout) =>
         DeviceCommand.Run(settings, console, (tun, link, signals) =>
         {
-            var options = settings.StackOptions(link.Mtu);
+            using var trace = settings.OpenTcpTrace(console.Time);
+            var options = settings.StackOptions(link.Mtu, eventTrace: trace);
             using var stack = new NetStack(link, options, console.Time, console.LoggerFactory);
             stack.Start();
             var target = settings.Target!;

@@ -49,7 +49,8 @@ internal static class ForwardCommand
         {
             string ns = tun.Options.NetworkNamespace!;
             var forwarder = new FlowForwarder(options, console.LoggerFactory);
-            using var stack = new NetStack(link, settings.StackOptions(link.Mtu, forwarder), console.Time, console.LoggerFactory);
+            using var trace = settings.OpenTcpTrace(console.Time);
+            using var stack = new NetStack(link, settings.StackOptions(link.Mtu, forwarder, trace), console.Time, console.LoggerFactory);
             forwarder.Attach(stack);
             stack.Start();
             string? resolvConf = forward.Dns ? WriteResolvConf(ns, gateways) : null;

@@ -17,7 +17,8 @@ internal static class Program
                 serve: settings => ServeCommand.Run(settings, console),
                 connect: settings => ConnectCommand.Run(settings, console, Console.OpenStandardInput(), Console.OpenStandardOutput()),
                 forward: settings => ForwardCommand.Run(settings, console),
-                stats: request => StatsCommand.Run(request, console));
+                stats: request => StatsCommand.Run(request, console),
+                plot: request => Plot.PlotCommand.Run(request, console));
             return commandLine.Run(args, console.Out, console.Error);
         }
         catch (Exception e)

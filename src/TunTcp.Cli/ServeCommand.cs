@@ -18,7 +18,9 @@ internal static class ServeCommand
     public static int Run(ToolSettings settings, ToolConsole console) =>
         DeviceCommand.Run(settings, console, (tun, link, signals) =>
         {
-            var options = settings.StackOptions(link.Mtu);
+            // Declared before the stack, so disposed (flushed) after the stack has stopped.
+            using var trace = settings.OpenTcpTrace(console.Time);
+            var options = settings.StackOptions(link.Mtu, eventTrace: trace);
             using var stack = new NetStack(link, options, console.Time, console.LoggerFactory);
             stack.Start();
             var services = StartServices(stack, settings.Services, console.LoggerFactory);

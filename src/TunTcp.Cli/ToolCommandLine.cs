@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using TunTcp.Cli.Plot;
 using TunTcp.Links;
 using TunTcp.Tcp;
 using TunTcp.Wire;
@@ -19,12 +20,12 @@ internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address S
     public IpAddress? StackAddress6 { get; init; }
 
     /// <summary>The stack's options for its addresses and the link's MTU; with a flow handler, catch-all mode (forward, run).</summary>
-    public Ip.NetStackOptions StackOptions(int mtu, Ip.IFlowHandler? flowHandler = null) => new()
+    public Ip.NetStackOptions StackOptions(int mtu, Ip.IFlowHandler? flowHandler = null, ITcpEventTrace? eventTrace = null) => new()
     {
         Address = StackAddress.ToIPAddress(),
         Address6 = StackAddress6?.ToIPAddress(),
         Mtu = mtu,
-        Tcp = Tcp,
+        Tcp = eventTrace is null ? Tcp : Tcp with { EventTrace = eventTrace },
         SpinBeforeSleep = Spin,
         FlowHandler = flowHandler,
     };
@@ -37,6 +38,12 @@ internal sealed record ToolSettings(TunInterfaceOptions Interface, Ipv4Address S
 
     /// <summary>TCP settings of the stack (serve, connect).</summary>
     public TcpSettings Tcp { get; init; } = new();
+
+    /// <summary>Where <c>--tcp-trace</c> writes the connections' sender state as JSON lines; null: nowhere.</summary>
+    public string? TcpTracePath { get; init; }
+
+    /// <summary>The <see cref="TcpTracePath"/> writer, clocked like the stack by <paramref name="time"/>; null without the option.</summary>
+    public TcpTraceWriter? OpenTcpTrace(TimeProvider time) => TcpTracePath is { } path ? TcpTraceWriter.Create(path, time) : null;
 
     /// <summary>Fault injection on the link (serve, connect).</summary>
     public LinkFaults Faults { get; init; } = LinkFaults.None;
@@ -289,6 +296,21 @@ internal sealed class ToolCommandLine
         AllowMultipleArgumentsPerToken = false,
     };
 
+    private readonly Option<string?> _tcpTrace = new("--tcp-trace")
+    {
+        Description = "write every connection's cwnd, ssthresh, RTO, SRTT, bytes in flight and state to this file as JSON lines whenever they change (plot --trace draws cwnd from it)",
+        HelpName = "file",
+    };
+
+    private readonly Argument<string> _plotCapture = new("capture") { Description = "the capture file (pcap or pcapng, e.g. from --pcap)" };
+    private readonly Option<int?> _plotConnection = new("--conn") { Description = "plot: the connection's number in --list (default: the one that carried the most bytes)", HelpName = "n" };
+    private readonly Option<string?> _plotOutput = new("--output", "-o") { Description = "plot: the HTML file to write", HelpName = "file.html" };
+    private readonly Option<bool> _plotList = new("--list") { Description = "plot: list the capture's connections instead (number, endpoints, packets, bytes each way, duration)" };
+    private readonly Option<string?> _plotTrace = new("--trace") { Description = "plot: a --tcp-trace file of the stack that made the capture, to draw cwnd and ssthresh", HelpName = "file.jsonl" };
+
+    private readonly Option<double?> _plotFrom = new("--from") { Description = "plot: start the graphs this many seconds after the connection's first segment (zoom in)", HelpName = "seconds" };
+    private readonly Option<double?> _plotTo = new("--to") { Description = "plot: end the graphs this many seconds after the connection's first segment", HelpName = "seconds" };
+
     private readonly Option<bool> _json = new("--json") { Description = "stats: print the report as JSON" };
     private readonly Option<bool> _watch = new("--watch") { Description = "stats: print it again every second until Ctrl-C" };
 
@@ -326,7 +348,7 @@ internal sealed class ToolCommandLine
     /// subcommands with validated settings and return the exit code.
     /// </summary>
     public static ToolCommandLine Build(Func<ToolSettings, int> dump, Func<ToolSettings, int> serve, Func<ToolSettings, int>? connect = null, Func<ToolSettings, int>? forward = null,
-        Func<StatsRequest, int>? stats = null)
+        Func<StatsRequest, int>? stats = null, Func<PlotRequest, int>? plot = null)
     {
         // A plain Command rather than RootCommand: RootCommand names itself after the executable
         // (TunTcp.Cli), but the tool is called tuntcp.
@@ -361,6 +383,24 @@ internal sealed class ToolCommandLine
             ControlSocket.NameFor(parseResult.GetValue(line._noNetns) ? null : parseResult.GetValue(line._netns), parseResult.GetValue(line._tun)!),
             parseResult.GetValue(line._json), parseResult.GetValue(line._watch))));
         root.Subcommands.Add(statsCommand);
+        var plotCommand = new Command("plot", "Draw pictures of one TCP connection of a capture as a self-contained HTML file (inline SVG): the time-sequence graph (data segments, retransmissions, ACK line, receive window, SACK blocks), throughput, RTT, and outstanding bytes with cwnd and ssthresh from a --tcp-trace file.");
+        plotCommand.Arguments.Add(line._plotCapture);
+        foreach (Option option in new Option[] { line._plotConnection, line._plotOutput, line._plotList, line._plotTrace, line._plotFrom, line._plotTo })
+            plotCommand.Options.Add(option);
+        plotCommand.Validators.Add(r =>
+        {
+            if (!r.GetValue(line._plotList) && string.IsNullOrWhiteSpace(r.GetValue(line._plotOutput)))
+                r.AddError("plot: give the HTML file to write with -o FILE.html (or --list to list the connections)");
+            if (r.GetValue(line._plotFrom) is double from && (from < 0 || double.IsNaN(from))) r.AddError($"--from: {from} s is before the connection's start");
+            if (r.GetValue(line._plotFrom) is double f && r.GetValue(line._plotTo) is double t && t <= f) r.AddError($"--to {t} must be after --from {f}");
+        });
+        plotCommand.SetAction(parseResult => (plot ?? (_ => RunFailure))(new PlotRequest(parseResult.GetValue(line._plotCapture)!,
+            parseResult.GetValue(line._plotConnection), parseResult.GetValue(line._plotOutput), parseResult.GetValue(line._plotList), parseResult.GetValue(line._plotTrace))
+        {
+            From = parseResult.GetValue(line._plotFrom),
+            To = parseResult.GetValue(line._plotTo),
+        }));
+        root.Subcommands.Add(plotCommand);
         return line;
     }
 
@@ -406,6 +446,13 @@ internal sealed class ToolCommandLine
         _pcap.Validators.Add(r =>
         {
             if (string.IsNullOrWhiteSpace(LastToken(r))) r.AddError("--pcap: give a file name");
+        });
+        _tcpTrace.Validators.Add(r =>
+        {
+            string? file = LastToken(r);
+            if (string.IsNullOrWhiteSpace(file)) { r.AddError("--tcp-trace: give a file name"); return; }
+            string? directory = Path.GetDirectoryName(Path.GetFullPath(file));
+            if (directory is not null && !Directory.Exists(directory)) r.AddError($"--tcp-trace: the directory '{directory}' does not exist");
         });
         _https.Validators.Add(r => CheckPort(r, "--https"));
         foreach (var port in new[] { _echo, _discard, _chargen, _udpEcho, _http })
@@ -550,7 +597,11 @@ internal sealed class ToolCommandLine
         };
         var command = result.CommandResult.Command;
         if (command.Name == "dump") return settings;
-        settings = settings with { Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result), Spin = TimeSpan.FromMicroseconds(result.GetValue(_spin)) };
+        settings = settings with
+        {
+            Tcp = ReadTcp(result, options.Mtu), Faults = ReadFaults(result), Spin = TimeSpan.FromMicroseconds(result.GetValue(_spin)),
+            TcpTracePath = result.GetValue(_tcpTrace),
+        };
         // Offloads only when the stack reads the device directly: decorators expect plain packets.
         bool offloads = !result.GetValue(_noOffload) && settings.PcapPath is null && !settings.Trace && settings.Faults.IsEmpty && !options.PacketInformation;
         settings = settings with { Interface = options with { Offloads = offloads } };
@@ -678,7 +729,7 @@ internal sealed class ToolCommandLine
 
     private void AddStackOptions(Command command)
     {
-        foreach (Option option in new Option[] { _cc, _buffer, _spin, _noEcn, _noOffload, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
+        foreach (Option option in new Option[] { _cc, _buffer, _spin, _noEcn, _noOffload, _tcpTrace, _loss, _delay, _jitter, _reorder, _duplicate, _corrupt, _rate, _seed })
             command.Options.Add(option);
     }
 

@@ -184,6 +184,24 @@ internal sealed partial class TcpConnection
     public bool IsSynchronized => State is TcpConnectionState.Established or TcpConnectionState.FinWait1 or TcpConnectionState.FinWait2
         or TcpConnectionState.CloseWait or TcpConnectionState.Closing or TcpConnectionState.LastAck or TcpConnectionState.TimeWait;
 
+    /// <summary>The sender state last given to <see cref="TcpSettings.EventTrace"/>; null before the first.</summary>
+    private TcpTraceSample? _lastTraced;
+
+    private void TraceIfChanged(ITcpEventTrace trace)
+    {
+        var sample = new TcpTraceSample(_now, Tuple, State, _loss.State switch
+            {
+                RecoveryState.FastRecovery => TcpRecoveryPhase.FastRecovery,
+                RecoveryState.Loss => TcpRecoveryPhase.Loss,
+                _ => TcpRecoveryPhase.Open,
+            },
+            _cc.CongestionWindow, _cc.SlowStartThreshold, _rtt.Rto, SmoothedRtt, _pipe,
+            Retransmissions, RetransmissionTimeouts);
+        if (_lastTraced is { } last && last.SameStateAs(sample)) return;
+        _lastTraced = sample;
+        trace.OnChange(sample);
+    }
+
     /// <summary>A snapshot of live statistics.</summary>
     public TcpConnectionStatistics GetStatistics() => new(
         State, Error, TimeSpan.FromMicroseconds(_rtt.SmoothedUs), TimeSpan.FromMicroseconds(_rtt.VariationUs),
@@ -348,6 +366,7 @@ internal sealed partial class TcpConnection
     {
         _out = null;
         UpdateKeepaliveDeadline();
+        if (_settings.EventTrace is { } trace) TraceIfChanged(trace);
         var events = _pendingEvents;
         _pendingEvents = TcpConnectionEvents.None;
         if (events == TcpConnectionEvents.None || Observer is not { } observer) return;

@@ -122,6 +122,12 @@ public sealed record TcpSettings
     /// <summary>Persist (zero-window probe) interval cap; probes back off up to it.</summary>
     public TimeSpan MaxPersistInterval { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Receives every connection's sender state (cwnd, ssthresh, RTO, SRTT, state) when it
+    /// changes; null (the default) records nothing.
+    /// </summary>
+    public ITcpEventTrace? EventTrace { get; init; }
+
     internal void Validate()
     {
         if (SendBufferSize < 1024 || ReceiveBufferSize < 1024) throw new ArgumentOutOfRangeException(nameof(SendBufferSize), "buffers must hold at least 1024 bytes");

@@ -25,6 +25,26 @@ public class ToolCommandLineTests
     }
 
     [Fact]
+    public void TcpTrace_IsAStackOption_OffByDefault()
+    {
+        Assert.Null(Build().ParseSettings("serve").TcpTracePath);
+        Assert.Equal("t.jsonl", Build().ParseSettings("serve", "--tcp-trace", "t.jsonl").TcpTracePath);
+        Assert.Equal("t.jsonl", Build().ParseSettings("connect", "--tcp-trace", "t.jsonl", "192.168.0.1", "80").TcpTracePath);
+        Assert.NotEmpty(Build().Validate("dump", "--tcp-trace", "t.jsonl"));
+        Assert.Contains(Build().Validate("serve", "--tcp-trace", "/nonexistent-tuntcp-dir/t.jsonl"), e => e.Contains("--tcp-trace: the directory '/nonexistent-tuntcp-dir' does not exist"));
+    }
+
+    [Theory]
+    [InlineData(new[] { "plot", "c.pcap", "--from", "-1", "-o", "x.html" }, "--from: -1 s is before the connection's start")]
+    [InlineData(new[] { "plot", "c.pcap", "--from", "2", "--to", "1", "-o", "x.html" }, "--to 1 must be after --from 2")]
+    [InlineData(new[] { "plot", "c.pcap" }, "-o FILE.html")]
+    public void Plot_BadArguments_AreUsageErrors(string[] args, string message) =>
+        Assert.Contains(Build().Validate(args), e => e.Contains(message));
+
+    [Fact]
+    public void Plot_ListNeedsNoOutput() => Assert.Empty(Build().Validate("plot", "c.pcap", "--list"));
+
+    [Fact]
     public void PcapFormat_IsPcapNgByDefault_AndPcapWhenAsked()
     {
         Assert.Equal(CaptureFormat.PcapNg, Build().ParseSettings("serve", "--pcap", "x").PcapFormat);
