@@ -7,14 +7,14 @@ namespace TunTcp.Tcp;
 /// flush or timer run of the connection, once per run in which something changed. Off (null) it
 /// costs one null check per run.
 /// </summary>
-public interface ITcpEventTrace
+internal interface ITcpEventTrace
 {
     /// <summary>One change; <paramref name="sample"/> is the state after it.</summary>
     void OnChange(in TcpTraceSample sample);
 }
 
 /// <summary>The phase of loss recovery of a trace sample.</summary>
-public enum TcpRecoveryPhase
+internal enum TcpRecoveryPhase
 {
     /// <summary>No loss being repaired.</summary>
     Open,
@@ -27,8 +27,8 @@ public enum TcpRecoveryPhase
 /// <summary>A connection's sender state at <see cref="Time"/> (the stack's clock).</summary>
 /// <param name="SmoothedRtt">SRTT (RFC 6298), or null before the first sample.</param>
 /// <param name="BytesInFlight">The pipe (RFC 6675): bytes the sender counts as in the network.</param>
-public readonly record struct TcpTraceSample(
-    Instant Time, TcpTuple Tuple, TcpState State, TcpRecoveryPhase Recovery,
+internal readonly record struct TcpTraceSample(
+    Instant Time, TcpTuple Tuple, TcpConnectionState State, TcpRecoveryPhase Recovery,
     int CongestionWindow, int SlowStartThreshold, TimeSpan Rto, TimeSpan? SmoothedRtt, int BytesInFlight,
     long Retransmissions, long RetransmissionTimeouts)
 {

@@ -126,7 +126,7 @@ public sealed record TcpSettings
     /// Receives every connection's sender state (cwnd, ssthresh, RTO, SRTT, state) when it
     /// changes; null (the default) records nothing.
     /// </summary>
-    public ITcpEventTrace? EventTrace { get; init; }
+    internal ITcpEventTrace? EventTrace { get; init; }
 
     internal void Validate()
     {

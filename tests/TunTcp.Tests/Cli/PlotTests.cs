@@ -277,10 +277,10 @@ public sealed class PlotTests
         var tuple = new TcpTuple(Server, ServerPort, Client, ClientPort);
         using (var writer = new TcpTraceWriter(new StreamWriter(path), unixOffsetMicroseconds: Start))
         {
-            writer.OnChange(new TcpTraceSample(new Instant(30_000), tuple, TcpState.Established, TcpRecoveryPhase.Open, 14_600, int.MaxValue, TimeSpan.FromMilliseconds(201), TimeSpan.FromMilliseconds(20), 2000, 0, 0));
-            writer.OnChange(new TcpTraceSample(new Instant(120_000), tuple, TcpState.Established, TcpRecoveryPhase.FastRecovery, 7300, 7300, TimeSpan.FromMilliseconds(201), null, 6000, 1, 0));
+            writer.OnChange(new TcpTraceSample(new Instant(30_000), tuple, TcpConnectionState.Established, TcpRecoveryPhase.Open, 14_600, int.MaxValue, TimeSpan.FromMilliseconds(201), TimeSpan.FromMilliseconds(20), 2000, 0, 0));
+            writer.OnChange(new TcpTraceSample(new Instant(120_000), tuple, TcpConnectionState.Established, TcpRecoveryPhase.FastRecovery, 7300, 7300, TimeSpan.FromMilliseconds(201), null, 6000, 1, 0));
             // Another connection's record, which plot leaves out.
-            writer.OnChange(new TcpTraceSample(new Instant(130_000), tuple with { RemotePort = 1 }, TcpState.Closed, TcpRecoveryPhase.Open, 1, 1, TimeSpan.Zero, null, 0, 0, 0));
+            writer.OnChange(new TcpTraceSample(new Instant(130_000), tuple with { RemotePort = 1 }, TcpConnectionState.Closed, TcpRecoveryPhase.Open, 1, 1, TimeSpan.Zero, null, 0, 0, 0));
         }
         Assert.True(TcpTraceReader.TryRead(path, out var records, out var error), error);
         Assert.Equal(3, records.Count);

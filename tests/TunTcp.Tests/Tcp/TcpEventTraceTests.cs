@@ -24,12 +24,12 @@ public sealed class TcpEventTraceTests
         var trace = new RecordingTrace();
         var h = Established(Classic(new TcpSettings { EventTrace = trace }));
         var last = trace.Samples[^1];
-        Assert.Equal(TcpState.Established, last.State);
+        Assert.Equal(TcpConnectionState.Established, last.State);
         Assert.Equal(ConnTuple, last.Tuple);
         Assert.Equal(h.C.GetStatistics().CongestionWindow, last.CongestionWindow);
         Assert.Equal(TcpRecoveryPhase.Open, last.Recovery);
         Assert.NotNull(last.SmoothedRtt);
-        Assert.Contains(trace.Samples, s => s.State == TcpState.SynReceived);
+        Assert.Contains(trace.Samples, s => s.State == TcpConnectionState.SynReceived);
     }
 
     // RFC 6298 5.5-5.6 and RFC 5681 3.1 (4): a timeout doubles the RTO, sets ssthresh to half the
@@ -72,6 +72,6 @@ public sealed class TcpEventTraceTests
         var trace = new RecordingTrace();
         var h = Established(Classic(new TcpSettings { EventTrace = trace }));
         h.C.Close(h.Now, h);
-        Assert.Equal(TcpState.FinWait1, trace.Samples[^1].State);
+        Assert.Equal(TcpConnectionState.FinWait1, trace.Samples[^1].State);
     }
 }
