@@ -4,10 +4,10 @@
 set -euo pipefail
 need=(iproute2:ip)
 case "${1:-run}" in
-  fuzz) need+=(afl++:afl-fuzz) ;;
+  fuzz|test) need+=(afl++:afl-fuzz) ;;
 esac
 case "${1:-run}" in
-  test|bench) need+=(afl++:afl-fuzz iputils-ping:ping netcat-openbsd:nc curl:curl tshark:tshark nftables:nft socat:socat python3:python3 wrk:wrk procps:ps microsocks:microsocks iperf3:iperf3 dnsmasq-base:dnsmasq dante-server:danted hping3:hping3) ;;
+  test|bench) need+=(iputils-ping:ping netcat-openbsd:nc curl:curl tshark:tshark nftables:nft socat:socat python3:python3 wrk:wrk procps:ps microsocks:microsocks iperf3:iperf3 dnsmasq-base:dnsmasq dante-server:danted hping3:hping3) ;;
 esac
 missing=()
 for pair in "${need[@]}"; do
