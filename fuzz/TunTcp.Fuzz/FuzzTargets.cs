@@ -26,6 +26,7 @@ public static class FuzzTargets
         ["ip-address"] = WireTargets.IpAddressText,
         ["formatter"] = WireTargets.Formatter,
         ["netstack"] = NetStackCoreTarget.Run,
+        ["netstack-forward"] = NetStackCoreTarget.RunForwarding,
     };
 }
 

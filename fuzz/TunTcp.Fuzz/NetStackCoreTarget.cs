@@ -39,10 +39,18 @@ internal static class NetStackCoreTarget
 
     public static void Run(ReadOnlySpan<byte> input) => Run(input, observer: null);
 
+    /// <summary>
+    /// The same scripts against a core in forwarding mode (<see cref="NetStackOptions.FlowHandler"/>,
+    /// as <c>tuntcp forward</c> runs it): packets to any address are flows; TCP flows wait for an
+    /// <see cref="AppCall.CompleteFlow"/> with the input's verdict, UDP datagrams and echo requests
+    /// get a verdict from their port or identifier.
+    /// </summary>
+    public static void RunForwarding(ReadOnlySpan<byte> input) => Run(input, observer: null, forwarding: true);
+
     /// <summary>Runs a script; <paramref name="observer"/> sees every packet in and out (for the seed corpus's captures).</summary>
-    public static void Run(ReadOnlySpan<byte> input, Action<ReadOnlySpan<byte>, CaptureDirection>? observer)
+    public static void Run(ReadOnlySpan<byte> input, Action<ReadOnlySpan<byte>, CaptureDirection>? observer, bool forwarding = false)
     {
-        var harness = new Harness(observer);
+        var harness = new Harness(observer, forwarding);
         var reader = new FuzzReader(input);
         for (int n = 0; n < MaxOperations && !reader.AtEnd; n++)
         {
@@ -58,9 +66,21 @@ internal static class NetStackCoreTarget
     public const byte V6 = 0x08, Variant = 0x10, OtherAddress = 0x20, BadChecksum = 0x80;
 
     /// <summary>Application calls: the byte after an <see cref="Op.App"/> operation, modulo their count.</summary>
-    public enum AppCall : byte { Accept = 0, Connect = 1, Write = 2, Read = 3, Close = 4, Abort = 5, Shutdown = 6 }
+    public enum AppCall : byte { Accept = 0, Connect = 1, Write = 2, Read = 3, Close = 4, Abort = 5, Shutdown = 6, CompleteFlow = 7 }
 
-    private const int AppCalls = 7;
+    private const int AppCalls = 8;
+
+    /// <summary>Holds TCP flows for the script to decide; answers UDP and echo flows from their numbers.</summary>
+    private sealed class ScriptedFlowHandler : IFlowHandler
+    {
+        public List<TcpFlowRequest> Pending { get; } = [];
+
+        public void OnTcpFlow(TcpFlowRequest request) => Pending.Add(request);
+
+        public FlowVerdict OnUdpDatagram(in UdpFlowDatagram datagram) => (FlowVerdict)(datagram.DestinationPort % 5);
+
+        public bool OnEchoRequest(in EchoFlowRequest request) => request.Identifier % 2 == 0;
+    }
 
     private sealed class Harness : IPacketOutput
     {
@@ -72,16 +92,19 @@ internal static class NetStackCoreTarget
         private readonly List<byte[]> _recentPackets = [];
         private readonly List<TcpConnection> _accepted = [];
         private readonly byte[] _scratch = new byte[128 * 1024];
+        private readonly ScriptedFlowHandler? _flows;
         private Instant _now = Instant.Zero;
 
-        public Harness(Action<ReadOnlySpan<byte>, CaptureDirection>? observer)
+        public Harness(Action<ReadOnlySpan<byte>, CaptureDirection>? observer, bool forwarding)
         {
             _observer = observer;
+            _flows = forwarding ? new ScriptedFlowHandler() : null;
             var tcp = new TcpSettings { SynBacklog = Backlog, ReceiveBufferSize = 8192, SendBufferSize = 16384 };
             _core = new NetStackCore(new NetStackOptions
             {
                 Address = Stack4.ToIPAddress(), Address6 = Stack6.ToIPAddress(), Tcp = tcp,
                 FragmentMemoryLimit = FragmentBudget, Random = new SeededRandomSource(0x5EED),
+                FlowHandler = _flows, PendingFlowLimit = 16, FlowDecisionTimeout = TimeSpan.FromSeconds(20),
             }, this);
             _listener = _core.Listen(IpAddress.AnyV6, ListenPort, Backlog);
             _core.BindUdp(UdpPort);
@@ -157,11 +180,13 @@ internal static class NetStackCoreTarget
         {
             ushort sourcePort, destinationPort;
             SeqNumber seq, ack;
+            SentSegment? answered = null;
             if ((op & Variant) != 0 && _recent.Count > 0)
             {
                 // An answer to something the stack sent (0: the latest), in its family, numbers bent by the input.
                 var s = _recent[_recent.Count - 1 - r.Byte() % _recent.Count];
-                v6 = s.V6;
+                answered = s;
+                v6 = !s.Source.IsV4;
                 sourcePort = s.DestinationPort;
                 destinationPort = s.SourcePort;
                 seq = s.Ack + (sbyte)r.Byte();
@@ -181,6 +206,9 @@ internal static class NetStackCoreTarget
             int optionLength = (options.Length + 3) & ~3;
             var payload = r.Take(r.UInt16() % 1500);
             var (from, to) = Addresses(ref r, op, v6);
+            // An answer goes back between the addresses of what it answers (in forwarding mode the
+            // stack speaks for any address), unless the input bent them.
+            if (answered is { } a && (op & OtherAddress) == 0) (from, to) = (a.Destination, a.Source);
             var segment = new byte[TcpPacket.MinHeaderLength + optionLength + payload.Length];
             new TcpHeader(sourcePort, destinationPort, seq, ack, (TcpFlags)flags, window).Write(segment, default);
             segment[12] = (byte)((TcpPacket.MinHeaderLength + optionLength) / 4 << 4);
@@ -195,15 +223,19 @@ internal static class NetStackCoreTarget
             byte type = r.Byte(), code = r.Byte();
             uint rest = r.UInt32();
             ReadOnlySpan<byte> body;
+            IpAddress? quotedSource = null;
             if ((op & Variant) != 0 && _recentPackets.Count > 0)
             {
-                // An error quoting a packet the stack sent (its family), cut where the input says.
+                // An error quoting a packet the stack sent (its family), cut where the input says,
+                // sent back to the address that packet came from.
                 var quoted = _recentPackets[_recentPackets.Count - 1 - r.Byte() % _recentPackets.Count];
                 v6 = quoted[0] >> 4 == 6;
+                quotedSource = v6 ? IpAddress.ReadV6(quoted.AsSpan(8, 16)) : IpAddress.FromV4(Ipv4Address.Read(quoted.AsSpan(12)));
                 body = quoted.AsSpan(0, Math.Min(quoted.Length, r.UInt16() % (quoted.Length + 1)));
             }
             else body = r.Take(r.UInt16() % 1500);
             var (from, to) = Addresses(ref r, op, v6);
+            if (quotedSource is { } q && (op & OtherAddress) == 0) to = q;
             var message = new byte[8 + body.Length];
             message[0] = type;
             message[1] = code;
@@ -271,6 +303,15 @@ internal static class NetStackCoreTarget
                     bool v6 = (r.Byte() & 1) != 0;
                     ushort port = (ushort)(5000 + r.Byte() % 3);
                     if (_core.ConnectionCount < 40) _core.Connect(v6 ? Host6 : Host4, port, _now);
+                    return;
+                }
+                case AppCall.CompleteFlow:
+                {
+                    byte which = r.Byte(), verdict = r.Byte();
+                    if (_flows is null || _flows.Pending.Count == 0) return;
+                    var request = _flows.Pending[which % _flows.Pending.Count];
+                    _flows.Pending.Remove(request);
+                    if (_core.CompleteTcpFlow(request, (FlowVerdict)(verdict % 5), _now) is { } relayed) _accepted.Add(relayed);
                     return;
                 }
             }
@@ -348,7 +389,7 @@ internal static class NetStackCoreTarget
                     if (!TcpPacket.TryParse(transport, out var t, out var error)) { Fail($"emitted TCP does not parse: {error}"); return; }
                     if (!t.IsChecksumValid(source, destination)) Fail("emitted TCP with a bad checksum");
                     if (t.Rst) break;
-                    Remember(_recent, new SentSegment(!source.IsV4, t.SourcePort, t.DestinationPort, t.SequenceNumber, t.AcknowledgmentNumber,
+                    Remember(_recent, new SentSegment(source, destination, t.SourcePort, t.DestinationPort, t.SequenceNumber, t.AcknowledgmentNumber,
                         t.SegmentLength));
                     break;
                 }
@@ -383,7 +424,7 @@ internal static class NetStackCoreTarget
         private static void Fail(string message) => throw new FuzzContractException(message);
     }
 
-    private readonly record struct SentSegment(bool V6, ushort SourcePort, ushort DestinationPort, SeqNumber Seq, SeqNumber Ack, int Length);
+    private readonly record struct SentSegment(IpAddress Source, IpAddress Destination, ushort SourcePort, ushort DestinationPort, SeqNumber Seq, SeqNumber Ack, int Length);
 }
 
 /// <summary>Reads the fuzzer's bytes front to back; past the end every read gives zeros (and <see cref="Take"/> nothing).</summary>

@@ -14,14 +14,17 @@ internal sealed class NetStackScript
     public byte[] ToArray() => [.. _bytes];
 
     /// <summary>A segment from a host port to <paramref name="port"/> with these numbers.</summary>
-    public NetStackScript Tcp(bool v6, int hostPortIndex, ushort port, uint seq, uint ack, byte flags, ReadOnlySpan<byte> options = default, ReadOnlySpan<byte> payload = default, ushort window = 64240)
+    /// <param name="otherAddress">An odd source or destination (<see cref="NetStackCoreTarget"/>'s address pick: even picks replace the source, odd ones the destination).</param>
+    public NetStackScript Tcp(bool v6, int hostPortIndex, ushort port, uint seq, uint ack, byte flags, ReadOnlySpan<byte> options = default, ReadOnlySpan<byte> payload = default, ushort window = 64240, byte? otherAddress = null)
     {
-        Byte((byte)((byte)Op.Tcp | (v6 ? V6 : 0)));
+        Byte((byte)((byte)Op.Tcp | (v6 ? V6 : 0) | (otherAddress is null ? 0 : OtherAddress)));
         Byte((byte)hostPortIndex);
         if (port == ListenPort) Byte(0); else { Byte(255); UInt16(port); }
         UInt32(seq);
         UInt32(ack);
-        return TcpRest(flags, window, options, payload);
+        TcpRest(flags, window, options, payload);
+        if (otherAddress is byte pick) Byte(pick);
+        return this;
     }
 
     /// <summary>An answer to the stack's <paramref name="recent"/>-th latest remembered segment, numbers offset by the deltas.</summary>
@@ -45,24 +48,26 @@ internal sealed class NetStackScript
         return this;
     }
 
-    public NetStackScript Udp(bool v6, ReadOnlySpan<byte> payload)
+    public NetStackScript Udp(bool v6, ReadOnlySpan<byte> payload, ushort port = UdpPort, byte? otherAddress = null)
     {
-        Byte((byte)((byte)Op.Udp | (v6 ? V6 : 0)));
+        Byte((byte)((byte)Op.Udp | (v6 ? V6 : 0) | (otherAddress is null ? 0 : OtherAddress)));
         Byte(0);
-        Byte(0);
+        if (port == UdpPort) Byte(0); else { Byte(255); UInt16(port); }
         UInt16((ushort)payload.Length);
         Bytes(payload);
+        if (otherAddress is byte pick) Byte(pick);
         return this;
     }
 
-    public NetStackScript Icmp(bool v6, byte type, byte code, uint rest, ReadOnlySpan<byte> body)
+    public NetStackScript Icmp(bool v6, byte type, byte code, uint rest, ReadOnlySpan<byte> body, byte? otherAddress = null)
     {
-        Byte((byte)((byte)Op.Icmp | (v6 ? V6 : 0)));
+        Byte((byte)((byte)Op.Icmp | (v6 ? V6 : 0) | (otherAddress is null ? 0 : OtherAddress)));
         Byte(type);
         Byte(code);
         UInt32(rest);
         UInt16((ushort)body.Length);
         Bytes(body);
+        if (otherAddress is byte pick) Byte(pick);
         return this;
     }
 
@@ -112,7 +117,7 @@ internal sealed class NetStackScript
         switch (call)
         {
             case AppCall.Accept: break;
-            case AppCall.Connect: Byte(a); Byte((byte)b); break;
+            case AppCall.Connect or AppCall.CompleteFlow: Byte(a); Byte((byte)b); break;
             case AppCall.Write or AppCall.Read: Byte(a); UInt16(b); break;
             default: Byte(a); break;
         }

@@ -6,7 +6,7 @@ namespace TunTcp.Fuzz;
 /// <c>TunTcp.Fuzz list</c>: the targets. <c>TunTcp.Fuzz TARGET</c>: the target under afl-fuzz
 /// (SharpFuzz's persistent mode: one process, many inputs; an exception is a crash).
 /// <c>TunTcp.Fuzz TARGET FILE...</c>: replays inputs (a crash afl-fuzz saved) and prints what
-/// each one throws. <c>TunTcp.Fuzz trace INPUT</c>: the packets a netstack input makes.
+/// each one throws. <c>TunTcp.Fuzz trace INPUT [--forward]</c>: the packets a netstack (netstack-forward) input makes.
 /// <c>TunTcp.Fuzz seed DIR [CAPTURE...]</c>: writes the seed corpus.
 /// </summary>
 public static class Program
@@ -15,7 +15,7 @@ public static class Program
     {
         if (args.Length == 0 || args[0] is "-h" or "--help")
         {
-            Console.Error.WriteLine("usage: TunTcp.Fuzz list | TARGET [INPUT...] | trace INPUT | seed DIR [CAPTURE...]");
+            Console.Error.WriteLine("usage: TunTcp.Fuzz list | TARGET [INPUT...] | trace INPUT [--forward] | seed DIR [CAPTURE...]");
             return args.Length == 0 ? 2 : 0;
         }
         if (args[0] == "list")
@@ -23,11 +23,11 @@ public static class Program
             foreach (var name in FuzzTargets.All.Keys) Console.WriteLine(name);
             return 0;
         }
-        if (args[0] == "trace" && args.Length == 2)
+        if (args[0] == "trace" && (args.Length == 2 || (args.Length == 3 && args[2] == "--forward")))
         {
             // The packets a netstack input makes the core receive (>) and send (<), one line each.
             NetStackCoreTarget.Run(File.ReadAllBytes(args[1]), (p, d) =>
-                Console.WriteLine($"{(d == Wire.CaptureDirection.Inbound ? '>' : '<')} {Wire.PacketFormatter.Format(p)}"));
+                Console.WriteLine($"{(d == Wire.CaptureDirection.Inbound ? '>' : '<')} {Wire.PacketFormatter.Format(p)}"), forwarding: args.Length == 3);
             return 0;
         }
         if (args[0] == "seed" && args.Length >= 2)

@@ -64,6 +64,31 @@ internal static class SeedCorpus
         yield return ("linux-packets", LinuxPackets().Aggregate(new NetStackScript(), (s, p) => s.Raw(p.Packet)).ToArray());
     }
 
+    /// <summary>Forwarding mode: flows to a remote address (the target's first odd destination), each verdict, UDP and echo relays.</summary>
+    public static IEnumerable<(string Name, byte[] Script)> ForwardScripts()
+    {
+        byte[] hello = "hello\n"u8.ToArray();
+        const byte Remote = 1; // the first of the odd addresses, as destination: 192.168.0.3 or fd00::3
+        const byte Syn = 0x02, Ack = 0x10, PshAck = 0x18, FinAck = 0x11;
+        foreach (bool v6 in new[] { false, true })
+        {
+            string family = v6 ? "v6" : "v4";
+            yield return ($"forward-tcp-{family}", new NetStackScript()
+                .Tcp(v6, 0, 443, 1000, 0, Syn, SynOptions, otherAddress: Remote).App(AppCall.CompleteFlow, 0, (byte)Ip.FlowVerdict.Accept)
+                .Reply(0, Ack).Reply(0, PshAck, payload: hello).App(AppCall.Write, 0, 5000).Time(20).Reply(0, Ack)
+                .Reply(0, FinAck).App(AppCall.Close, 0).Time(200).Reply(0, Ack).Time(70_000).ToArray());
+            var verdicts = new NetStackScript();
+            for (int v = 1; v < 5; v++)
+                verdicts.Tcp(v6, v % 4, (ushort)(8000 + v), (uint)v, 0, Syn, otherAddress: Remote).App(AppCall.CompleteFlow, 0, (byte)v);
+            verdicts.Tcp(v6, 0, 9000, 9, 0, Syn, otherAddress: Remote).Time(3000).Time(25_000);
+            yield return ($"forward-verdicts-{family}", verdicts.ToArray());
+            yield return ($"forward-udp-echo-{family}", new NetStackScript()
+                .Udp(v6, hello, 5000, Remote).Udp(v6, hello, 5001, Remote).Udp(v6, hello, 5002, Remote)
+                .Icmp(v6, (byte)(v6 ? 128 : 8), 0, 0x00020001, hello, Remote).Icmp(v6, (byte)(v6 ? 128 : 8), 0, 0x00010001, hello, Remote)
+                .Time(40_000).ToArray());
+        }
+    }
+
     private static byte[] Fragments()
     {
         var s = new NetStackScript();
@@ -136,6 +161,11 @@ internal static class SeedCorpus
             seeds[PcapNgReader.TryRead(bytes, out _, out _, out _) ? "pcapng" : "pcap"].Add(bytes);
             if (PcapReader.TryRead(bytes, out var records, out _, out _)) packets.AddRange(records.Select(r => r.Packet));
             else if (PcapNgReader.TryRead(bytes, out var ngRecords, out _, out _)) packets.AddRange(ngRecords.Select(r => r.Packet));
+        }
+        foreach (var (_, script) in ForwardScripts().Concat(Scripts()))
+        {
+            seeds["netstack-forward"].Add(script);
+            NetStackCoreTarget.Run(script, (p, _) => packets.Add(p.ToArray()), forwarding: true);
         }
         foreach (var packet in packets) Split(packet, seeds);
         seeds["ip-address"].AddRange(AddressTexts.Select(Encoding.Latin1.GetBytes));
