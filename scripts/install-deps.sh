@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages TunTcp needs, only those missing. Never run by hand in docs:
-# run.sh and test.sh call it. Usage: install-deps.sh run|test|bench
+# run.sh, test.sh and fuzz.sh call it. Usage: install-deps.sh run|test|bench|fuzz
 set -euo pipefail
 need=(iproute2:ip)
+case "${1:-run}" in
+  fuzz|test) need+=(afl++:afl-fuzz) ;;
+esac
 case "${1:-run}" in
   test|bench) need+=(iputils-ping:ping netcat-openbsd:nc curl:curl tshark:tshark nftables:nft socat:socat python3:python3 wrk:wrk procps:ps microsocks:microsocks iperf3:iperf3 dnsmasq-base:dnsmasq dante-server:danted hping3:hping3 chromium:chromium) ;;
 esac
