@@ -10,7 +10,9 @@
 #   garbage    well-formed IPv4 headers with random transport bytes (raw socket, python)
 #   fragments  IPv4 first fragments that never complete (hping3 -f -x --flood): reassembly's budget
 #
-# each flood for FLOOD_SECONDS at the highest rate the sender reaches (hping3 --flood, which
+# "into tun" counts the packets the kernel queued to the device (the stack read them), "q. drops"
+# those the device's queue had no room for (tx_dropped: the stack fell behind the sender).
+# Each flood runs for FLOOD_SECONDS at the highest rate the sender reaches (hping3 --flood, which
 # ignores -c, so the bound is time; the count sent is reported), while a legitimate client makes
 # fresh echo connections (connect, 8-byte round trip, close) one after another for as long. Reported per
 # flood: packets sent and the rate, the client's success share and latency (p50/p99/max), the
@@ -87,10 +89,11 @@ PY
     esac >/dev/null 2>&1
 }
 
-printf "%-10s %9s %9s %8s %9s %9s %9s %8s %8s  %s\n" flood packets "pkt/s" "ok" "p50 ms" "p99 ms" "max ms" "RSS MB" "peak MB" "after the flood"
+printf "%-10s %9s %9s %9s %11s %9s %9s %9s %8s %8s  %s\n" flood "into tun" "pkt/s" "q. drops" "ok" "p50 ms" "p99 ms" "max ms" "RSS MB" "peak MB" "after the flood"
 echo "before: $(totals)"
 for kind in $ONLY; do
     before_in=$(ip netns exec "$NS" cat /sys/class/net/$DEV/statistics/tx_packets)
+    before_drop=$(ip netns exec "$NS" cat /sys/class/net/$DEV/statistics/tx_dropped)
     t0=$(date +%s.%N)
     flood "$kind" & FP=$!
     sleep 0.2
@@ -98,15 +101,16 @@ for kind in $ONLY; do
     wait $FP
     t1=$(date +%s.%N)
     sent=$(( $(ip netns exec "$NS" cat /sys/class/net/$DEV/statistics/tx_packets) - before_in ))
+    dropped=$(( $(ip netns exec "$NS" cat /sys/class/net/$DEV/statistics/tx_dropped) - before_drop ))
     read -r r h <<<"$(rss)"
     sleep 1   # let timers settle (half-open entries of the flood time out in the SYN-ACK retries)
-    python3 - "$kind" "$sent" "$t0" "$t1" "$res" "$r" "$h" "$(totals)" <<'PY'
+    python3 - "$kind" "$sent" "$t0" "$t1" "$res" "$r" "$h" "$(totals)" "$dropped" <<'PY'
 import json, sys
-kind, sent, t0, t1, res, r, h, after = sys.argv[1:]
+kind, sent, t0, t1, res, r, h, after, dropped = sys.argv[1:]
 c = json.loads(res)
 rate = int(sent) / max(1e-3, float(t1) - float(t0))
 fmt = lambda v: "-" if v is None else f"{v:.2f}"
-print(f"{kind:<10} {int(sent):>9} {rate:>9.0f} {c['ok']:>4}/{c['attempts']:<3} {fmt(c['p50_ms']):>9} {fmt(c['p99_ms']):>9} {fmt(c['max_ms']):>9} {r:>8} {h:>8}  {after}")
+print(f"{kind:<10} {int(sent):>9} {rate:>9.0f} {int(dropped):>9} {c['ok']:>5}/{c['attempts']:<5} {fmt(c['p50_ms']):>9} {fmt(c['p99_ms']):>9} {fmt(c['max_ms']):>9} {r:>8} {h:>8}  {after}")
 PY
 done
 # After every flood: the half-open entries of the SYN flood go once their SYN-ACK retries end
