@@ -18,7 +18,7 @@
 #    (bench/scale_kernel_server.py) in a second namespace joined by a veth pair.
 #
 # Env: N (100000), SECONDS_PER_RUN (10), CONCURRENCY (64), INFLIGHT (2000), HOLD_SECONDS (5),
-#      TUNTCP_ARGS (extra serve options), TUNTCP_TOOL (another build of the tool), QUICK (1 = --quick).
+#      PARTS ("hold rate": which of 1. and 2. to run), TUNTCP_ARGS (extra serve options), TUNTCP_TOOL (another build of the tool), QUICK (1 = --quick).
 # Network rule: traffic only inside the namespaces this script creates (unique names, removed on
 # every exit path by the trap); every client run is bounded in count and time (timeout); only
 # processes this script started are stopped, by PID.
@@ -31,6 +31,7 @@ CONC=${CONCURRENCY:-64}
 INFLIGHT=${INFLIGHT:-2000}
 HOLD=${HOLD_SECONDS:-5}
 TUNTCP_ARGS=${TUNTCP_ARGS:-}
+PARTS=${PARTS:-"hold rate"}
 TOOL=${TUNTCP_TOOL:-$ROOT/artifacts/tuntcp/tuntcp}
 PY=python3
 STACK=192.168.0.2
@@ -78,16 +79,21 @@ rss() { # "VmRSS VmHWM" of the tool, MiB
 stats_totals() { # $1 label: the stack's totals from its statistics socket, one JSON line
     local f=$TMP/stats.json t0 t1
     t0=$(date +%s.%N)
-    timeout 120 "$TOOL" stats --netns "$NS_T" --json >"$f" 2>"$TMP/stats.err" || { echo "{\"label\": \"$1\", \"error\": \"$(tr -d '"\n' <"$TMP/stats.err" | head -c 300)\"}"; return; }
+    timeout 180 "$TOOL" stats --netns "$NS_T" --json >"$f" 2>"$TMP/stats.err" || { echo "{\"label\": \"$1\", \"error\": \"$(tr -d '"\n' <"$TMP/stats.err" | head -c 300)\"}"; return; }
     t1=$(date +%s.%N)
     $PY - "$f" "$1" "$t0" "$t1" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+raw = open(sys.argv[1], "rb").read()
+try:
+    r = json.loads(raw)
+except ValueError as e:
+    print(json.dumps({"label": sys.argv[2], "error": f"report not JSON ({len(raw) / 2**20:.1f} MiB, truncated?): {e}"[:300]}))
+    sys.exit(0)
 t = r["Totals"]
 keys = ["connections", "half_open", "accept_queue", "connections_opened", "connections_closed", "tcp_memory",
         "tcp_memory_pressure", "tcp_memory_drops", "syn_cookies_sent", "syn_cookies_validated", "resets_sent",
         "retransmissions", "link_drops"]
-out = {"label": sys.argv[2], **{k: t.get(k) for k in keys}, "report_mib": round(len(open(sys.argv[1], "rb").read()) / 2**20, 1),
+out = {"label": sys.argv[2], **{k: t.get(k) for k in keys}, "report_mib": round(len(raw) / 2**20, 1),
        "report_seconds": round(float(sys.argv[4]) - float(sys.argv[3]), 2)}
 states = {}
 for c in r["Connections"]:
@@ -101,13 +107,8 @@ est_count() { # established kernel sockets in $1 towards $2
 }
 
 echo "# $(date -u +%FT%TZ) bench/scale.sh N=$N SECONDS_PER_RUN=$SECS CONCURRENCY=$CONC INFLIGHT=$INFLIGHT HOLD_SECONDS=$HOLD nproc=$(nproc) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) kernel=$(uname -r) dotnet=$(dotnet --version) python=$($PY -V 2>&1 | cut -d' ' -f2)"
-echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null) load before: $(load)"
+echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src bench 2>/dev/null || echo ' (with uncommitted changes)') TUNTCP_ARGS='$TUNTCP_ARGS' PARTS='$PARTS'; load before: $(load)"
 
-# ---------------------------------------------------------------- 1. N held connections
-echo "== TunTcp: $N held connections to discard (port 9)"
-ip netns add "$NS_T" || exit 1
-ip netns exec "$NS_T" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
-log=$TMP/tool.log
 start_tool() { # $1 namespace, then serve options; sets TPID (the timeout wrapper) and PID (the tool itself)
     local ns=$1; shift
     timeout -s INT "$TOOL_MAX" "$TOOL" serve --netns "$ns" --no-http "$@" >"$log" 2>&1 &
@@ -127,6 +128,15 @@ tool_log_problems() {
 tun_drops() { # kernel-side counters of the TUN device: packets the kernel could not queue to the tool
     ip -n "$NS_T" -s link show tun0 | awk '/TX:/ {getline; print "tun0 kernel->stack packets " $2 ", dropped " $4}'
 }
+log=$TMP/tool.log
+# ---------------------------------------------------------------- 1. N held connections
+out=$TMP/hold.jsonl; : >"$out"
+r0=nan h0=nan r1=nan h1=nan r3=nan h3=nan
+case " $PARTS " in *" hold "*)
+echo "== TunTcp: $N held connections to discard (port 9)"
+ip netns add "$NS_T" || exit 1
+ip netns exec "$NS_T" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+log=$TMP/tool.log
 start_tool "$NS_T" $TUNTCP_ARGS
 echo "tool pid $PID ($(readlink "/proc/$PID/exe"))"
 # One host-side address per 50,000 connections, plus one: each has 64,512 ephemeral ports.
@@ -155,7 +165,6 @@ for _ in $(seq $((HOLD_TIMEOUT * 10))); do
     alive=0; for p in "${CPIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done; [ $alive = 1 ] || break
     sleep 0.1
 done
-out=$TMP/hold.jsonl
 cat "$TMP"/hold.*.jsonl | grep '"established"' || { echo "hold client(s) failed:"; cat "$TMP"/hold.*.err; }
 sleep "$HOLD"
 read -r r1 h1 <<<"$(rss)"
@@ -177,7 +186,10 @@ tool_log_problems
 stop_tool
 ip netns delete "$NS_T"
 
+;; esac
+
 # ---------------------------------------------------------------- 2. accept rate
+case " $PARTS " in *" rate "*)
 rate_run() { # $1 system $2 namespace $3 host
     echo "load before $1 rate run: $(load)"
     timeout $((SECS + 30)) ip netns exec "$2" $PY "$HERE/scale_client.py" rate "$3" 19 --concurrency "$CONC" --seconds "$SECS" \
@@ -219,6 +231,8 @@ rate_run kernel "$NS_A" 10.98.0.2
 stop_kernel_server
 ip netns delete "$NS_A"; ip netns delete "$NS_B"
 
+;; esac
+
 # ---------------------------------------------------------------- summary
 $PY - "$out" "$TMP/rate.jsonl" "$r0 $h0 $r1 $h1 $r3 $h3" "$(load)" <<'PY'
 import json, sys
@@ -227,7 +241,8 @@ e = {k: sum(r[k] for r in est) for k in ("requested", "established", "failed")} 
 if est:
     e["seconds"] = max(r["seconds"] for r in est)
     e["conn_per_s"] = e["established"] / e["seconds"] if e["seconds"] > 0 else 0
-rates = [json.loads(l) for l in open(sys.argv[2]) if l.strip()] if len(sys.argv) > 2 else []
+import os
+rates = [json.loads(l) for l in open(sys.argv[2]) if l.strip()] if os.path.exists(sys.argv[2]) else []
 r0, h0, r1, h1, r3, h3 = sys.argv[3].split()
 print()
 print("| held connections | established | failed | seconds to establish | connects/s | VmRSS idle | VmRSS held (VmHWM) | VmRSS after close (VmHWM) |")
