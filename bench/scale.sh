@@ -18,7 +18,8 @@
 #    (bench/scale_kernel_server.py) in a second namespace joined by a veth pair.
 #
 # Env: N (100000), SECONDS_PER_RUN (10), CONCURRENCY (64), INFLIGHT (2000), HOLD_SECONDS (5),
-#      PARTS ("hold rate": which of 1. and 2. to run), TUNTCP_ARGS (extra serve options), TUNTCP_TOOL (another build of the tool), QUICK (1 = --quick).
+#      DRAIN_SECONDS (60: longest wait for the closes to reach the stack), TUN_QLEN (tun0's transmit
+#      queue in the namespace, kernel -> stack; the device default 500 unless set), PARTS ("hold rate": which of 1. and 2. to run), TUNTCP_ARGS (extra serve options), TUNTCP_TOOL (another build of the tool), QUICK (1 = --quick).
 # Network rule: traffic only inside the namespaces this script creates (unique names, removed on
 # every exit path by the trap); every client run is bounded in count and time (timeout); only
 # processes this script started are stopped, by PID.
@@ -30,13 +31,15 @@ if [ "${QUICK:-0}" = 1 ]; then N=${N:-10000}; SECS=${SECONDS_PER_RUN:-3}; else N
 CONC=${CONCURRENCY:-64}
 INFLIGHT=${INFLIGHT:-2000}
 HOLD=${HOLD_SECONDS:-5}
+DRAIN=${DRAIN_SECONDS:-60}
+TUN_QLEN=${TUN_QLEN:-}
 TUNTCP_ARGS=${TUNTCP_ARGS:-}
 PARTS=${PARTS:-"hold rate"}
 TOOL=${TUNTCP_TOOL:-$ROOT/artifacts/tuntcp/tuntcp}
 PY=python3
 STACK=192.168.0.2
 HOLD_TIMEOUT=$((N / 200 + 120))   # the hold client's own bound, s (>= 500 connects/s, or it gives up)
-TOOL_MAX=$((HOLD_TIMEOUT + 2 * SECS + 300))   # the tool's lifetime bound, s
+TOOL_MAX=$((HOLD_TIMEOUT + 2 * SECS + 400))   # the tool's lifetime bound, s
 
 [ "$(id -u)" -eq 0 ] || { echo "bench/scale.sh needs root (network namespaces, TUN devices)"; exit 1; }
 "$ROOT/run.sh" --help >/dev/null || { echo "build failed"; exit 1; }
@@ -107,7 +110,7 @@ est_count() { # established kernel sockets in $1 towards $2
 }
 
 echo "# $(date -u +%FT%TZ) bench/scale.sh N=$N SECONDS_PER_RUN=$SECS CONCURRENCY=$CONC INFLIGHT=$INFLIGHT HOLD_SECONDS=$HOLD nproc=$(nproc) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) kernel=$(uname -r) dotnet=$(dotnet --version) python=$($PY -V 2>&1 | cut -d' ' -f2)"
-echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src bench 2>/dev/null || echo ' (with uncommitted changes)') TUNTCP_ARGS='$TUNTCP_ARGS' PARTS='$PARTS'; load before: $(load)"
+echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src bench 2>/dev/null || echo ' (with uncommitted changes)') TUNTCP_ARGS='$TUNTCP_ARGS' TUN_QLEN='$TUN_QLEN' PARTS='$PARTS'; load before: $(load)"
 
 start_tool() { # $1 namespace, then serve options; sets TPID (the timeout wrapper) and PID (the tool itself)
     local ns=$1; shift
@@ -146,6 +149,8 @@ for i in $(seq $((N / 50000 + 1))); do
     SOURCES="$SOURCES,192.168.0.$((10 + i))"
 done
 echo "source addresses: $SOURCES"
+[ -n "$TUN_QLEN" ] && { ip -n "$NS_T" link set tun0 txqueuelen "$TUN_QLEN" || exit 1; }
+echo "tun0 transmit queue (kernel -> stack): $(ip -n "$NS_T" link show tun0 | grep -o 'qlen [0-9]*')"
 sleep 1
 read -r r0 h0 <<<"$(rss)"
 echo "rss idle: VmRSS ${r0} MiB, VmHWM ${h0} MiB; load $(load)"
@@ -177,11 +182,19 @@ touch "$go"
 for p in "${CPIDS[@]}"; do wait "$p" 2>/dev/null; done
 cat "$TMP"/hold.*.jsonl | grep '"closed"' || { echo "hold client(s) did not close cleanly:"; cat "$TMP"/hold.*.err; }
 cat "$TMP"/hold.*.jsonl > "$out"
-for _ in $(seq 100); do [ "$(est_count "$NS_T" $STACK)" -eq 0 ] && break; sleep 0.1; done
-sleep 3
+# Drained when no kernel socket towards the stack is still closing (FIN sent, not yet answered):
+# the stack has then had every FIN. Polled with ss, not with stats (a report of many connections
+# holds the stack thread for seconds). Bounded by DRAIN_SECONDS.
+t0=$(date +%s.%N)
+for _ in $(seq $((DRAIN * 2))); do
+    closing=$(ip netns exec "$NS_T" ss -Htn state fin-wait-1 state fin-wait-2 state closing state last-ack state established "( dst $STACK )" 2>/dev/null | wc -l)
+    [ "$closing" -eq 0 ] && break
+    sleep 0.5
+done
+echo "kernel side: $closing sockets to $STACK still closing $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s after the close; $(tun_drops)"
 stats_totals closed
 read -r r3 h3 <<<"$(rss)"
-echo "rss after closing (3 s later): VmRSS ${r3} MiB, VmHWM ${h3} MiB; load $(load); $(tun_drops)"
+echo "rss after closing: VmRSS ${r3} MiB, VmHWM ${h3} MiB; load $(load)"
 tool_log_problems
 stop_tool
 ip netns delete "$NS_T"
