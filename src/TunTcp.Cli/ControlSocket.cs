@@ -99,6 +99,10 @@ internal sealed class ControlSocket : IDisposable
                 var buffer = new byte[64];
                 int n = await client.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).ConfigureAwait(false);
                 string request = Encoding.ASCII.GetString(buffer, 0, n).Trim();
+                // The answer gets its own, longer deadline: with 100,000 connections the report is
+                // about 80 MB of JSON and taking plus sending it outlasts 5 s on a busy machine; the
+                // 5 s bound cut the send short and the client printed a truncated report.
+                timeout.CancelAfter(TimeSpan.FromSeconds(120));
                 string answer = request == "stats"
                     ? (await StackReport.CaptureAsync(stack).ConfigureAwait(false)).ToJson()
                     : $"{{\"error\": \"unknown request '{request.Replace("\"", "", StringComparison.Ordinal)}'; the only one is 'stats'\"}}";
@@ -119,7 +123,7 @@ internal sealed class ControlSocket : IDisposable
         string path = PathFor(name);
         if (!File.Exists(path))
             throw new IOException($"no running tuntcp serve or forward for '{name}': {path} does not exist (start one, or give its --netns)");
-        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 10_000, SendTimeout = 10_000 };
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 120_000, SendTimeout = 10_000 };
         try
         {
             socket.Connect(new UnixDomainSocketEndPoint(path));
