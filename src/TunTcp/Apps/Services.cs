@@ -72,6 +72,7 @@ internal sealed class ChargenService(NetStackCore core, ushort port, ILogger log
     private sealed class Handler(InlineTcpService service, NetStackCore core, TcpConnection connection, ConnectionEntry entry)
         : InlineTcpHandler(service, core, connection, entry)
     {
+        private const int FirstFill = 64 * 1024;
         private long _position;
 
         protected override void OnActivity(TcpConnectionEvents events)
@@ -86,7 +87,14 @@ internal sealed class ChargenService(NetStackCore core, ushort port, ILogger log
             if (Connection.SendClosed || Connection.State is not (TcpConnectionState.Established or TcpConnectionState.CloseWait)) return;
             var tx = Connection.SendBuffer;
             if (tx.Free == 0) return;
-            tx.GetWritable(out var first, out var second);
+            // Keep queued what the connection can send soon, as Linux sizes a send buffer by the
+            // congestion window (tcp_sndbuf_expand: 2 x cwnd), at least 64 KiB: a new
+            // connection's first segment goes out without the whole buffer being allocated and
+            // filled first (1 MiB with --buffer auto: ~3 ms and 1 MiB per accepted connection),
+            // while a bulk transfer's buffer grows with its window.
+            int target = (int)Math.Min(int.MaxValue, Math.Max(FirstFill, 2L * Connection.CongestionWindow));
+            if (tx.Count >= target) return;
+            tx.GetWritable(out var first, out var second, target - tx.Count);
             ChargenPattern.Fill(first, _position);
             ChargenPattern.Fill(second, _position + first.Length);
             int n = first.Length + second.Length;

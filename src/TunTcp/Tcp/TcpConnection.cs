@@ -210,6 +210,9 @@ internal sealed partial class TcpConnection
         Retransmissions, RetransmissionTimeouts, FastRetransmits, _cc.Name, _wsOk, _tsOk, _sackOk,
         _rtt.HasSample ? TimeSpan.FromMicroseconds(_rtt.MinUs) : TimeSpan.Zero, _deliveryRateBps, _loss.ReorderingSeen, DsacksReceived);
 
+    /// <summary>The congestion window, bytes.</summary>
+    public int CongestionWindow => _cc.CongestionWindow;
+
     /// <summary>D-SACK blocks received (RFC 2883): the peer got something twice.</summary>
     public long DsacksReceived { get; private set; }
 

@@ -136,7 +136,7 @@ public class SocketApiTests
         var exported = typeof(NetStack).Assembly.GetExportedTypes().Select(t => t.Name).ToHashSet();
         foreach (var name in new[] { "NetStack", "NetStackOptions", "TunTcpConnection", "TunTcpListener", "TunTcpStream", "TunUdpSocket", "TcpSettings", "TcpConnectionState", "FlowForwarder" })
             Assert.Contains(name, exported);
-        foreach (var name in new[] { "NetStackCore", "TcpConnection", "IpAddress", "TcpPacket", "SackScoreboard", "ByteRing", "TcpConnectionState", "TcpStatistics", "Instant" })
+        foreach (var name in new[] { "NetStackCore", "TcpConnection", "IpAddress", "TcpPacket", "SackScoreboard", "ByteRing", "TcpState", "TcpStatistics", "Instant" })
             Assert.DoesNotContain(name, exported);
         Assert.All(typeof(NetStack).Assembly.GetExportedTypes(), t => Assert.StartsWith("TunTcp", t.Namespace));
     }
