@@ -203,6 +203,7 @@ internal sealed partial class NetStackCore
                 entry.Removed = true;
                 _connections.Remove(c.Tuple);
                 c.ReleaseMemory();
+                if (c.Error == TcpError.None) RememberClosed(c.Tuple);
                 // The one place a connection is forgotten, so opened = closed + live always holds.
                 Statistics.tcpConnectionsClosed++;
                 TunTcpMetrics.RecordClosed(c, Now, MetricsId);
@@ -266,7 +267,8 @@ internal sealed partial class NetStackCore
         if (_flows is not null && !IsLocalAddress(tuple.LocalAddress)) return false;
         var listener = _listeners.Find(tuple.LocalAddress, tuple.LocalPort);
         if (listener is null) return false;
-        var created = listener.OnSegment(tuple, segment, now, this);
+        bool recentlyClosed = WasRecentlyClosed(tuple, segment.Syn, now);
+        var created = listener.OnSegment(tuple, segment, now, this, allowCookie: !recentlyClosed);
         if (created is not null)
         {
             Register(created);
@@ -274,6 +276,42 @@ internal sealed partial class NetStackCore
             // Rebuilt from a SYN cookie: the ACK that carried the cookie completes the handshake.
             if (created.FromSynCookie && created.State == TcpConnectionState.SynReceived) return DeliverTcp(tuple, segment, now);
         }
+        return true;
+    }
+
+    // 4-tuples whose connection ended in an orderly close, for as long as the peer's TIME-WAIT
+    // may still answer (Linux: 60 s). A late duplicate ACK from it (it answers a FIN we
+    // retransmitted after the first ACK had already closed us) decodes as a valid SYN cookie, as
+    // both FINs moved SEG.SEQ and SEG.ACK by one; without this it would rebuild a connection that
+    // nothing ever ends. Bounded: the oldest go first. A SYN on the tuple (a new incarnation)
+    // clears its entry.
+    private static readonly TimeSpan RecentlyClosedLifetime = TimeSpan.FromSeconds(60);
+    private const int RecentlyClosedLimit = 65_536;
+    private readonly Dictionary<TcpTuple, Instant> _recentlyClosed = [];
+    private readonly Queue<(TcpTuple Tuple, Instant Until)> _recentlyClosedOrder = new();
+
+    private void RememberClosed(in TcpTuple tuple)
+    {
+        var until = Now + RecentlyClosedLifetime;
+        while (_recentlyClosedOrder.TryPeek(out var oldest) && (oldest.Until <= Now || _recentlyClosedOrder.Count >= RecentlyClosedLimit))
+        {
+            _recentlyClosedOrder.Dequeue();
+            // Only if this is still the entry's own deadline (the tuple may have closed again since).
+            if (_recentlyClosed.TryGetValue(oldest.Tuple, out var at) && at == oldest.Until) _recentlyClosed.Remove(oldest.Tuple);
+        }
+        _recentlyClosed[tuple] = until;
+        _recentlyClosedOrder.Enqueue((tuple, until));
+    }
+
+    private bool WasRecentlyClosed(in TcpTuple tuple, bool syn, Instant now)
+    {
+        if (_recentlyClosed.Count == 0 || !_recentlyClosed.TryGetValue(tuple, out var until)) return false;
+        if (syn || until <= now)
+        {
+            _recentlyClosed.Remove(tuple);
+            return false;
+        }
+        _tcpEnv.Statistics.CookieAcksAfterClose++;
         return true;
     }
 

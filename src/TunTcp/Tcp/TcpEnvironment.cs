@@ -208,6 +208,8 @@ internal sealed class TcpStatistics
     public long OutOfOrderDrops;
     /// <summary>Segments dropped unacknowledged because the memory budget let no ring grow to hold them.</summary>
     public long MemoryDrops;
+    /// <summary>ACKs to a listener on a 4-tuple that had just closed in order, not taken as SYN cookies (answered with RST).</summary>
+    public long CookieAcksAfterClose;
     /// <summary>Out-of-order bytes given up (reneged) at the memory limit.</summary>
     public long OutOfOrderPrunedBytes;
     /// <summary>Ring bytes given back to the memory budget by shrinking idle rings.</summary>

@@ -68,11 +68,12 @@ internal sealed class TcpListenQueue
     /// is returned in SYN-RECEIVED (<see cref="TcpConnection.FromSynCookie"/>): the owner registers
     /// it and then gives it the same ACK, which completes it.
     /// </summary>
-    public TcpConnection? OnSegment(TcpTuple tuple, in TcpSegment seg, Instant now, ITcpOutput output)
+    /// <param name="allowCookie">False for a 4-tuple whose connection has just closed: its late ACKs are no cookies.</param>
+    public TcpConnection? OnSegment(TcpTuple tuple, in TcpSegment seg, Instant now, ITcpOutput output, bool allowCookie = true)
     {
         if (IsClosed) return null;
         if (seg.Rst) return null;
-        if (seg.Ack && !seg.Syn && CookiesRecentlySent(now))
+        if (seg.Ack && !seg.Syn && allowCookie && CookiesRecentlySent(now))
         {
             if (TcpConnection.FromCookie(tuple, seg, _settings, _env, _mtu, this, now) is { } rebuilt)
             {

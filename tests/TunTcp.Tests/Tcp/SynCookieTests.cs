@@ -233,4 +233,52 @@ public class SynCookieTests
         Assert.Equal(1, t.Stats.SynBacklogDrops);
         Assert.Equal(0, t.Stats.SynCookiesSent);
     }
+
+    // Found at scale (bench/scale.sh, 60,000 connections closed at once): after a passive close
+    // ends in CLOSED, a late duplicate of the peer's last ACK (from its TIME-WAIT, answering a FIN
+    // we retransmitted) decodes as a valid cookie, because both FINs add one to SEG.SEQ and SEG.ACK
+    // and the cookie check uses only their difference. It must not rebuild a connection (one with
+    // no timer, which nothing would ever end): it gets the plain RST of a stray ACK. A new SYN on
+    // the same 4-tuple is a new incarnation and may use a cookie again.
+    [Fact]
+    public void LateAckAfterAPassiveClose_DoesNotRebuildAConnectionFromTheCookie()
+    {
+        var noTs = LinuxSyn(ts: false);
+        _core.Receive(Syn(40000, 5000, noTs), _now);
+        var synAck = SentTcp.Parse(_out.Single());
+        _out.Packets.Clear();
+        _core.Receive(Ack(40000, 5001, synAck.Seq + 1, window: 1000, tsEcho: null), _now);
+        Assert.True(_listener.TryAccept(out var c));
+        Assert.Equal(TcpConnectionState.Established, c.State);
+
+        // The peer closes, we close: FIN in, FIN out (LAST-ACK), the peer's ACK: CLOSED, forgotten.
+        _core.Receive(Packets.Tcp(new TcpHeader(40000, Port, new SeqNumber(5001), synAck.Seq + 1, TcpFlags.Fin | TcpFlags.Ack, 1000)), _now);
+        _core.Close(c, _now);
+        _core.Poll(_now);
+        Assert.Equal(TcpConnectionState.LastAck, c.State);
+        var lastAck = Ack(40000, 5002, synAck.Seq + 2, window: 1000, tsEcho: null);
+        _core.Receive(lastAck, _now);
+        Assert.Equal(TcpConnectionState.Closed, c.State);
+        Assert.Equal(1, _core.ConnectionCount); // the constructor's half-open one
+        _out.Packets.Clear();
+
+        // The late duplicate: a plain RST, no connection.
+        _now += TimeSpan.FromMilliseconds(300);
+        _core.Receive(lastAck, _now);
+        Assert.Equal(1, _core.ConnectionCount);
+        Assert.Equal(1, Stats.SynCookiesValidated);
+        var rst = SentTcp.Parse(_out.Single());
+        Assert.Equal(TcpFlags.Rst, rst.Flags);
+        Assert.Equal(synAck.Seq + 2, rst.Seq);
+        _out.Packets.Clear();
+
+        // A new incarnation of the tuple still connects through a cookie.
+        _now += TimeSpan.FromSeconds(1);
+        _core.Receive(Syn(40000, 90_000, noTs), _now);
+        var synAck2 = SentTcp.Parse(_out.Single());
+        _core.Receive(Ack(40000, 90_001, synAck2.Seq + 1, window: 1000, tsEcho: null), _now);
+        Assert.Equal(2, Stats.SynCookiesValidated);
+        Assert.True(_listener.TryAccept(out var again));
+        Assert.Equal(TcpConnectionState.Established, again.State);
+    }
 }
