@@ -177,18 +177,23 @@ internal sealed class ByteRing
             // Carry over everything from the head to the furthest byte written (out-of-order data
             // past the tail included). The consumer may consume meanwhile; copying bytes it no
             // longer needs is harmless.
-            long end = Math.Max(_tail, _writtenEnd);
-            int oldMask = buffer.Length - 1, newMask = length - 1;
-            for (long p = head; p < end;)
-            {
-                int from = (int)(p & oldMask), to = (int)(p & newMask);
-                int n = (int)Math.Min(end - p, Math.Min(buffer.Length - from, length - to));
-                buffer.AsSpan(from, n).CopyTo(bigger.AsSpan(to));
-                p += n;
-            }
+            CopyLive(buffer, bigger, head, Math.Max(_tail, _writtenEnd));
         }
         Volatile.Write(ref _buffer, bigger);
         return bigger;
+    }
+
+    /// <summary>Copies the positions <paramref name="start"/> to <paramref name="end"/> from one array to another of a different length (each indexed by position mask).</summary>
+    private static void CopyLive(byte[] from, byte[] to, long start, long end)
+    {
+        int fromMask = from.Length - 1, toMask = to.Length - 1;
+        for (long p = start; p < end;)
+        {
+            int i = (int)(p & fromMask), j = (int)(p & toMask);
+            int n = (int)Math.Min(end - p, Math.Min(from.Length - i, to.Length - j));
+            from.AsSpan(i, n).CopyTo(to.AsSpan(j));
+            p += n;
+        }
     }
 
     /// <summary>Producer: forgets the out-of-order bytes written past the tail (they are not published).</summary>
@@ -213,14 +218,7 @@ internal sealed class ByteRing
         if (length > 0)
         {
             smaller = GC.AllocateUninitializedArray<byte>(length);
-            int oldMask = buffer.Length - 1, newMask = length - 1;
-            for (long p = head; p < end;)
-            {
-                int from = (int)(p & oldMask), to = (int)(p & newMask);
-                int n = (int)Math.Min(end - p, Math.Min(buffer.Length - from, length - to));
-                buffer.AsSpan(from, n).CopyTo(smaller.AsSpan(to));
-                p += n;
-            }
+            CopyLive(buffer, smaller, head, end);
         }
         Volatile.Write(ref _buffer, smaller);
         int released = buffer.Length - length;

@@ -25,16 +25,39 @@ public class SocketApiTests
 
     private static IPEndPoint Server(int port) => new(Packets.Stack.ToIPAddress(), port);
 
+    /// <summary>Two stacks, a listener on the server's port 80, and one connection to it, both ends.</summary>
+    private sealed class Connected : IAsyncDisposable
+    {
+        public required NetStack Client { get; init; }
+        public required NetStack ServerStack { get; init; }
+        public required TunTcpListener Listener { get; init; }
+        public required TunTcpConnection Accepted { get; init; }
+        public required TunTcpConnection Connection { get; init; }
+
+        public static async Task<Connected> OpenAsync(TcpSettings? serverSettings = null)
+        {
+            var (client, server) = Pair();
+            var listener = await server.ListenTcpAsync(new IPEndPoint(IPAddress.Any, 80), settings: serverSettings, cancellationToken: Token);
+            var connecting = client.ConnectTcpAsync(Server(80), Token);
+            var accepted = await listener.AcceptAsync(Token);
+            return new Connected { Client = client, ServerStack = server, Listener = listener, Accepted = accepted, Connection = await connecting };
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Connection.DisposeAsync();
+            await Accepted.DisposeAsync();
+            await Listener.DisposeAsync();
+            await Client.DisposeAsync();
+            await ServerStack.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task ShutdownReceive_MakesReceivesReturnZero_WhileSendingGoesOn()
     {
-        var (client, server) = Pair();
-        await using var _ = client;
-        await using var __ = server;
-        await using var listener = await server.ListenTcpAsync(new IPEndPoint(IPAddress.Any, 80), cancellationToken: Token);
-        var connecting = client.ConnectTcpAsync(Server(80), Token);
-        await using var accepted = await listener.AcceptAsync(Token);
-        await using var connection = await connecting;
+        await using var c = await Connected.OpenAsync();
+        var (accepted, connection) = (c.Accepted, c.Connection);
 
         connection.Shutdown(SocketShutdown.Receive);
         await accepted.SendAsync("ignored"u8.ToArray(), Token);
@@ -43,24 +66,15 @@ public class SocketApiTests
 
         await connection.SendAsync("still sending"u8.ToArray(), Token);
         connection.Shutdown(SocketShutdown.Send);
-        var got = new MemoryStream();
-        var buffer = new byte[64];
-        int n;
-        while ((n = await accepted.ReceiveAsync(buffer, Token)) > 0) got.Write(buffer, 0, n);
-        Assert.Equal("still sending"u8.ToArray(), got.ToArray());
+        Assert.Equal("still sending"u8.ToArray(), await ReadAllAsync(accepted));
         Assert.Throws<ArgumentOutOfRangeException>(() => connection.Shutdown((SocketShutdown)7));
     }
 
     [Fact]
     public async Task CloseAsync_WithLinger_ReturnsTrueOnceThePeerHasEverything()
     {
-        var (client, server) = Pair();
-        await using var _ = client;
-        await using var __ = server;
-        await using var listener = await server.ListenTcpAsync(new IPEndPoint(IPAddress.Any, 80), cancellationToken: Token);
-        var connecting = client.ConnectTcpAsync(Server(80), Token);
-        await using var accepted = await listener.AcceptAsync(Token);
-        var connection = await connecting;
+        await using var c = await Connected.OpenAsync();
+        var (accepted, connection) = (c.Accepted, c.Connection);
         var data = new byte[200_000];
         new Random(3).NextBytes(data);
         var reader = ReadAllAsync(accepted);
@@ -75,15 +89,9 @@ public class SocketApiTests
     [InlineData(50)]
     public async Task CloseAsync_WhenThePeerDoesNotTakeTheData_ResetsAtTheLingerTime(int lingerMs)
     {
-        var (client, server) = Pair();
-        await using var _ = client;
-        await using var __ = server;
         // The server's window is 4 KiB and it never reads: 64 KiB can never all be acknowledged.
-        var small = new TcpSettings { ReceiveBufferSize = 4096 };
-        await using var listener = await server.ListenTcpAsync(new IPEndPoint(IPAddress.Any, 80), settings: small, cancellationToken: Token);
-        var connecting = client.ConnectTcpAsync(Server(80), Token);
-        await using var accepted = await listener.AcceptAsync(Token);
-        var connection = await connecting;
+        await using var c = await Connected.OpenAsync(new TcpSettings { ReceiveBufferSize = 4096 });
+        var (accepted, connection) = (c.Accepted, c.Connection);
         await connection.SendAsync(new byte[64 * 1024], Token);
 
         Assert.False(await connection.CloseAsync(TimeSpan.FromMilliseconds(lingerMs), Token));
