@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
 using TunTcp.Wire;
 
 namespace TunTcp.Tcp;
@@ -10,7 +9,7 @@ namespace TunTcp.Tcp;
 /// </summary>
 internal sealed class TcpEnvironment
 {
-    private readonly byte[] _secret = new byte[32];
+    private readonly SipKey _secret;
     private long _challengeWindowStart = long.MinValue;
     private int _challengeAcksInWindow;
     private long _challengeBudget;
@@ -23,7 +22,9 @@ internal sealed class TcpEnvironment
     public TcpEnvironment(IRandomSource random, int challengeAcksPerSecond = 1000)
     {
         Random = random;
-        random.Fill(_secret);
+        Span<byte> secret = stackalloc byte[16];
+        random.Fill(secret);
+        _secret = SipKey.FromBytes(secret);
         ChallengeAcksPerSecond = challengeAcksPerSecond;
     }
 
@@ -45,7 +46,7 @@ internal sealed class TcpEnvironment
 
     /// <summary>
     /// RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), where M is
-    /// a timer that ticks every 4 microseconds and F is a keyed hash (here HMAC-SHA-256) of the
+    /// a timer that ticks every 4 microseconds and F is a keyed hash (SipHash-2-4, as Linux's) of the
     /// connection's 4-tuple. The ISN of a new incarnation thus grows with time per tuple, while
     /// an off-path attacker cannot guess it.
     /// </summary>
@@ -72,7 +73,7 @@ internal sealed class TcpEnvironment
     /// <summary>The MSS values a cookie can carry (2 bits), per family, as Linux's msstab (IPv6: the IPv6 MTUs minus 60).</summary>
     internal static readonly ushort[] CookieMss4 = [536, 1300, 1440, 1460], CookieMss6 = [1220, 1420, 1440, 8940];
 
-    private readonly byte[][] _cookieKeys = [new byte[32], new byte[32], new byte[32]];
+    private readonly SipKey[] _cookieKeys = new SipKey[3];
     private readonly long[] _cookieKeyTicks = [-1, -1, -1];
 
     /// <summary>
@@ -106,16 +107,19 @@ internal sealed class TcpEnvironment
         return true;
     }
 
-    /// <summary>The key of one cookie tick: HMAC(secret, "syncookie" || tick), cached for the ticks in use.</summary>
-    private byte[] CookieKey(long tick)
+    /// <summary>The key of one cookie tick: two PRF outputs of the secret on ("syncookie", tick, half), cached for the ticks in use.</summary>
+    private SipKey CookieKey(long tick)
     {
         int slot = (int)(tick % _cookieKeys.Length);
         if (_cookieKeyTicks[slot] != tick)
         {
-            Span<byte> input = stackalloc byte[17];
+            Span<byte> input = stackalloc byte[18];
             "syncookie"u8.CopyTo(input);
             BinaryPrimitives.WriteInt64BigEndian(input[9..], tick);
-            HMACSHA256.HashData(_secret, input, _cookieKeys[slot]);
+            input[17] = 0;
+            ulong k0 = SipHash.Hash(_secret, input);
+            input[17] = 1;
+            _cookieKeys[slot] = new SipKey(k0, SipHash.Hash(_secret, input));
             _cookieKeyTicks[slot] = tick;
         }
         return _cookieKeys[slot];
@@ -123,7 +127,7 @@ internal sealed class TcpEnvironment
 
     private uint KeyedHash(in TcpTuple tuple, byte purpose) => KeyedHash(tuple, purpose, _secret);
 
-    private static uint KeyedHash(in TcpTuple tuple, byte purpose, byte[] key)
+    private static uint KeyedHash(in TcpTuple tuple, byte purpose, SipKey key)
     {
         // IPv4: the 12 bytes of the two addresses and ports; IPv6: the 36 bytes of their full form.
         Span<byte> input = stackalloc byte[37];
@@ -145,9 +149,7 @@ internal sealed class TcpEnvironment
             length = 36;
         }
         input[length] = purpose;
-        Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(key, input[..(length + 1)], mac);
-        return BinaryPrimitives.ReadUInt32BigEndian(mac);
+        return (uint)SipHash.Hash(key, input[..(length + 1)]);
     }
 
     /// <summary>
