@@ -257,6 +257,18 @@ internal sealed partial class TcpConnection
     }
 
     /// <summary>Builds the options of our SYN or SYN-ACK.</summary>
+    /// <summary>
+    /// A cookie SYN-ACK's TSval: the clock with the option bits in its low 6 bits, stepped back by
+    /// 64 when that would put it ahead of the clock (Linux: cookie_init_timestamp). The peer keeps
+    /// it as TS.Recent, and the connection rebuilt from the cookie sends TsNow from then on: a
+    /// TSval ahead of that would make the peer's PAWS check drop our first segments (RFC 7323 5.3).
+    /// </summary>
+    private static uint CookieTsval(uint now, uint bits)
+    {
+        uint tsval = (now & ~CookieTsMask) | bits;
+        return unchecked((int)(tsval - now)) > 0 ? unchecked(tsval - (CookieTsMask + 1)) : tsval;
+    }
+
     private TcpOptions SynOptions(bool synAck)
     {
         var o = new TcpOptions { MaxSegmentSize = OwnMss };
@@ -265,7 +277,7 @@ internal sealed partial class TcpConnection
         bool ts = synAck ? _tsOk : _settings.Timestamps;
         bool sack = synAck ? _sackOk : _settings.Sack;
         if (ws) o.WindowScale = (byte)_offeredRcvShift;
-        if (ts) o.SetTimestamps(_cookieTsBits is uint bits ? (TsNow & ~CookieTsMask) | bits : TsNow, synAck ? _tsRecent : 0);
+        if (ts) o.SetTimestamps(_cookieTsBits is uint bits ? CookieTsval(TsNow, bits) : TsNow, synAck ? _tsRecent : 0);
         o.SackPermitted = sack;
         return o;
     }

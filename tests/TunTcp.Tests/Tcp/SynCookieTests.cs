@@ -136,6 +136,33 @@ public class SynCookieTests
     }
 
     [Fact]
+    public void Rfc7323_TheCookieTsval_IsNeverAheadOfTheClock_SoTheFirstDataPassesThePeersPaws()
+    {
+        // RFC 7323 5.3/5.5: the peer drops a segment whose TSval is older than the last it took
+        // (PAWS). Writing the option bits into the low 6 bits of TSval must not move it ahead of
+        // our clock (Linux's cookie_init_timestamp steps back by 64 when it would); otherwise the
+        // rebuilt connection's first data carries a smaller TSval than the SYN-ACK, the peer drops
+        // it, and the reply waits for a retransmission timeout (measured: 1 s per connection).
+        // Try many clock phases within the 64 ms the bits span.
+        for (int i = 0; i < 64; i++)
+        {
+            _out.Packets.Clear();
+            ushort port = (ushort)(41000 + i);
+            _core.Receive(Syn(port, 5000), _now);
+            var (synAck, options, _) = Parse(_out.Single());
+            _out.Packets.Clear();
+            _core.Receive(Ack(port, 5001, synAck.Seq + 1, window: 1000, tsEcho: options.TimestampValue, "hello"u8), _now);
+            _core.Poll(_now);
+            Assert.True(_listener.TryAccept(out var c));
+            CoreTcp.Write(_core, c, 10, _now);
+            var data = _out.Packets.Select(Parse).Single(p => p.Sent.Length == 10);
+            Assert.True(unchecked((int)(data.Options.TimestampValue - options.TimestampValue)) >= 0,
+                $"phase {i}: SYN-ACK TSval {options.TimestampValue}, first data TSval {data.Options.TimestampValue}");
+            _now += TimeSpan.FromMilliseconds(1);
+        }
+    }
+
+    [Fact]
     public void WithoutTimestamps_TheSynAckOffersOnlyTheMss_AndTheConnectionHasNoScalingOrSack()
     {
         _core.Receive(Syn(40000, 5000, LinuxSyn(ts: false), TcpFlags.Ece | TcpFlags.Cwr), _now);
