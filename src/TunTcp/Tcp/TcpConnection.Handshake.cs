@@ -218,7 +218,9 @@ internal sealed partial class TcpConnection
         if (seg.Ack) NegotiateEcnActive(seg.Flags);
         _rcv.Irs = seg.Sequence;
         _rcv.Nxt = seg.Sequence + 1;
-        _rcv.AdvertisedEdge = _rcv.Nxt;
+        // The window our SYN offered holds from their ISN + 1 on: data right behind the SYN-ACK
+        // (before our ACK goes out with a window of its own) is inside it.
+        _rcv.AdvertisedEdge = _rcv.Nxt + _synWindow;
         _snd.Wnd = seg.Window; // unscaled in a SYN (RFC 7323 2.2)
         _snd.MaxWnd = _snd.Wnd;
         _snd.Wl1 = seg.Sequence;
@@ -282,6 +284,9 @@ internal sealed partial class TcpConnection
         return o;
     }
 
+    /// <summary>The (unscaled) window our last SYN offered: RCV.WND once the SYN-ACK names the sequence space.</summary>
+    private ushort _synWindow;
+
     /// <summary>Sends (or resends) our SYN or SYN-ACK; it occupies ISS.</summary>
     private void SendSyn(bool synAck)
     {
@@ -289,6 +294,7 @@ internal sealed partial class TcpConnection
         // RFC 7323 2.2: the window in a SYN or SYN-ACK is never scaled.
         ushort window = (ushort)Math.Min(65535, ReceiveBuffer.Free);
         if (synAck) _rcv.AdvertisedEdge = SeqNumber.Max(_rcv.AdvertisedEdge, _rcv.Nxt + window);
+        else _synWindow = window;
         var flags = (synAck ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn) | EcnSynFlags(synAck);
         var header = new TcpHeader(Tuple.LocalPort, Tuple.RemotePort, _snd.Iss, synAck ? _rcv.Nxt : default, flags, window);
         Emit(header, options, 0, 0);

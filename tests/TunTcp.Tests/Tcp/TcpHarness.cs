@@ -319,12 +319,23 @@ internal sealed class TcpHarness : ITcpOutput, ITcpConnectionObserver
     public TcpSegmentResult Send(Seg s) => SendTo(C, s);
 
     /// <summary>Feeds one segment to <paramref name="connection"/> (for tests that juggle several).</summary>
-    public TcpSegmentResult SendTo(TcpConnection connection, Seg s)
+    public TcpSegmentResult SendTo(TcpConnection connection, Seg s) => SendTo(connection, s, transmit: true);
+
+    /// <summary>
+    /// Feeds one segment without letting the connection transmit (as the stack does within one
+    /// batch of received packets: what is due goes out once the batch ends, at <see cref="Flush"/>).
+    /// </summary>
+    public TcpSegmentResult SendInBatch(Seg s) => SendTo(C, s, transmit: false);
+
+    /// <summary>Lets the connection send what became due (the end of a batch).</summary>
+    public void Flush() => C.Flush(Now, this);
+
+    private TcpSegmentResult SendTo(TcpConnection connection, Seg s, bool transmit)
     {
         var options = s.Options ?? EchoOptions();
         if ((s.Flags & TcpFlags.Syn) != 0 && connection.Tuple == ConnTuple) NoteSyn(ours: false, options);
         var seg = new TcpSegment(s.Seq, s.Ack, s.Flags, s.Window, options, s.Payload);
-        return connection.OnSegment(seg, Now, this);
+        return connection.OnSegment(seg, Now, this, transmit);
     }
 
     /// <summary>A tuple for another peer port (another connection to the same listener).</summary>

@@ -236,6 +236,22 @@ public class TcpSynSentTests
         Assert.Equal(Bytes(20), h.ReadAll());
     }
 
+    // RFC 9293 3.10.7.3: after the SYN-ACK, RCV.WND is the window our SYN offered (the peer may
+    // send at once: a Linux TFO server sends data in SYN-RECEIVED). Data that arrives in the same
+    // batch as the SYN-ACK, before our ACK went out, must meet that window, not a zero one.
+    [Fact]
+    public void SynSent_DataRightBehindTheSynAck_InTheSameBatch_IsAcceptedIntoTheSynsWindow()
+    {
+        var h = Connecting();
+        h.Recv();
+        h.SendInBatch(SynAck(h));
+        h.SendInBatch(h.Peer(data: Bytes(100)) with { Flags = TcpFlags.Ack | TcpFlags.Psh });
+        h.Flush();
+        Assert.Equal(TcpConnectionState.Established, h.C.State);
+        Assert.Equal(Bytes(100), h.ReadAll());
+        Assert.Contains(h.RecvAll(), s => s.Ack == h.Irs + 101);
+    }
+
     // Our ACK of the SYN-ACK was lost and the peer resends its SYN-ACK: in ESTABLISHED it is a SYN
     // below RCV.NXT, answered (RFC 5961 4.2, and Linux) with a challenge ACK carrying
     // <SEQ=SND.NXT><ACK=RCV.NXT> - exactly the ACK the peer is missing.
