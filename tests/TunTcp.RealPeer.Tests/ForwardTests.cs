@@ -229,6 +229,20 @@ public sealed class ForwardTests : IDisposable
     }
 
     [Fact]
+    public void UdpToAClosedPort_TheApplicationGetsConnectionRefused_AsOnADirectPath_BothFamilies()
+    {
+        // The world answers the relay's datagram with ICMP port unreachable; the upstream socket
+        // reads it from its error queue (IP_RECVERR) and the stack passes it on, so the
+        // application's connected socket fails with ECONNREFUSED instead of waiting forever.
+        RootRequirement.SkipUnlessRoot();
+        using var tool = StartForward();
+        Assert.Equal("ECONNREFUSED", ClientSays("udperror", ForwardWorld.Server4, "7999"));
+        Assert.Equal("ECONNREFUSED", ClientSays("udperror", ForwardWorld.Server6, "7999"));
+        Assert.Equal("udp 3/3", ClientSays("udp", ForwardWorld.Server4, "7009", "3")); // and UDP relaying goes on
+        Assert.Equal(0, tool.Stop());
+    }
+
+    [Fact]
     public void Dns_TheNamespaceResolvesThroughTheGateway()
     {
         RootRequirement.SkipUnlessRoot();

@@ -26,7 +26,7 @@ internal sealed class UdpNat : IDisposable
     private readonly ConcurrentDictionary<(IpAddress Address, ushort Port), UdpFlow> _flows = new();
     private NetStack? _stack;
     private long _fullWarnedAt = long.MinValue;
-    internal long datagramsUp, datagramsDown, queueDrops, tableFull, flowsOpened, flowsExpired;
+    internal long datagramsUp, datagramsDown, queueDrops, tableFull, flowsOpened, flowsExpired, icmpErrorsRelayed;
 
     internal UdpNat(ForwarderOptions options, ILogger log, CancellationToken stopping)
     {
@@ -49,6 +49,8 @@ internal sealed class UdpNat : IDisposable
     public long TableFull => Volatile.Read(ref tableFull);
     public long FlowsOpened => Volatile.Read(ref flowsOpened);
     public long FlowsExpired => Volatile.Read(ref flowsExpired);
+    /// <summary>ICMP errors the upstream sockets received about relayed datagrams, passed on to the application.</summary>
+    public long IcmpErrorsRelayed => Volatile.Read(ref icmpErrorsRelayed);
 
     internal void Attach(NetStack stack) => _stack = stack;
 
@@ -112,6 +114,8 @@ internal sealed class UdpNat : IDisposable
             Remove(flow);
             return;
         }
+        if (flow.Upstream is IUdpUpstreamErrors errors)
+            errors.ErrorReceived = (destination, error, payload) => RelayError(stack, flow, destination, error, payload);
         var receiving = ReceiveAsync(stack, flow, token);
         try
         {
@@ -175,6 +179,34 @@ internal sealed class UdpNat : IDisposable
         {
             _log.LogDebug("udp {Flow}: receive failed: {Error}", flow, e.Message);
         }
+    }
+
+    /// <summary>
+    /// An ICMP error the flow's upstream socket got about a datagram it sent for the application:
+    /// the application gets the same error about its own datagram (to the address it sent to: the
+    /// gateway for a relayed DNS query), so a connected socket there sees ECONNREFUSED or
+    /// EHOSTUNREACH as on a direct path.
+    /// </summary>
+    private void RelayError(NetStack stack, UdpFlow flow, IPEndPoint about, SocketError error, ReadOnlySpan<byte> payload)
+    {
+        var destination = IpAddress.FromIPAddress(about.Address.IsIPv4MappedToIPv6 ? about.Address.MapToIPv4() : about.Address);
+        var port = (ushort)about.Port;
+        if (flow.DnsGateway is { } gateway && Dns.IsServer(about))
+        {
+            destination = gateway;
+            port = 53;
+        }
+        if (destination.IsV4 != flow.AppAddress.IsV4) return;
+        var verdict = error switch
+        {
+            SocketError.ConnectionRefused => FlowVerdict.Refuse,
+            SocketError.HostUnreachable => FlowVerdict.HostUnreachable,
+            _ => FlowVerdict.NetworkUnreachable,
+        };
+        _log.LogDebug("udp {Flow}: {Error} from upstream about {Destination}, passed on", flow, error, destination.WithPort(port));
+        Interlocked.Increment(ref icmpErrorsRelayed);
+        StackPost.TryPostCopy(stack, payload, (destination, port, flow, verdict),
+            static (core, s, data) => core.SendUdpError(s.flow.AppAddress, s.flow.AppPort, s.destination, s.port, data, s.verdict));
     }
 
     /// <summary>Expires idle mappings (called by the forwarder's sweep).</summary>

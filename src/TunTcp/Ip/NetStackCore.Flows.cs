@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
 using TunTcp.Tcp;
@@ -124,6 +125,45 @@ internal sealed partial class NetStackCore
                 (byte)(host ? Icmpv4UnreachableCode.HostUnreachable : Icmpv4UnreachableCode.NetUnreachable), 0, now)
             : SendIcmpv6Error(packet, Icmpv6Type.DestinationUnreachable,
                 (byte)(host ? Icmpv6UnreachableCode.AddressUnreachable : Icmpv6UnreachableCode.NoRoute), 0, now);
+    }
+
+    /// <summary>
+    /// Catch-all mode: tells the application that its datagram <paramref name="application"/>:<paramref name="applicationPort"/>
+    /// -> <paramref name="destination"/>:<paramref name="destinationPort"/> (of which <paramref name="payload"/> is
+    /// what is known) did not arrive, as the relay's upstream learned from an ICMP error:
+    /// <see cref="FlowVerdict.Refuse"/> as port unreachable from the destination,
+    /// <see cref="FlowVerdict.HostUnreachable"/> and <see cref="FlowVerdict.NetworkUnreachable"/> from the
+    /// stack as the router. The quoted datagram is rebuilt with its checksum. Rate-limited like every
+    /// ICMP error; false when nothing was sent. Stack thread only.
+    /// </summary>
+    internal bool SendUdpError(IpAddress application, ushort applicationPort, IpAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload, FlowVerdict error)
+    {
+        if (application.IsV4 != destination.IsV4 || error is FlowVerdict.Accept or FlowVerdict.Drop) return false;
+        bool v4 = application.IsV4;
+        int ipLength = v4 ? Ipv4Header.Length : Ipv6Header.Length;
+        int udpLength = UdpHeader.Length + payload.Length;
+        var invoking = ArrayPool<byte>.Shared.Rent(ipLength + udpLength);
+        try
+        {
+            var datagram = invoking.AsSpan(ipLength, udpLength);
+            new UdpHeader(applicationPort, destinationPort, payload.Length).Write(datagram);
+            payload.CopyTo(datagram[UdpHeader.Length..]);
+            UdpHeader.WriteChecksum(datagram, application, destination);
+            if (v4) new Ipv4Header(application.V4, destination.V4, IpProtocol.Udp, udpLength, DontFragment: false).Write(invoking);
+            else new Ipv6Header(application, destination, (byte)IpProtocol.Udp, udpLength).Write(invoking);
+            var packet = invoking.AsSpan(0, ipLength + udpLength);
+            var now = Now;
+            if (error != FlowVerdict.Refuse) return SendUnreachable(packet, error, now);
+            bool sent = v4
+                ? SendIcmpv4Error(packet, Icmpv4Type.DestinationUnreachable, (byte)Icmpv4UnreachableCode.PortUnreachable, 0, now, fromDestination: true)
+                : SendIcmpv6Error(packet, Icmpv6Type.DestinationUnreachable, (byte)Icmpv6UnreachableCode.PortUnreachable, 0, now, fromDestination: true);
+            if (sent) Statistics.udpPortUnreachableSent++;
+            return sent;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(invoking);
+        }
     }
 
     /// <summary>Drops requests nobody decided about in time (swept once a second, so up to a second late).</summary>

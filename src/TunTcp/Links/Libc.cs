@@ -90,6 +90,27 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
     public static partial nint Recv(int fd, void* buffer, nuint length, int flags);
 
+    /// <summary><c>struct msghdr</c> from &lt;bits/socket.h&gt; (64-bit layout).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MsgHdr
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVec* Iov;
+        public nuint IovLength;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
+
+    // <linux/socket.h>, <linux/in.h>, <linux/in6.h>, <linux/errqueue.h>
+    public const int MSG_DONTWAIT = 0x40, MSG_ERRQUEUE = 0x2000;
+    public const int SOL_IP = 0, IP_RECVERR = 11, SOL_IPV6 = 41, IPV6_RECVERR = 25;
+    public const byte SO_EE_ORIGIN_ICMP = 2, SO_EE_ORIGIN_ICMP6 = 3;
+
+    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
+    public static partial nint RecvMsg(int fd, MsgHdr* message, int flags);
+
     [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
     public static partial int EventFd(uint initialValue, int flags);
 

@@ -6,6 +6,7 @@
   reset HOST PORT             -> the errno name of the first receive (ECONNRESET expected)
   halfclose HOST PORT         -> sends, half-closes, reads the echo to EOF: "echoed N"
   udp HOST PORT COUNT         -> "udp N/COUNT" answered datagrams
+  udperror HOST PORT          -> the errno name a connected UDP socket gets after sending there ("timeout" if none)
   many HOST PORT N            -> "many OK/N" concurrent echo connections that round-tripped 1 KiB
   resolve NAME                -> the IPv4 address of NAME
 """
@@ -79,6 +80,19 @@ def main(argv):
             except socket.timeout:
                 pass
         print(f"udp {answered}/{count}")
+    elif cmd == "udperror":
+        # A connected UDP socket learns of an ICMP error about its datagram as the next receive's errno.
+        s = socket.socket(family(args[0]), socket.SOCK_DGRAM)
+        s.connect((args[0], int(args[1])))
+        s.settimeout(5)
+        try:
+            s.send(b"anyone there?")
+            s.recv(2048)
+            print("answered")
+        except socket.timeout:
+            print("timeout")
+        except OSError as e:
+            print(err_name(e))
     elif cmd == "many":
         host, port, n = args[0], int(args[1]), int(args[2])
         async def one(i):

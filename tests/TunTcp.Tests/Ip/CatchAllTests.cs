@@ -249,6 +249,49 @@ public class CatchAllTests
     }
 
     [Theory]
+    [InlineData(false, (int)FlowVerdict.Refuse)]
+    [InlineData(true, (int)FlowVerdict.Refuse)]
+    [InlineData(false, (int)FlowVerdict.HostUnreachable)]
+    [InlineData(true, (int)FlowVerdict.NetworkUnreachable)]
+    public void UpstreamIcmpError_ReachesTheApplication_QuotingItsDatagramAsItSentIt(bool v6, int verdictValue)
+    {
+        // The relay's upstream socket heard an ICMP error about the datagram it sent for the
+        // application; the application gets one about its own datagram: the same UDP header and
+        // checksum it sent, so its kernel finds the socket; port unreachable from the destination,
+        // the others from the stack as the router.
+        var verdict = (FlowVerdict)verdictValue;
+        var core = Core();
+        var app = v6 ? Packets6.Udp(5353, 9, "hello"u8, to: World6) : Packets.Udp(5353, 9, "hello"u8, to: World4);
+        var (appAddress, _) = Addresses(app);
+        Assert.True(core.SendUdpError(appAddress, 5353, World(v6), 9, "hello"u8, verdict));
+
+        var error = _out.Single();
+        var (source, destination) = Addresses(error);
+        Assert.Equal(appAddress, destination);
+        Assert.Equal(verdict == FlowVerdict.Refuse ? World(v6) : (v6 ? Packets6.Stack : IpAddress.FromV4(Packets.Stack)), source);
+        int at = v6 ? Ipv6Header.Length : Ipv4Header.Length;
+        Assert.Equal(v6 ? (byte)Icmpv6Type.DestinationUnreachable : (byte)Icmpv4Type.DestinationUnreachable, error[at]);
+        byte code = verdict switch
+        {
+            FlowVerdict.Refuse => v6 ? (byte)Icmpv6UnreachableCode.PortUnreachable : (byte)Icmpv4UnreachableCode.PortUnreachable,
+            FlowVerdict.HostUnreachable => v6 ? (byte)Icmpv6UnreachableCode.AddressUnreachable : (byte)Icmpv4UnreachableCode.HostUnreachable,
+            _ => v6 ? (byte)Icmpv6UnreachableCode.NoRoute : (byte)Icmpv4UnreachableCode.NetUnreachable,
+        };
+        Assert.Equal(code, error[at + 1]);
+        var quoted = error.AsSpan(at + 8);
+        Assert.Equal(Addresses(app), Addresses(quoted.ToArray()));
+        Assert.Equal(app.AsSpan(at).ToArray(), quoted[at..].ToArray()); // UDP header with its checksum, and the payload
+    }
+
+    [Fact]
+    public void UpstreamIcmpError_OfTheOtherFamily_IsNotSent()
+    {
+        var core = Core();
+        Assert.False(core.SendUdpError(IpAddress.FromV4(Packets.Host), 5353, World6, 9, "x"u8, FlowVerdict.Refuse));
+        Assert.Empty(_out.Packets);
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void EchoToAnyAddress_IsRelayed_AndToTheStackItselfStillAnswered(bool v6)
