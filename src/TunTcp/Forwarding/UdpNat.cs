@@ -154,14 +154,7 @@ internal sealed class UdpNat : IDisposable
             {
                 var (length, from) = await flow.Upstream!.ReceiveFromAsync(buffer, token).ConfigureAwait(false);
                 flow.Touch(_options.Time.GetTimestamp());
-                var source = IpAddress.FromIPAddress(from.Address.IsIPv4MappedToIPv6 ? from.Address.MapToIPv4() : from.Address);
-                var sourcePort = (ushort)from.Port;
-                if (flow.DnsGateway is { } gateway && Dns.IsServer(from))
-                {
-                    // The answer comes from the resolver the application asked: the gateway.
-                    source = gateway;
-                    sourcePort = 53;
-                }
+                var (source, sourcePort) = AsTheApplicationSeesIt(flow, from);
                 if (source.IsV4 != flow.AppAddress.IsV4) continue;
                 Interlocked.Increment(ref datagramsDown);
                 if (!StackPost.TryPostCopy(stack, buffer.AsSpan(0, length), (source, sourcePort, flow),
@@ -182,6 +175,16 @@ internal sealed class UdpNat : IDisposable
     }
 
     /// <summary>
+    /// An upstream remote as the application knows it: IPv4-mapped addresses unmapped, and the
+    /// resolver a relayed DNS query went to replaced by the gateway the application asked.
+    /// </summary>
+    private (IpAddress Address, ushort Port) AsTheApplicationSeesIt(UdpFlow flow, IPEndPoint remote)
+    {
+        if (flow.DnsGateway is { } gateway && Dns.IsServer(remote)) return (gateway, 53);
+        return (IpAddress.FromIPAddress(remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address), (ushort)remote.Port);
+    }
+
+    /// <summary>
     /// An ICMP error the flow's upstream socket got about a datagram it sent for the application:
     /// the application gets the same error about its own datagram (to the address it sent to: the
     /// gateway for a relayed DNS query), so a connected socket there sees ECONNREFUSED or
@@ -189,13 +192,7 @@ internal sealed class UdpNat : IDisposable
     /// </summary>
     private void RelayError(NetStack stack, UdpFlow flow, IPEndPoint about, SocketError error, ReadOnlySpan<byte> payload)
     {
-        var destination = IpAddress.FromIPAddress(about.Address.IsIPv4MappedToIPv6 ? about.Address.MapToIPv4() : about.Address);
-        var port = (ushort)about.Port;
-        if (flow.DnsGateway is { } gateway && Dns.IsServer(about))
-        {
-            destination = gateway;
-            port = 53;
-        }
+        var (destination, port) = AsTheApplicationSeesIt(flow, about);
         if (destination.IsV4 != flow.AppAddress.IsV4) return;
         var verdict = error switch
         {
