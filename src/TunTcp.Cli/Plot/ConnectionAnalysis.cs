@@ -71,7 +71,7 @@ internal sealed class ConnectionAnalysis
     /// <summary>The shift applied to the receiver's windows (RFC 7323 2.3), null when the handshake was not captured (no shift applied).</summary>
     public required int? ReceiveWindowShift { get; init; }
     public List<DataMark> Data { get; } = [];
-    /// <summary>The receiver's cumulative ACK (relative), at each segment it sent.</summary>
+    /// <summary>The receiver's cumulative ACK (relative), at each segment it sent with ACK set, a reset included.</summary>
     public List<TimePoint> Acks { get; } = [];
     /// <summary>The right edge of the receiver's window, ACK + window << shift.</summary>
     public List<TimePoint> WindowEdges { get; } = [];
@@ -150,9 +150,13 @@ internal sealed class ConnectionAnalysis
                 if (highestAck != long.MinValue) analysis.BytesInFlight.Add(new TimePoint(t, highestEnd - highestAck));
                 continue;
             }
-            if (!s.HasAck || s.Syn || s.Rst) continue;
+            if (!s.HasAck || s.Syn) continue;
             long ack = ackSeq.Unwrap(s.Ack);
             analysis.Acks.Add(new TimePoint(t, ack));
+            // A receiver that closes with unread data resets (RFC 1122 4.2.2.13) with ACK = RCV.NXT
+            // (Linux): that may be the only acknowledgment of the last data. A reset advertises no
+            // window and releases no RTT sample.
+            if (s.Rst) continue;
             analysis.WindowEdges.Add(new TimePoint(t, ack + ((long)s.Window << (shift ?? 0))));
             foreach (var block in s.Sack)
             {

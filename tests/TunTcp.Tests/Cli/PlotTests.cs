@@ -133,6 +133,29 @@ public sealed class PlotTests
         Assert.Equal(10_000, a.BytesAcknowledged);
     }
 
+    // A receiver that closes with unread data resets the connection (RFC 9293 3.6, RFC 1122
+    // 4.2.2.13) and Linux's RST carries ACK = RCV.NXT: when the last data arrived just before the
+    // close, the reset is the only segment that acknowledges it. The ACK line includes it; the
+    // window and SACK lines do not (a reset advertises no window).
+    [Fact]
+    public void Plot_ResetWithAck_AcknowledgesWhatTheReceiverHad_NoWindowMark()
+    {
+        var c = new CaptureBuilder();
+        uint d = ClientIsn + 1, s = ServerIsn + 1;
+        c.Segment(0, true, ClientIsn, 0, TcpFlags.Syn, 64240, options: Syn(7));
+        c.Segment(5, false, ServerIsn, d, TcpFlags.Syn | TcpFlags.Ack, 65160, options: Syn(5));
+        c.Segment(10, true, d, s, TcpFlags.Ack, 502);
+        c.Segment(20, true, d, s, TcpFlags.Ack, 502, payload: 1000);
+        c.Segment(21, true, d + 1000, s, TcpFlags.Ack, 502, payload: 1000);
+        c.Segment(40, false, s, d + 2000, TcpFlags.Ack, 2000);
+        c.Segment(41, true, d + 2000, s, TcpFlags.Ack, 502, payload: 1000);
+        c.Segment(60, false, s, d + 3000, TcpFlags.Rst | TcpFlags.Ack, 0);
+        var a = Analyze(c.Bytes());
+        Assert.Equal(3000, a.BytesAcknowledged);
+        Assert.Equal([2000L, 3000L], a.Acks.Select(p => p.Value));
+        Assert.Single(a.WindowEdges);
+    }
+
     [Fact]
     public void Plot_NoSynCaptured_WindowsUnscaled_SequenceFromFirstData()
     {
