@@ -17,7 +17,9 @@ internal static class DeviceCommand
     /// Runs <paramref name="body"/> on the set-up link. Set-up failures print their message (which
     /// names the fix) and return <see cref="ToolCommandLine.RunFailure"/>.
     /// </summary>
-    public static int Run(ToolSettings settings, ToolConsole console, Func<TunInterface, ILinkDevice, ShutdownSignals, int> body)
+    /// <paramref name="open"/>, when given, sets the interface up in place of <see cref="TunInterface.Open"/>
+    /// (the rootless <c>run</c> takes over a device its helper made).
+    public static int Run(ToolSettings settings, ToolConsole console, Func<TunInterface, ILinkDevice, ShutdownSignals, int> body, Func<TunInterface>? open = null)
     {
         var logger = console.LoggerFactory.CreateLogger("tuntcp");
         // Signals first: a Ctrl-C during set-up must still lead to clean-up, not a dead process
@@ -27,7 +29,7 @@ internal static class DeviceCommand
         ILinkDevice? link = null;
         try
         {
-            tun = TunInterface.Open(settings.Interface, console.LoggerFactory.CreateLogger<TunInterface>());
+            tun = open is not null ? open() : TunInterface.Open(settings.Interface, console.LoggerFactory.CreateLogger<TunInterface>());
             link = LinkDecorators.Wrap(tun.Device, settings, console.Error, console.Time);
             if (signals.Token.IsCancellationRequested) return 0;
             int exitCode = body(tun, link, signals);

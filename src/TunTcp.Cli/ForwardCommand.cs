@@ -19,9 +19,16 @@ internal static class ForwardCommand
     {
         var forward = settings.Forward!;
         bool run = forward.Command is not null;
-        if (run && !IsEffectiveRoot())
+        // Without root, run makes its namespace inside a user namespace (RootlessRun), as pasta does.
+        bool rootless = run && !IsEffectiveRoot();
+        if (rootless && forward.NamespaceChosen)
         {
-            console.Error.WriteLine($"tuntcp: error: {RootlessProblem()}");
+            console.Error.WriteLine("tuntcp: error: without root, run makes a namespace of its own inside a user namespace; --netns and --no-netns need root (sudo)");
+            return ToolCommandLine.RunFailure;
+        }
+        if (rootless && RootlessRun.Problem() is { } problem)
+        {
+            console.Error.WriteLine($"tuntcp: error: {problem}");
             return ToolCommandLine.RunFailure;
         }
         IUpstream upstream = forward.Upstream == "direct" ? DirectUpstream.Instance : new Socks5Upstream(Socks5Proxy.Parse(forward.Upstream));
@@ -45,15 +52,38 @@ internal static class ForwardCommand
             DnsServers = dnsServers,
             Time = console.Time,
         };
-        return DeviceCommand.Run(settings, console, (tun, link, signals) =>
+        RootlessRun? helper = null;
+        try
         {
-            string ns = tun.Options.NetworkNamespace!;
+            return DeviceCommand.Run(settings, console, (tun, link, signals) => Forward(settings, console, tun, link, signals, options, dnsServers, gateways, helper),
+                rootless ? () =>
+                {
+                    (helper, var tun) = RootlessRun.Start(settings, console.LoggerFactory);
+                    return tun;
+                } : null);
+        }
+        finally
+        {
+            helper?.Dispose();
+        }
+    }
+
+    private static int Forward(ToolSettings settings, ToolConsole console, TunInterface tun, ILinkDevice link, ShutdownSignals signals,
+        ForwarderOptions options, List<System.Net.IPEndPoint> dnsServers, List<IpAddress> gateways, RootlessRun? helper)
+    {
+        var forward = settings.Forward!;
+        bool run = forward.Command is not null;
+        IUpstream upstream = options.Upstream;
+        {
+            // The namespace's name (in the rootless case the label of the one the helper made).
+            string ns = settings.Interface.NetworkNamespace!;
             var forwarder = new FlowForwarder(options, console.LoggerFactory);
             using var trace = settings.OpenTcpTrace(console.Time);
             using var stack = new NetStack(link, settings.StackOptions(link.Mtu, forwarder, trace), console.Time, console.LoggerFactory);
             forwarder.Attach(stack);
             stack.Start();
-            string? resolvConf = forward.Dns ? WriteResolvConf(ns, gateways) : null;
+            // Rootless, the helper bind-mounted the namespace's resolv.conf itself.
+            string? resolvConf = forward.Dns && helper is null ? WriteResolvConf(ns, gateways) : null;
             using var control = ControlSocket.TryOpen(ControlSocket.NameFor(ns, tun.Device.Name), stack, console.LoggerFactory.CreateLogger("tuntcp"));
             try
             {
@@ -63,6 +93,11 @@ internal static class ForwardCommand
                 if (run)
                 {
                     console.Error.WriteLine(ready);
+                    if (helper is not null)
+                    {
+                        helper.Go();
+                        return WaitForChild(helper.Helper, signals);
+                    }
                     return RunChild(ns, forward.Command!, signals, console);
                 }
                 console.Out.WriteLine($"{ready}; try `sudo ip netns exec {ns} curl http://ADDRESS/`; stop with Ctrl-C");
@@ -81,7 +116,7 @@ internal static class ForwardCommand
                 stack.ShutdownAsync(TimeSpan.FromSeconds(1)).Wait(TimeSpan.FromSeconds(5));
                 if (resolvConf is not null) RemoveResolvConf(resolvConf);
             }
-        });
+        }
     }
 
     /// <summary>
@@ -111,7 +146,15 @@ internal static class ForwardCommand
             console.Error.WriteLine($"tuntcp: error: cannot start {command[0]}: {e.Message}");
             return ToolCommandLine.RunFailure;
         }
-        using (child)
+        using (child) return WaitForChild(child, signals);
+    }
+
+    /// <summary>
+    /// Waits for the command (or the rootless helper, which exits with the command's code). A
+    /// Ctrl-C reaches it directly; then it gets a moment and is killed if it lingers.
+    /// </summary>
+    private static int WaitForChild(Process child, ShutdownSignals signals)
+    {
         {
             var exited = child.WaitForExitAsync();
             if (Task.WaitAny([exited, Task.Delay(Timeout.Infinite, signals.Token)]) == 1)
@@ -130,30 +173,6 @@ internal static class ForwardCommand
     }
 
     private static bool IsEffectiveRoot() => geteuid() == 0;
-
-    /// <summary>
-    /// Why <c>run</c> cannot work without root here, as precisely as the machine tells: rootless
-    /// mode needs an unprivileged user namespace (<c>user.max_user_namespaces</c> above 0, and on
-    /// Debian kernels <c>kernel.unprivileged_userns_clone=1</c>) and a <c>/dev/net/tun</c> the user
-    /// may open; and it is not built yet (the TUN descriptor would be made in the user namespace and
-    /// passed back to the tool, as pasta does).
-    /// </summary>
-    private static string RootlessProblem()
-    {
-        static string? Read(string path) => File.Exists(path) ? File.ReadAllText(path).Trim() : null;
-        var problems = new List<string>();
-        if (Read("/proc/sys/user/max_user_namespaces") == "0")
-            problems.Add("user namespaces are off (sysctl user.max_user_namespaces=0)");
-        if (Read("/proc/sys/kernel/unprivileged_userns_clone") == "0")
-            problems.Add("unprivileged user namespaces are off (sysctl kernel.unprivileged_userns_clone=0)");
-        if (File.Exists("/dev/net/tun") && access("/dev/net/tun", 6 /* R_OK | W_OK */) != 0)
-            problems.Add("/dev/net/tun is not readable and writable by this user (its mode is usually 0666)");
-        string machine = problems.Count == 0 ? "" : $"; besides, on this machine {string.Join(" and ", problems)}";
-        return $"run needs root: it creates a network namespace and a TUN device, and rootless mode (a user namespace, as pasta makes) is not built yet{machine}. Run it with sudo: the command itself runs as you (SUDO_UID/SUDO_GID)";
-    }
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int access(string path, int mode);
 
     [System.Runtime.InteropServices.DllImport("libc")]
     private static extern uint geteuid();

@@ -12,6 +12,7 @@ internal static class Program
         var console = new ToolConsole(Console.Out, Console.Error, ToolLoggerProvider.CreateFactory(Console.Error, level), TimeProvider.System);
         try
         {
+            if (args.Length > 0 && args[0] == RootlessRun.HelperVerb) return RootlessRun.HelperMain(args, console);
             var commandLine = ToolCommandLine.Build(
                 dump: settings => DumpCommand.Run(settings, console),
                 serve: settings => ServeCommand.Run(settings, console),

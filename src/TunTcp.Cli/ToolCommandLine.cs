@@ -66,7 +66,9 @@ internal sealed record StatsRequest(string Name, bool Json, bool Watch);
 /// <param name="Dns">Relay DNS queries to the gateway to the tool's resolvers and write the namespace's resolv.conf.</param>
 /// <param name="Routes">What the namespace routes through the device (the default routes unless --route).</param>
 /// <param name="Command">For <c>run</c>: the program and its arguments.</param>
-internal sealed record ForwardSettings(string Upstream, bool Dns, IReadOnlyList<(IpAddress Network, int PrefixLength)> Routes, IReadOnlyList<string>? Command);
+/// <param name="NamespaceChosen">For <c>run</c>: --netns or --no-netns was given (not the fresh namespace of its own).</param>
+internal sealed record ForwardSettings(string Upstream, bool Dns, IReadOnlyList<(IpAddress Network, int PrefixLength)> Routes, IReadOnlyList<string>? Command,
+    bool NamespaceChosen = false);
 
 /// <summary>
 /// The <c>tuntcp</c> command tree (System.CommandLine): the options shared by every command, their
@@ -364,7 +366,7 @@ internal sealed class ToolCommandLine
         var serveCommand = new Command("serve", "Set up the device and run the TunTcp stack on it with its services (echo 7, discard 9, chargen 19, UDP echo 7); prints a line with 'ready' once it receives.");
         var connectCommand = new Command("connect", "Set up the device, open a TCP connection from the stack to HOST PORT (a listener on the host side) and copy stdin to it and it to stdout, like nc; half-closes on stdin EOF.");
         var forwardCommand = new Command("forward", "Carry all the traffic of network namespace --netns through TunTcp: its default routes (or --route prefixes) point into the device, and every TCP connection, UDP flow and ping to any address is relayed to real sockets of the namespace the tool runs in (or a SOCKS5 proxy). Prints 'ready', relays until Ctrl-C, logs one line per connection.");
-        var runCommand = new Command("run", "Like forward, for the life of one command: sets up a namespace (a fresh one unless --netns), runs COMMAND in it as the calling user (sudo's SUDO_UID/SUDO_GID), relays its traffic, and exits with its exit code after removing everything. Example: tuntcp run --delay 50 --loss 1 -- curl http://example/");
+        var runCommand = new Command("run", "Like forward, for the life of one command: sets up a namespace (a fresh one unless --netns), runs COMMAND in it as the calling user (sudo's SUDO_UID/SUDO_GID; without root, in a user namespace of its own, as pasta does), relays its traffic, and exits with its exit code after removing everything. Example: tuntcp run --delay 50 --loss 1 -- curl http://example/");
         var forwardRun = forward ?? (_ => RunFailure);
         foreach (var (command, run) in new[] { (dumpCommand, dump), (serveCommand, serve), (connectCommand, connect ?? (_ => RunFailure)), (forwardCommand, forwardRun), (runCommand, forwardRun) })
         {
@@ -639,7 +641,8 @@ internal sealed class ToolCommandLine
             {
                 Interface = settings.Interface with { Routes = [.. routes.Select(r => (r.Item1.ToIPAddress(), r.Item2))], NetworkNamespace = ns },
                 Forward = new ForwardSettings(result.GetValue(_upstream)!, result.GetValue(_dns), routes,
-                    command.Name == "run" ? result.GetValue(_command) : null),
+                    command.Name == "run" ? result.GetValue(_command) : null,
+                    NamespaceChosen: result.GetResult(_netns) is { Implicit: false } || result.GetValue(_noNetns)),
             };
         }
         if (command.Name == "connect")

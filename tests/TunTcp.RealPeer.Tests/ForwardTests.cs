@@ -294,15 +294,48 @@ public sealed class ForwardTests : IDisposable
         Assert.Equal("65534", stdout.Trim());
     }
 
+    /// <summary>
+    /// What runs the tool as nobody inside the world namespace, with <c>/dev/net/tun</c> replaced
+    /// (in a private mount namespace) by a node of <paramref name="mode"/>: this machine's own
+    /// node is 0600, most distributions' 0666.
+    /// </summary>
+    private string[] AsNobodyWithTun(string mode) =>
+        ["ip", "netns", "exec", world.Ns!.Name, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+         $"d=$(mktemp -d) && mknod -m {mode} \"$d/tun\" c 10 200 && mount --bind \"$d/tun\" /dev/net/tun && rm -rf \"$d\" && cd / && exec setpriv --reuid=nobody --regid=nogroup --clear-groups \"$@\"", "sh"];
+
     [Fact]
-    public void Run_WithoutRoot_SaysWhatIsMissing()
+    public void Run_WithoutRoot_ATunDeviceItMayNotOpen_SaysWhatIsMissing()
     {
         RootRequirement.SkipUnlessRoot();
         Unprivileged.SkipUnlessNobodyCanRunTheTool();
-        var (code, _, stderr) = ToolProcess.RunToExit(["run", "--", "true"], wrapper: Unprivileged.Wrapper);
-        Assert.Equal(1, code);
-        Assert.Contains("run needs root", stderr);
+        var (code, _, stderr) = ToolProcess.RunToExit(["run", "--", "true"], wrapper: AsNobodyWithTun("0600"));
+        Assert.True(code == 1, stderr);
+        Assert.Contains("/dev/net/tun is not readable and writable", stderr);
         Assert.Contains("sudo", stderr);
+
+        (code, _, stderr) = ToolProcess.RunToExit(["run", "--netns", _runNs, "--", "true"], wrapper: AsNobodyWithTun("0666"));
+        Assert.True(code == 1, stderr);
+        Assert.Contains("--netns and --no-netns need root", stderr);
+    }
+
+    // Rootless run, as pasta: a user namespace of its own, the device made inside and passed out,
+    // the command as the caller (nobody here), its traffic relayed by the tool's own sockets in the
+    // world namespace, its exit code passed on, nothing left behind.
+    [Fact]
+    public void Run_WithoutRoot_UserNamespace_RelaysTheCommandsTraffic_AsTheCaller()
+    {
+        RootRequirement.SkipUnlessRoot();
+        Unprivileged.SkipUnlessNobodyCanRunTheTool();
+        var (code, stdout, stderr) = ToolProcess.RunToExit(["run", "--dns", "--",
+            "sh", "-c", $"id -u; grep -c 192.168.0.2 /etc/resolv.conf; curl -sS -m 20 http://{ForwardWorld.Server4}:8080/small.txt; curl -sS -m 20 -g 'http://[{ForwardWorld.Server6}]:8080/small.txt'; exit 5"],
+            wrapper: AsNobodyWithTun("0666"));
+        Assert.True(code == 5, $"exit {code}\n{stdout}\n{stderr}");
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(["65534", "1", "hello from the world namespace", "hello from the world namespace"], lines);
+        Assert.Contains("ready: forwarding namespace", stderr);
+        Assert.Contains("Removed TUN device", stderr);
+        // The private /etc/resolv.conf was the command's only.
+        Assert.DoesNotContain("tuntcp run --dns", File.ReadAllText("/etc/resolv.conf"));
     }
 
     [Fact]

@@ -111,6 +111,18 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
     public static partial nint RecvMsg(int fd, MsgHdr* message, int flags);
 
+    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
+    public static partial nint SendMsg(int fd, MsgHdr* message, int flags);
+
+    // <bits/socket.h>: descriptors passed over a Unix socket (unix(7), SCM_RIGHTS).
+    public const int SOL_SOCKET = 1, SCM_RIGHTS = 1, MSG_NOSIGNAL = 0x4000, MSG_CMSG_CLOEXEC = 0x40000000;
+
+    // <sys/mount.h>
+    public const nuint MS_BIND = 0x1000;
+
+    [LibraryImport("libc", EntryPoint = "mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Mount(string source, string target, string? fileSystemType, nuint flags, void* data);
+
     [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
     public static partial int EventFd(uint initialValue, int flags);
 

@@ -166,6 +166,29 @@ public sealed unsafe class TunDevice : ILinkDevice, ISegmentationOffload
         }
     }
 
+    /// <summary>
+    /// Takes over a TUN descriptor opened elsewhere: by a helper inside a user namespace, which
+    /// passed it over a Unix socket (<see cref="DescriptorPassing"/>). The device's name, packet
+    /// information and virtio header come from the descriptor itself (TUNGETIFF); the MTU is given,
+    /// since the device lives in another network namespace where this process cannot ask.
+    /// Disposing closes the descriptor.
+    /// </summary>
+    /// <exception cref="LinkSetupException">The descriptor is not an attached TUN device.</exception>
+    internal static TunDevice FromDescriptor(int fd, int mtu, ILogger? logger = null)
+    {
+        Span<byte> req = stackalloc byte[NetDeviceControl.IfReqSize];
+        req.Clear();
+        fixed (byte* p = req)
+        {
+            if (Libc.Ioctl(fd, TUNGETIFF, p) != 0)
+                throw new LinkSetupException($"descriptor {fd} is not an attached TUN device: {Libc.Describe(Libc.LastErrno)}");
+        }
+        short flags = BinaryPrimitives.ReadInt16LittleEndian(req[16..]);
+        bool vnet = (flags & IFF_VNET_HDR) != 0;
+        return new TunDevice(fd, NetDeviceControl.ReadName(req), created: true, persistent: (flags & IFF_PERSIST) != 0,
+            packetInformation: (flags & IFF_NO_PI) == 0, offloads: vnet, mtu, logger ?? NullLogger.Instance) { _vnetHeader = vnet };
+    }
+
     /// <summary>The descriptor carries a virtio_net_hdr before every packet (IFF_VNET_HDR).</summary>
     private bool _vnetHeader;
 

@@ -177,6 +177,14 @@ public sealed class TunInterface : IDisposable
         }
     }
 
+    /// <summary>
+    /// An interface around a device another process set up as <paramref name="options"/> says, in
+    /// a namespace of its own (the rootless <c>run</c>'s helper, inside its user namespace):
+    /// disposing closes the descriptor; the namespace goes away with the processes in it.
+    /// </summary>
+    internal static TunInterface Adopt(TunInterfaceOptions options, TunDevice device, ILogger? logger = null) =>
+        new(options, device, createdNamespace: false, logger ?? NullLogger.Instance);
+
     /// <summary>One line saying what was set up, for status output.</summary>
     public string Describe()
     {
