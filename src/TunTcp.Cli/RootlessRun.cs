@@ -219,8 +219,9 @@ internal sealed class RootlessRun : IDisposable
             tun = TunInterface.Open(settings.Interface with { NetworkNamespace = null }, console.LoggerFactory.CreateLogger<TunInterface>());
             if (settings.Forward!.Dns) BindResolvConf(settings, Path.GetDirectoryName(socketPath)!);
             // A new network namespace lets no group open ICMP echo sockets ("1 0"); the command
-            // runs unprivileged, so let every group, as the host usually does, and ping works.
-            try { File.WriteAllText("/proc/sys/net/ipv4/ping_group_range", "0 2147483647"); }
+            // runs unprivileged, so let the caller's group (gid 0 here, the only one mapped: the
+            // kernel refuses a range with unmapped ids) open them, and ping works.
+            try { File.WriteAllText("/proc/sys/net/ipv4/ping_group_range", "0 0"); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 console.LoggerFactory.CreateLogger("tuntcp").LogWarning("ping will not work in the namespace: cannot write net.ipv4.ping_group_range: {Problem}", e.Message);

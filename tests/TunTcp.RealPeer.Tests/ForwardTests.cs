@@ -326,12 +326,14 @@ public sealed class ForwardTests : IDisposable
     {
         RootRequirement.SkipUnlessRoot();
         Unprivileged.SkipUnlessNobodyCanRunTheTool();
+        // The tool relays ping with unprivileged ICMP sockets in the world namespace, as nobody.
+        world.Ns!.Run("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647");
         var (code, stdout, stderr) = ToolProcess.RunToExit(["run", "--dns", "--",
-            "sh", "-c", $"id -u; grep -c 192.168.0.2 /etc/resolv.conf; curl -sS -m 20 http://{ForwardWorld.Server4}:8080/small.txt; curl -sS -m 20 -g 'http://[{ForwardWorld.Server6}]:8080/small.txt'; exit 5"],
+            "sh", "-c", $"id -u; grep -c 192.168.0.2 /etc/resolv.conf; ping -c1 -W5 -q {ForwardWorld.Server4} >/dev/null && echo pinged; curl -sS -m 20 http://{ForwardWorld.Server4}:8080/small.txt; curl -sS -m 20 -g 'http://[{ForwardWorld.Server6}]:8080/small.txt'; exit 5"],
             wrapper: AsNobodyWithTun("0666"));
         Assert.True(code == 5, $"exit {code}\n{stdout}\n{stderr}");
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Assert.Equal(["65534", "1", "hello from the world namespace", "hello from the world namespace"], lines);
+        Assert.Equal(["65534", "1", "pinged", "hello from the world namespace", "hello from the world namespace"], lines);
         Assert.Contains("ready: forwarding namespace", stderr);
         Assert.Contains("Removed TUN device", stderr);
         // The private /etc/resolv.conf was the command's only.
