@@ -20,7 +20,7 @@ internal static class ForwardCommand
         var forward = settings.Forward!;
         bool run = forward.Command is not null;
         // Without root, run makes its namespace inside a user namespace (RootlessRun), as pasta does.
-        bool rootless = run && !IsEffectiveRoot();
+        bool rootless = run && !Privileges.IsRoot;
         if (rootless && forward.NamespaceChosen)
         {
             console.Error.WriteLine("tuntcp: error: without root, run makes a namespace of its own inside a user namespace; --netns and --no-netns need root (sudo)");
@@ -43,8 +43,7 @@ internal static class ForwardCommand
                 return ToolCommandLine.RunFailure;
             }
         }
-        var gateways = new List<IpAddress> { settings.StackAddress };
-        if (settings.StackAddress6 is { } a6) gateways.Add(a6);
+        var gateways = Gateways(settings);
         var options = new ForwarderOptions
         {
             Upstream = upstream,
@@ -73,49 +72,46 @@ internal static class ForwardCommand
     {
         var forward = settings.Forward!;
         bool run = forward.Command is not null;
-        IUpstream upstream = options.Upstream;
+        // The namespace's name (in the rootless case the label of the one the helper made).
+        string ns = settings.Interface.NetworkNamespace!;
+        var forwarder = new FlowForwarder(options, console.LoggerFactory);
+        using var trace = settings.OpenTcpTrace(console.Time);
+        using var stack = new NetStack(link, settings.StackOptions(link.Mtu, forwarder, trace), console.Time, console.LoggerFactory);
+        forwarder.Attach(stack);
+        stack.Start();
+        // Rootless, the helper bind-mounted the namespace's resolv.conf itself.
+        string? resolvConf = forward.Dns && helper is null ? WriteResolvConf(ns, gateways) : null;
+        using var control = ControlSocket.TryOpen(ControlSocket.NameFor(ns, tun.Device.Name), stack, console.LoggerFactory.CreateLogger("tuntcp"));
+        try
         {
-            // The namespace's name (in the rootless case the label of the one the helper made).
-            string ns = settings.Interface.NetworkNamespace!;
-            var forwarder = new FlowForwarder(options, console.LoggerFactory);
-            using var trace = settings.OpenTcpTrace(console.Time);
-            using var stack = new NetStack(link, settings.StackOptions(link.Mtu, forwarder, trace), console.Time, console.LoggerFactory);
-            forwarder.Attach(stack);
-            stack.Start();
-            // Rootless, the helper bind-mounted the namespace's resolv.conf itself.
-            string? resolvConf = forward.Dns && helper is null ? WriteResolvConf(ns, gateways) : null;
-            using var control = ControlSocket.TryOpen(ControlSocket.NameFor(ns, tun.Device.Name), stack, console.LoggerFactory.CreateLogger("tuntcp"));
-            try
+            string routes = string.Join(", ", forward.Routes.Select(r => $"{r.Network}/{r.PrefixLength}"));
+            string dns = forward.Dns ? $"; DNS at {string.Join(" and ", gateways)} relayed to {string.Join(", ", dnsServers)}" : "";
+            var ready = $"tuntcp: ready: forwarding namespace {ns} ({routes} via {tun.Device.Name}) to {options.Upstream.Description}{dns}";
+            if (run)
             {
-                string routes = string.Join(", ", forward.Routes.Select(r => $"{r.Network}/{r.PrefixLength}"));
-                string dns = forward.Dns ? $"; DNS at {string.Join(" and ", gateways)} relayed to {string.Join(", ", dnsServers)}" : "";
-                var ready = $"tuntcp: ready: forwarding namespace {ns} ({routes} via {tun.Device.Name}) to {upstream.Description}{dns}";
-                if (run)
+                console.Error.WriteLine(ready);
+                if (helper is not null)
                 {
-                    console.Error.WriteLine(ready);
-                    if (helper is not null)
-                    {
-                        helper.Go();
-                        return WaitForChild(helper.Helper, signals);
-                    }
-                    return RunChild(ns, forward.Command!, signals, console);
+                    helper.Go();
+                    return WaitForChild(helper.Helper, signals);
                 }
-                console.Out.WriteLine($"{ready}; try `sudo ip netns exec {ns} curl http://ADDRESS/`; stop with Ctrl-C");
-                console.Out.Flush();
-                int stopped = Task.WaitAny([stack.Completion, Task.Delay(Timeout.Infinite, signals.Token)]);
-                if (stopped == 0 && stack.Completion.IsFaulted)
-                {
-                    console.Error.WriteLine($"tuntcp: error: the stack stopped: {stack.Completion.Exception?.InnerException?.Message}");
-                    return ToolCommandLine.RunFailure;
-                }
-                return 0;
+                return RunChild(ns, forward.Command!, signals, console);
             }
-            finally
+            console.Out.WriteLine($"{ready}; try `sudo ip netns exec {ns} curl http://ADDRESS/`; stop with Ctrl-C");
+            console.Out.Flush();
+            int stopped = Task.WaitAny([stack.Completion, Task.Delay(Timeout.Infinite, signals.Token)]);
+            if (stopped == 0 && stack.Completion.IsFaulted)
             {
-                forwarder.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
-                stack.ShutdownAsync(TimeSpan.FromSeconds(1)).Wait(TimeSpan.FromSeconds(5));
-                if (resolvConf is not null) RemoveResolvConf(resolvConf);
+                console.Error.WriteLine($"tuntcp: error: the stack stopped: {stack.Completion.Exception?.InnerException?.Message}");
+                return ToolCommandLine.RunFailure;
             }
+            return 0;
+        }
+        finally
+        {
+            forwarder.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5));
+            stack.ShutdownAsync(TimeSpan.FromSeconds(1)).Wait(TimeSpan.FromSeconds(5));
+            if (resolvConf is not null) RemoveResolvConf(resolvConf);
         }
     }
 
@@ -155,27 +151,20 @@ internal static class ForwardCommand
     /// </summary>
     private static int WaitForChild(Process child, ShutdownSignals signals)
     {
+        var exited = child.WaitForExitAsync();
+        if (Task.WaitAny([exited, Task.Delay(Timeout.Infinite, signals.Token)]) == 1)
         {
-            var exited = child.WaitForExitAsync();
-            if (Task.WaitAny([exited, Task.Delay(Timeout.Infinite, signals.Token)]) == 1)
+            // Interrupted: the command got the same signal from the terminal; give it a moment.
+            if (!child.WaitForExit(TimeSpan.FromSeconds(5)))
             {
-                // Interrupted: the command got the same signal from the terminal; give it a moment.
-                if (!child.WaitForExit(TimeSpan.FromSeconds(5)))
-                {
-                    child.Kill(entireProcessTree: true);
-                    child.WaitForExit(TimeSpan.FromSeconds(5));
-                }
-                return ToolCommandLine.Interrupted;
+                child.Kill(entireProcessTree: true);
+                child.WaitForExit(TimeSpan.FromSeconds(5));
             }
-            child.WaitForExit();
-            return child.ExitCode;
+            return ToolCommandLine.Interrupted;
         }
+        child.WaitForExit();
+        return child.ExitCode;
     }
-
-    private static bool IsEffectiveRoot() => geteuid() == 0;
-
-    [System.Runtime.InteropServices.DllImport("libc")]
-    private static extern uint geteuid();
 
     /// <summary>/etc/netns/NAME/resolv.conf naming the gateway, which <c>ip netns exec</c> shows the namespace's programs as /etc/resolv.conf.</summary>
     private static string WriteResolvConf(string ns, IReadOnlyList<IpAddress> gateways)
@@ -183,9 +172,17 @@ internal static class ForwardCommand
         string directory = Path.Combine("/etc/netns", ns);
         Directory.CreateDirectory(directory);
         string path = Path.Combine(directory, "resolv.conf");
-        File.WriteAllText(path, "# written by tuntcp forward --dns; removed when it stops\n" + string.Concat(gateways.Select(g => $"nameserver {g}\n")));
+        File.WriteAllText(path, ResolvConf(gateways, "removed when it stops"));
         return path;
     }
+
+    /// <summary>The stack's addresses, the namespace's gateways (and, with --dns, its resolvers).</summary>
+    internal static List<IpAddress> Gateways(ToolSettings settings) =>
+        settings.StackAddress6 is { } a6 ? [settings.StackAddress, a6] : [settings.StackAddress];
+
+    /// <summary>A resolv.conf naming the gateways as the namespace's nameservers.</summary>
+    internal static string ResolvConf(IReadOnlyList<IpAddress> gateways, string lifetime) =>
+        $"# written by tuntcp --dns; {lifetime}\n" + string.Concat(gateways.Select(g => $"nameserver {g}\n"));
 
     private static void RemoveResolvConf(string path)
     {

@@ -119,12 +119,12 @@ internal sealed class RootlessRun : IDisposable
             string reply = Encoding.UTF8.GetString(buffer[..length]).TrimEnd('\n');
             if (reply.StartsWith("error: ", StringComparison.Ordinal))
             {
-                if (fd >= 0) close(fd);
+                if (fd >= 0) _ = Libc.Close(fd);
                 throw new LinkSetupException(reply["error: ".Length..]);
             }
             if (fd < 0 || !reply.StartsWith("ok ", StringComparison.Ordinal) || !int.TryParse(reply.AsSpan(3), out int mtu))
             {
-                if (fd >= 0) close(fd);
+                if (fd >= 0) _ = Libc.Close(fd);
                 throw new LinkSetupException($"the user namespace helper answered '{reply}' without a device");
             }
             var device = TunDevice.FromDescriptor(fd, mtu, loggers.CreateLogger<TunDevice>());
@@ -281,16 +281,11 @@ internal sealed class RootlessRun : IDisposable
     private static unsafe void BindResolvConf(ToolSettings settings, string directory)
     {
         string path = Path.Combine(directory, "resolv.conf");
-        var gateways = new List<Wire.IpAddress> { settings.StackAddress };
-        if (settings.StackAddress6 is { } a6) gateways.Add(a6);
-        File.WriteAllText(path, "# written by tuntcp run --dns; visible only inside its namespace\n" + string.Concat(gateways.Select(g => $"nameserver {g}\n")));
+        File.WriteAllText(path, ForwardCommand.ResolvConf(ForwardCommand.Gateways(settings), "visible only inside its namespace"));
         if (Libc.Mount(path, "/etc/resolv.conf", null, Libc.MS_BIND, null) != 0)
             throw new LinkSetupException($"cannot bind-mount the DNS relay's resolv.conf over /etc/resolv.conf: {Libc.Describe(Libc.LastErrno)}");
     }
 
     [DllImport("libc", SetLastError = true)]
     private static extern int access(string path, int mode);
-
-    [DllImport("libc")]
-    private static extern int close(int fd);
 }
